@@ -1,0 +1,3 @@
+from geomag.cli import main
+
+raise SystemExit(main())

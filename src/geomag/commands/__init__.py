@@ -1,0 +1,1 @@
+"""Subcommands of the `geomag` CLI, one module each; see geomag.cli."""

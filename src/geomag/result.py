@@ -1,0 +1,87 @@
+"""The `Result` of one request: what the model said, where, and how long it took.
+
+Every box and mask is in the ORIGINAL image's pixel coordinates, whatever MagCrop did to the image.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geomag.imaging import Box
+
+
+@dataclass
+class Result:
+    """Output of `geomag parse` / `GeoMagModel.parse`.
+
+    masks: boolean arrays (H, W) on the original image grid, one per [SEG] in `text`.
+    boxes: named boxes (e.g. MagCrop's "crop1", "crop2") in original pixel coordinates.
+    timings: seconds per stage ("classify", "magcrop", "generate", "decode", ...).
+    """
+
+    text: str
+    granularity: str
+    image_size: tuple[int, int]  # (width, height) of the original image
+    boxes: dict[str, Box] = field(default_factory=dict)
+    masks: list[np.ndarray] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, mask_files: list[str] | None = None) -> dict[str, Any]:
+        """JSON-ready dict. Masks are summarised (area, bbox) and optionally named by their PNG files."""
+        masks = []
+        for i, m in enumerate(self.masks):
+            ys, xs = np.nonzero(m)
+            bbox = None if xs.size == 0 else [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+            entry: dict[str, Any] = {"index": i, "area": int(m.sum()), "bbox": bbox}
+            if i < len(self.phrases):
+                entry["phrase"] = self.phrases[i]
+            if mask_files is not None:
+                entry["file"] = mask_files[i]
+            masks.append(entry)
+        return {
+            "text": self.text,
+            "granularity": self.granularity,
+            "image_size": list(self.image_size),
+            "boxes": {k: b.to_list() for k, b in self.boxes.items()},
+            "masks": masks,
+            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(**kwargs), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        """Inverse of `to_dict` for everything but the mask pixels (those live in the PNG files)."""
+        return cls(
+            text=d["text"],
+            granularity=d["granularity"],
+            image_size=tuple(d["image_size"]),
+            boxes={k: Box(*v) for k, v in d.get("boxes", {}).items()},
+            timings=dict(d.get("timings", {})),
+            phrases=[m["phrase"] for m in d.get("masks", []) if "phrase" in m],
+            extra=dict(d.get("extra", {})),
+        )
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write result.json and one PNG per mask into out_dir; returns the JSON path."""
+        from PIL import Image
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = []
+        for i, m in enumerate(self.masks):
+            name = f"mask_{i:02d}.png"
+            Image.fromarray(np.asarray(m, dtype=bool).astype(np.uint8) * 255).save(out / name)
+            files.append(name)
+        path = out / "result.json"
+        path.write_text(self.to_json(mask_files=files))
+        return path

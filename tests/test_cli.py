@@ -1,0 +1,31 @@
+"""The `geomag` entry point: help, version, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from geomag import __version__
+from geomag.cli import COMMANDS, build_parser, main
+
+
+def test_version(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_help_lists_built_subcommands():
+    out = subprocess.run([sys.executable, "-m", "geomag", "--help"], capture_output=True, text=True, check=True)
+    parser = build_parser()
+    registered = [a for a in parser._subparsers._group_actions[0].choices]
+    assert registered, "no subcommand registered"
+    for name in registered:
+        assert name in COMMANDS and name in out.stdout
+
+
+def test_unknown_command_exits_nonzero():
+    res = subprocess.run([sys.executable, "-m", "geomag", "nosuch"], capture_output=True, text=True)
+    assert res.returncode != 0 and "invalid choice" in res.stderr
