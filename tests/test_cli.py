@@ -18,7 +18,9 @@ def test_version(capsys):
 
 
 def test_help_lists_built_subcommands():
-    out = subprocess.run([sys.executable, "-m", "geomag", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "geomag", "--help"], capture_output=True, text=True, check=True
+    )
     parser = build_parser()
     registered = [a for a in parser._subparsers._group_actions[0].choices]
     assert registered, "no subcommand registered"

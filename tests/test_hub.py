@@ -49,7 +49,7 @@ def test_hub_cache_snapshot_is_found(tmp_path, monkeypatch, tiny_bert):
 
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(cache))
     assert hub.resolve_model("someorg/tiny-bert") == snap
-    model, tok = hub.load_text_encoder("someorg/tiny-bert")
+    model, _ = hub.load_text_encoder("someorg/tiny-bert")
     assert model.config.hidden_size == 32
 
 
@@ -64,8 +64,11 @@ def test_tiny_llava_reloads_with_eager_attention(tiny_llava):
     model, processor = hub.load_vlm(tiny_llava)
     assert type(model).__name__ == "LlavaForConditionalGeneration"
     assert model.config.text_config._attn_implementation == "eager"
-    inputs = processor(images=Image.new("RGB", (80, 60), (40, 90, 30)), text="USER: <image>\nIs there a ship?",
-                       return_tensors="pt")
+    inputs = processor(
+        images=Image.new("RGB", (80, 60), (40, 90, 30)),
+        text="USER: <image>\nIs there a ship?",
+        return_tensors="pt",
+    )
     n_img = int((inputs["input_ids"] == model.config.image_token_index).sum())
     assert n_img == model.config.image_seq_length
     with torch.no_grad():

@@ -45,7 +45,9 @@ def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Pa
     if text in BUNDLED:
         return bundled_path(text)
     if path.exists():
-        raise GeoMagError(f"{what} '{text}' is a file; give the folder that holds config.json and the weights")
+        raise GeoMagError(
+            f"{what} '{text}' is a file; give the folder that holds config.json and the weights"
+        )
     if text.startswith((".", "/", "~")) or not _REPO_ID.match(text):
         raise GeoMagError(f"{what} folder not found: {text}")
     from huggingface_hub import snapshot_download
@@ -63,7 +65,9 @@ def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Pa
         ) from None
 
 
-def load_vlm(id_or_path: str | os.PathLike[str], *, dtype: Any = None, attn: str = "eager") -> tuple[Any, Any]:
+def load_vlm(
+    id_or_path: str | os.PathLike[str], *, dtype: Any = None, attn: str = "eager"
+) -> tuple[Any, Any]:
     """A LLaVA-style VLM and its processor. The language model uses eager attention so PSC can read it."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor

@@ -31,7 +31,7 @@ class Box:
 
     def __post_init__(self) -> None:
         for name in ("x0", "y0", "x1", "y1"):
-            object.__setattr__(self, name, int(round(getattr(self, name))))
+            object.__setattr__(self, name, round(getattr(self, name)))
         if self.x1 <= self.x0 or self.y1 <= self.y0:
             raise GeoMagError(f"empty box {self.to_list()}: need x0 < x1 and y0 < y1")
 
@@ -77,7 +77,9 @@ class Box:
         return self
 
 
-def to_uint8(array: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0, nodata: float | None = None) -> np.ndarray:
+def to_uint8(
+    array: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0, nodata: float | None = None
+) -> np.ndarray:
     """Stretch any numeric array (bands last) to uint8 by per-band percentiles.
 
     uint8 input is returned as is. For 16-bit and float rasters the 2nd..98th percentile of the valid

@@ -38,7 +38,9 @@ class Result:
         masks = []
         for i, m in enumerate(self.masks):
             ys, xs = np.nonzero(m)
-            bbox = None if xs.size == 0 else [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+            bbox = (
+                None if xs.size == 0 else [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+            )
             entry: dict[str, Any] = {"index": i, "area": int(m.sum()), "bbox": bbox}
             if i < len(self.phrases):
                 entry["phrase"] = self.phrases[i]
