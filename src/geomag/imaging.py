@@ -31,7 +31,7 @@ class Box:
 
     def __post_init__(self) -> None:
         for name in ("x0", "y0", "x1", "y1"):
-            object.__setattr__(self, name, round(getattr(self, name)))
+            object.__setattr__(self, name, int(np.rint(getattr(self, name))))
         if self.x1 <= self.x0 or self.y1 <= self.y0:
             raise GeoMagError(f"empty box {self.to_list()}: need x0 < x1 and y0 < y1")
 
