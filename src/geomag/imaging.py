@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -190,3 +191,34 @@ def degrade(image: Image.Image, factor: int = 4) -> Image.Image:
 def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Resize to (width, height) with bilinear filtering (antialiased when shrinking)."""
     return image.resize(size, Image.Resampling.BILINEAR)
+
+
+class ImageSource(Protocol):
+    """Where MagCrop reads pixels from: a PIL image in memory or a huge raster read in windows.
+
+    `size` is the ORIGINAL (width, height). `read(box, out_size)` returns the pixels of `box` (default:
+    the whole image) resampled to `out_size` (default: the box's own size), as 8-bit RGB. A raster
+    implementation (geomag.geoio.RasterSource) reads only that window, decimated, never the whole file.
+    """
+
+    @property
+    def size(self) -> tuple[int, int]: ...
+
+    def read(self, box: Box | None = None, out_size: tuple[int, int] | None = None) -> Image.Image: ...
+
+
+class PilSource:
+    """ImageSource over an in-memory PIL image."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.image = image.convert("RGB")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def read(self, box: Box | None = None, out_size: tuple[int, int] | None = None) -> Image.Image:
+        region = self.image if box is None else crop(self.image, box)
+        if out_size is not None and region.size != tuple(out_size):
+            region = resize(region, tuple(out_size))
+        return region

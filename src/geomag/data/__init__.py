@@ -1,0 +1,1 @@
+"""Data: benchmark loaders and writers, the synthetic scene world, training samples, task prompts."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics of the ten benchmarks and the `geomag eval` runner."""

@@ -1,0 +1,1 @@
+"""Models: Hugging Face VLM wrapper, frozen mask encoders, pixel decoder, the GeoMag model, presets."""

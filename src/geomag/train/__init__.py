@@ -1,0 +1,1 @@
+"""Training loops: GeoMag model (LoRA + mask losses) and the embedded nano recipe."""
