@@ -1,0 +1,126 @@
+"""A narrow interface over any LLaVA-style Hugging Face VLM (LlavaForConditionalGeneration and kin).
+
+MagCrop (attention, magcrop) and the GeoMag model only talk to a VLM through this class: prompt
+formatting, input preparation at the model's native input size, image-token positions and the patch
+grid. Image-token positions come from the config (`image_token_id`), never from magic offsets.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+from PIL import Image
+
+from geomag.errors import GeoMagError
+from geomag.imaging import resize
+
+# LLaVA-1.5's conversation format, used when the processor has no chat template.
+LLAVA15_TEMPLATE = "USER: {image}\n{prompt} ASSISTANT:"
+
+
+class VLM:
+    """A LLaVA-style model and its processor, with the few operations GeoMag needs."""
+
+    def __init__(self, model: Any, processor: Any) -> None:
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+
+    @classmethod
+    def from_pretrained(cls, id_or_path: str | os.PathLike[str], **kwargs: Any) -> VLM:
+        from geomag.hub import load_vlm
+
+        return cls(*load_vlm(id_or_path, **kwargs))
+
+    # --- facts read from the config / processor -------------------------------------------------
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def image_token_id(self) -> int:
+        token_id = getattr(self.config, "image_token_id", None)
+        if token_id is None:
+            token_id = getattr(self.config, "image_token_index", None)
+        if token_id is None:
+            raise GeoMagError(f"{type(self.model).__name__} config names no image token id")
+        return int(token_id)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the image the vision tower sees, from the image processor's config."""
+        ip = self.processor.image_processor
+        crop = getattr(ip, "crop_size", None) if getattr(ip, "do_center_crop", False) else None
+        size = crop or getattr(ip, "size", None)
+        if isinstance(size, dict):
+            if "height" in size and "width" in size:
+                return int(size["width"]), int(size["height"])
+            if "shortest_edge" in size:
+                return int(size["shortest_edge"]), int(size["shortest_edge"])
+        if hasattr(size, "height") and size.height:
+            return int(size.width), int(size.height)
+        if hasattr(size, "shortest_edge") and size.shortest_edge:
+            return int(size.shortest_edge), int(size.shortest_edge)
+        raise GeoMagError(f"cannot tell the input size of {type(ip).__name__}")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # --- inputs ----------------------------------------------------------------------------------
+    def format_prompt(self, prompt: str) -> str:
+        """The text fed to the model for one user turn with one image, ending where the answer starts."""
+        image_token = getattr(self.processor, "image_token", "<image>")
+        template = getattr(self.processor, "chat_template", None) or getattr(
+            self.tokenizer, "chat_template", None
+        )
+        if template:
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+            return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return LLAVA15_TEMPLATE.format(image=image_token, prompt=prompt)
+
+    def prepare(self, image: Image.Image, prompt: str, answer: str | None = None) -> dict[str, torch.Tensor]:
+        """Model inputs for (image, prompt[, answer]).
+
+        The image is resized (not cropped) to the native input size, so the whole image is seen and the
+        patch grid maps linearly onto it; the caller keeps the original for coordinates.
+        """
+        if not prompt or not prompt.strip():
+            raise GeoMagError("the prompt is empty")
+        text = self.format_prompt(prompt)
+        if answer is not None:
+            text = text + " " + answer + (self.tokenizer.eos_token or "")
+        image = resize(image.convert("RGB"), self.input_size)
+        inputs = self.processor(images=[image], text=[text], return_tensors="pt")
+        return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+
+    def image_token_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of the image-token positions in input_ids."""
+        return input_ids == self.image_token_id
+
+    def patch_grid(self, n_tokens: int) -> tuple[int, int]:
+        """(rows, cols) of the image-token grid: the vision config's grid if it has one, else a square."""
+        vision = getattr(self.config, "vision_config", None)
+        grid = getattr(vision, "token_grid", None)
+        if grid:
+            rows, cols = (grid, grid) if isinstance(grid, int) else tuple(grid)
+            if rows * cols == n_tokens:
+                return int(rows), int(cols)
+        side = math.isqrt(n_tokens)
+        if side * side != n_tokens:
+            raise GeoMagError(
+                f"{n_tokens} image tokens do not form a square grid; set vision_config.token_grid"
+            )
+        return side, side
+
+    # --- generation ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, image: Image.Image, prompt: str, max_new_tokens: int = 64) -> str:
+        """Greedy answer text for (image, prompt)."""
+        inputs = self.prepare(image, prompt)
+        out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        new = out[0, inputs["input_ids"].shape[1] :]
+        return self.tokenizer.decode(new, skip_special_tokens=True).strip()
