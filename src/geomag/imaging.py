@@ -79,12 +79,17 @@ class Box:
 
 
 def to_uint8(
-    array: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0, nodata: float | None = None
+    array: np.ndarray,
+    low_pct: float = 2.0,
+    high_pct: float = 98.0,
+    nodata: float | None = None,
+    limits: np.ndarray | None = None,
 ) -> np.ndarray:
     """Stretch any numeric array (bands last) to uint8 by per-band percentiles.
 
     uint8 input is returned as is. For 16-bit and float rasters the 2nd..98th percentile of the valid
     pixels of each band maps linearly to 0..255 (the usual "percentile stretch" of GIS viewers).
+    `limits` (bands x 2: low, high) replaces the percentiles, so windows of one raster share a stretch.
     """
     if array.dtype == np.uint8:
         return array
@@ -94,10 +99,13 @@ def to_uint8(
     out = np.zeros(a.shape, dtype=np.uint8)
     for b in range(a.shape[-1]):
         band = a[..., b]
-        valid = np.isfinite(band) if nodata is None else (np.isfinite(band) & (band != nodata))
-        if not valid.any():
-            continue
-        lo, hi = np.percentile(band[valid], [low_pct, high_pct])
+        if limits is not None:
+            lo, hi = limits[b]
+        else:
+            valid = np.isfinite(band) if nodata is None else (np.isfinite(band) & (band != nodata))
+            if not valid.any():
+                continue
+            lo, hi = np.percentile(band[valid], [low_pct, high_pct])
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
         out[..., b] = np.clip((band - lo) * scale, 0, 255).astype(np.uint8)
     return out if array.ndim == 3 else out[..., 0]
