@@ -1,0 +1,413 @@
+"""The paper's metrics, with exact definitions (docs/eval.md repeats them).
+
+All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100, as the paper does.
+
+- Captions: BLEU-1..4, METEOR, ROUGE_L, CIDEr from `pycocoevalcap` after its PTB tokenizer (Java).
+- Scene accuracy: normalised exact match (case, punctuation, `_`/`-`/spaces, CamelCase and a plural
+  `s` are ignored: "DenseResidential" == "dense residential" == "dense_residentials"); with the class
+  list given, an answer that names exactly one class (as whole words) counts as that class.
+- RSVQA: accuracy per question type after normalisation (a leading "yes"/"no" word is the answer:
+  "Yes, there is." == "yes"); `average` = mean of presence and comparison accuracy (the paper's A).
+- ROC: SS = mean cosine similarity of sentence embeddings (MiniLM, mean pooling over the attention
+  mask, L2-normalised) of prediction and ground truth; SIoU = mean word-set IoU
+  |W(pred) & W(gt)| / |W(pred) | W(gt)| over normalised words (1.0 when both are empty).
+- Referring segmentation at ORIGINAL resolution: IoU per sample (two empty masks: 1.0);
+  P@X = share of samples with IoU >= X; oIoU = sum of intersections / sum of unions;
+  mIoU = mean per-sample IoU.
+- GCG (as GLaMM): METEOR and CIDEr of the text without `<p>`, `</p>`, `[SEG]`; AP50 from
+  pycocotools COCOeval("segm"), one category, every non-empty predicted mask scored 1.0; mIoU =
+  per image greedy one-to-one pairing by largest IoU (pairs with IoU > 0), mean of the paired IoUs
+  (0 for an image without pairs), mean over images; recall = matched ground-truth phrases / all
+  ground-truth phrases, where a match is a one-to-one pair with IoU >= 0.5 AND phrase similarity
+  >= 0.5 (cosine of the same sentence embeddings), chosen greedily by largest IoU among the pairs
+  that pass both thresholds (GLaMM stops at the first failing pair instead; we do not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from geomag.errors import GeoMagError
+
+REFSEG_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
+
+# --------------------------------------------------------------------------------------------
+# Answer normalisation
+# --------------------------------------------------------------------------------------------
+_WORD = re.compile(r"[a-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_GCG_MARKUP = re.compile(r"</?p>|\[SEG\]")
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of `text`: CamelCase split, punctuation / `_` / `-` as separators, plural `s` dropped."""
+    return [_singular(w) for w in _WORD.findall(_CAMEL.sub(" ", text).lower())]
+
+
+def normalize_answer(text: str) -> str:
+    """The words of `text` joined without spaces ("Dense residential." -> "denseresidential")."""
+    return "".join(words(text))
+
+
+def _contains(haystack: list[str], needle: list[str]) -> bool:
+    n = len(needle)
+    return n > 0 and any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+def scene_match(pred: str, gt: str, classes: Sequence[str] | None = None) -> bool:
+    """Whether a scene answer names the ground-truth class (see the module docstring)."""
+    if normalize_answer(pred) == normalize_answer(gt):
+        return True
+    if not classes:
+        return False
+    pw = words(pred)
+    named = [c for c in classes if _contains(pw, words(c))]
+    # "medium residential" also contains "residential": keep only the longest names
+    named = [c for c in named if not any(c != o and _contains(words(o), words(c)) for o in named)]
+    return len(named) == 1 and normalize_answer(named[0]) == normalize_answer(gt)
+
+
+def scene_accuracy(preds: Sequence[str], gts: Sequence[str], classes: Sequence[str] | None = None) -> dict:
+    _same_length(preds, gts)
+    hits = [scene_match(p, g, classes) for p, g in zip(preds, gts, strict=True)]
+    return {"accuracy": _mean(hits), "n": len(hits)}
+
+
+def vqa_answer(text: str) -> str:
+    """Normalised RSVQA answer: 'yes'/'no' if the answer starts with it, else the joined words."""
+    w = words(text)
+    if w and w[0] in ("yes", "no"):
+        return w[0]
+    return "".join(w)
+
+
+def vqa_accuracy(preds: Sequence[str], gts: Sequence[str], types: Sequence[str]) -> dict:
+    """Accuracy per question type, overall, and `average` = mean(presence, comp) as in the paper."""
+    _same_length(preds, gts)
+    _same_length(preds, types)
+    per_type: dict[str, list[bool]] = {}
+    for p, g, t in zip(preds, gts, types, strict=True):
+        per_type.setdefault(t, []).append(vqa_answer(p) == vqa_answer(g))
+    out: dict[str, Any] = {
+        "per_type": {t: {"accuracy": _mean(v), "n": len(v)} for t, v in sorted(per_type.items())},
+        "overall": _mean([x for v in per_type.values() for x in v]),
+        "n": len(preds),
+    }
+    for key in ("presence", "comp"):
+        out[key] = _mean(per_type[key]) if key in per_type else None
+    both = [out[k] for k in ("presence", "comp") if out[k] is not None]
+    out["average"] = float(np.mean(both)) if both else None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Captions (pycocoevalcap)
+# --------------------------------------------------------------------------------------------
+def _require_java() -> None:
+    if shutil.which("java") is None:
+        raise GeoMagError(
+            "caption metrics need Java (pycocoevalcap's tokenizer and METEOR run on it): "
+            "install a JRE, e.g. `apt-get install default-jre-headless`"
+        )
+
+
+def tokenize_captions(captions: dict[str, list[str]]) -> dict[str, list[str]]:
+    """pycocoevalcap's PTB tokenization (lower case, punctuation removed), as COCOEvalCap does."""
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    _require_java()
+    # An empty line would shift the tokenizer's line-by-line output; a lone space keeps the line.
+    return PTBTokenizer().tokenize(
+        {k: [{"caption": c if c.strip() else " "} for c in v] for k, v in captions.items()}
+    )
+
+
+def caption_metrics(
+    preds: dict[str, str], refs: dict[str, list[str]], metrics: Sequence[str] = CAPTION_METRICS
+) -> dict[str, float]:
+    """Corpus-level caption scores of `preds` (id -> text) against `refs` (id -> reference texts).
+
+    metrics: any of "BLEU" (gives BLEU-1..4), "METEOR", "ROUGE_L", "CIDEr". Never SPICE.
+    """
+    if set(preds) != set(refs):
+        raise GeoMagError("caption predictions and references cover different ids")
+    if not preds:
+        raise GeoMagError("no captions to score")
+    unknown = set(metrics) - set(CAPTION_METRICS)
+    if unknown:
+        raise GeoMagError(f"unknown caption metrics {sorted(unknown)}; expected {', '.join(CAPTION_METRICS)}")
+    gts = tokenize_captions({k: list(refs[k]) for k in preds})
+    res = tokenize_captions({k: [preds[k]] for k in preds})
+    return score_tokenized(gts, res, metrics)
+
+
+def score_tokenized(
+    gts: dict[str, list[str]], res: dict[str, list[str]], metrics: Sequence[str] = CAPTION_METRICS
+) -> dict[str, float]:
+    """Run pycocoevalcap's scorers on already tokenized captions."""
+    out: dict[str, float] = {}
+    if "BLEU" in metrics:
+        from pycocoevalcap.bleu.bleu import Bleu
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            bleu, _ = Bleu(4).compute_score(gts, res)
+        out.update({f"BLEU-{i + 1}": float(b) for i, b in enumerate(bleu)})
+    if "METEOR" in metrics:
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        _require_java()
+        meteor = Meteor()
+        try:
+            out["METEOR"] = float(meteor.compute_score(gts, res)[0])
+        finally:
+            del meteor
+    if "ROUGE_L" in metrics:
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        out["ROUGE_L"] = float(Rouge().compute_score(gts, res)[0])
+    if "CIDEr" in metrics:
+        from pycocoevalcap.cider.cider import Cider
+
+        out["CIDEr"] = float(Cider().compute_score(gts, res)[0])
+    return out
+
+
+def strip_gcg_markup(text: str) -> str:
+    """GCG text without `<p>`, `</p>` and `[SEG]` (what METEOR / CIDEr score)."""
+    return re.sub(r"\s+", " ", _GCG_MARKUP.sub(" ", text)).strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Sentence embeddings (SS, GCG phrase similarity)
+# --------------------------------------------------------------------------------------------
+class TextEmbedder:
+    """Sentence embeddings: encoder states mean-pooled over the attention mask, then L2-normalised."""
+
+    def __init__(self, id_or_path: str = "all-MiniLM-L6-v2") -> None:
+        from geomag.hub import load_text_encoder
+
+        self.model, self.tokenizer = load_text_encoder(id_or_path)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        import torch
+
+        chunks = []
+        for i in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                list(texts[i : i + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+            )
+            with torch.no_grad():
+                states = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            chunks.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+        dim = self.model.config.hidden_size
+        return np.concatenate(chunks) if chunks else np.zeros((0, dim), dtype=np.float32)
+
+    def similarity(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        """Cosine similarity matrix (len(a), len(b))."""
+        if not a or not b:
+            return np.zeros((len(a), len(b)))
+        return self.encode(a) @ self.encode(b).T
+
+
+def word_iou(pred: str, gt: str) -> float:
+    """SIoU of one pair: IoU of the sets of normalised words; 1.0 when both are empty."""
+    a, b = set(words(pred)), set(words(gt))
+    return 1.0 if not (a | b) else len(a & b) / len(a | b)
+
+
+def roc_metrics(preds: Sequence[str], gts: Sequence[str], embedder: TextEmbedder) -> dict:
+    """Referring object classification: SS (semantic similarity) and SIoU (word overlap)."""
+    _same_length(preds, gts)
+    if not preds:
+        raise GeoMagError("no predictions to score")
+    ep, eg = embedder.encode(list(preds)), embedder.encode(list(gts))
+    ss = (ep * eg).sum(axis=1)
+    siou = [word_iou(p, g) for p, g in zip(preds, gts, strict=True)]
+    return {"SS": float(ss.mean()), "SIoU": float(np.mean(siou)), "n": len(preds)}
+
+
+# --------------------------------------------------------------------------------------------
+# Masks
+# --------------------------------------------------------------------------------------------
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
+    """(intersection, union) pixel counts of two boolean masks of the same shape."""
+    if pred.shape != gt.shape:
+        raise GeoMagError(f"predicted mask {pred.shape} and ground truth {gt.shape} differ in size")
+    pred, gt = pred.astype(bool), gt.astype(bool)
+    return int((pred & gt).sum()), int((pred | gt).sum())
+
+
+def refseg_metrics(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]], thresholds: Sequence[float] = REFSEG_THRESHOLDS
+) -> dict:
+    """P@X, oIoU and mIoU over (predicted, ground-truth) boolean mask pairs at original resolution."""
+    ious, cum_i, cum_u = [], 0, 0
+    for pred, gt in pairs:
+        inter, union = mask_iou(pred, gt)
+        cum_i, cum_u = cum_i + inter, cum_u + union
+        ious.append(inter / union if union else 1.0)
+    if not ious:
+        raise GeoMagError("no masks to score")
+    arr = np.asarray(ious)
+    out: dict[str, Any] = {f"P@{t:g}": float((arr >= t).mean()) for t in thresholds}
+    out["oIoU"] = cum_i / cum_u if cum_u else 1.0
+    out["mIoU"] = float(arr.mean())
+    out["n"] = len(ious)
+    return out
+
+
+def iou_matrix(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> np.ndarray:
+    m = np.zeros((len(preds), len(gts)))
+    for i, p in enumerate(preds):
+        for j, g in enumerate(gts):
+            inter, union = mask_iou(p, g)
+            m[i, j] = inter / union if union else 0.0
+    return m
+
+
+def greedy_pairs(scores: np.ndarray, allowed: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """One-to-one (row, col) pairs, picking the largest remaining score > 0 each time."""
+    s = np.where(allowed, scores, 0.0) if allowed is not None else scores.copy()
+    pairs = []
+    while s.size and s.max() > 0:
+        i, j = np.unravel_index(int(np.argmax(s)), s.shape)
+        pairs.append((int(i), int(j)))
+        s[i, :] = 0.0
+        s[:, j] = 0.0
+    return pairs
+
+
+@dataclass
+class GcgImage:
+    """One GCG sample: predicted masks with their phrases, ground-truth masks with theirs."""
+
+    pred_masks: list[np.ndarray]
+    gt_masks: list[np.ndarray]
+    pred_phrases: list[str] = field(default_factory=list)
+    gt_phrases: list[str] = field(default_factory=list)
+
+
+def mask_ap50(images: Sequence[GcgImage]) -> float:
+    """AP at IoU 0.5 from COCOeval('segm'): one category, every non-empty predicted mask scored 1.0."""
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    def rle(m: np.ndarray) -> dict:
+        return mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+
+    gt_images, gt_anns, dets = [], [], []
+    for k, im in enumerate(images):
+        if not im.gt_masks:
+            continue
+        h, w = im.gt_masks[0].shape
+        gt_images.append({"id": k, "width": w, "height": h})
+        for g in im.gt_masks:
+            r = rle(g)
+            gt_anns.append(
+                {
+                    "id": len(gt_anns) + 1,
+                    "image_id": k,
+                    "category_id": 1,
+                    "segmentation": r,
+                    "area": float(mask_utils.area(r)),
+                    "bbox": mask_utils.toBbox(r).tolist(),
+                    "iscrowd": 0,
+                }
+            )
+        dets += [
+            {"image_id": k, "category_id": 1, "segmentation": rle(p), "score": 1.0}
+            for p in im.pred_masks
+            if p.any()
+        ]
+    if not gt_anns:
+        raise GeoMagError("no ground-truth masks to score")
+    if not dets:
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = {
+            "images": gt_images,
+            "annotations": gt_anns,
+            "categories": [{"id": 1, "name": "object"}],
+        }
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(dets)
+        ev = COCOeval(coco_gt, coco_dt, "segm")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return max(float(ev.stats[1]), 0.0)
+
+
+def gcg_mask_metrics(
+    images: Sequence[GcgImage],
+    embedder: TextEmbedder,
+    iou_threshold: float = 0.5,
+    sim_threshold: float = 0.5,
+) -> dict:
+    """AP50, mIoU and recall of GCG masks (definitions in the module docstring)."""
+    if not images:
+        raise GeoMagError("no GCG samples to score")
+    mious, matched, n_gt = [], 0, 0
+    for im in images:
+        ious = iou_matrix(im.pred_masks, im.gt_masks)
+        paired = [ious[i, j] for i, j in greedy_pairs(ious)]
+        mious.append(float(np.mean(paired)) if paired else 0.0)
+        n_gt += len(im.gt_masks)
+        if im.pred_masks and im.gt_masks:
+            pred_phr = [
+                im.pred_phrases[i] if i < len(im.pred_phrases) else "" for i in range(len(im.pred_masks))
+            ]
+            gt_phr = [im.gt_phrases[j] if j < len(im.gt_phrases) else "" for j in range(len(im.gt_masks))]
+            sims = embedder.similarity(pred_phr, gt_phr)
+            ok = (ious >= iou_threshold) & (sims >= sim_threshold)
+            matched += len(greedy_pairs(ious, ok))
+    return {
+        "AP50": mask_ap50(images),
+        "mIoU": float(np.mean(mious)),
+        "recall": matched / n_gt if n_gt else 0.0,
+        "n": len(images),
+    }
+
+
+def gcg_metrics(
+    pred_texts: Sequence[str], gt_texts: Sequence[str], images: Sequence[GcgImage], embedder: TextEmbedder
+) -> dict:
+    """All GCG numbers: METEOR and CIDEr of the text (markup stripped) plus the mask metrics."""
+    _same_length(pred_texts, gt_texts)
+    _same_length(pred_texts, images)
+    preds = {str(i): strip_gcg_markup(t) for i, t in enumerate(pred_texts)}
+    refs = {str(i): [strip_gcg_markup(t)] for i, t in enumerate(gt_texts)}
+    return {**caption_metrics(preds, refs, ("METEOR", "CIDEr")), **gcg_mask_metrics(images, embedder)}
+
+
+# --------------------------------------------------------------------------------------------
+def _mean(values: Sequence[bool | float]) -> float:
+    if not len(values):
+        raise GeoMagError("no predictions to score")
+    return float(np.mean(values))
+
+
+def _same_length(a: Sequence, b: Sequence) -> None:
+    if len(a) != len(b):
+        raise GeoMagError(f"{len(a)} predictions for {len(b)} ground-truth entries")
