@@ -1,0 +1,53 @@
+"""`geomag eval BENCHMARK --data DIR --model ID_OR_PATH --out DIR`: one benchmark, the paper's metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+from geomag.data.loaders import BENCHMARKS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "eval",
+        help="evaluate a model on one of the paper's benchmarks",
+        description=(
+            "Predict every sample of a benchmark (resumable: samples already in OUT/predictions.jsonl "
+            "are skipped), then write OUT/results.json and OUT/results.md (the paper's table layout). "
+            "Expected data layouts: docs/eval.md."
+        ),
+    )
+    parser.add_argument(
+        "benchmark", choices=list(BENCHMARKS), metavar="BENCHMARK", help=", ".join(BENCHMARKS)
+    )
+    parser.add_argument("--data", required=True, help="the benchmark's folder, in its released layout")
+    parser.add_argument(
+        "--model", required=True, help="model folder or Hugging Face id (LLaVA-style or GeoMag)"
+    )
+    parser.add_argument("--out", required=True, help="output folder (created; reused to resume)")
+    parser.add_argument("--magcrop", choices=["on", "off"], default="off", help="adjust images with MagCrop")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    parser.add_argument(
+        "--split", default=None, help="split to evaluate (default: the one the paper reports)"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit (default 64)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from geomag.eval.runner import run_eval
+
+    results = run_eval(
+        args.benchmark,
+        args.data,
+        args.model,
+        args.out,
+        magcrop=args.magcrop == "on",
+        limit=args.limit,
+        split=args.split,
+        max_new_tokens=args.max_new_tokens,
+    )
+    from geomag.eval.tables import markdown_table
+
+    print(markdown_table(results))
+    return 0

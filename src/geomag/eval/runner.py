@@ -1,0 +1,315 @@
+"""The benchmark runner behind `geomag eval`: predict every sample once, then score and tabulate.
+
+Output folder (`--out DIR`):
+  run.json           what was run (benchmark, split, data, model, magcrop): a resumed run must match
+  predictions.jsonl  one record per sample, appended as it is predicted: {"id", "text", "phrases",
+                     "masks" (COCO RLE on the original image grid), "image_size", "granularity",
+                     "boxes", "timings"}; samples whose id is already there are skipped (resume)
+  results.json       the metrics (fractions; see geomag.eval.metrics) and what they were computed on
+  results.md         the same as a markdown table in the paper's layout (x100)
+
+Models plug in through the `Predictor` protocol; `load_predictor` picks the implementation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from geomag.data.loaders import get_benchmark, load_benchmark
+from geomag.data.samples import TASK_GRANULARITY, Sample, decode_mask, gcg_phrases, mask_to_rle
+from geomag.errors import GeoMagError
+from geomag.result import Result
+
+# Files that mark a folder as a GeoMag checkpoint (trainable parts + a JSON naming the base models).
+GEOMAG_CONFIG_FILES = ("geomag.json", "geomag_config.json")
+RUN_KEYS = ("benchmark", "split", "data", "model", "magcrop")
+
+
+class Predictor(Protocol):
+    """Anything that answers one (image, prompt) of a task with a Result (masks on the image's grid)."""
+
+    def predict(self, image: Image.Image, prompt: str, task: str) -> Result: ...
+
+
+class VLMPredictor:
+    """A plain LLaVA-style VLM: text answers only (no masks), optionally on a MagCrop-adjusted image."""
+
+    def __init__(self, vlm: Any, magcrop: Any = None, max_new_tokens: int = 64) -> None:
+        self.vlm = vlm
+        self.magcrop = magcrop
+        self.max_new_tokens = max_new_tokens
+
+    def predict(self, image: Image.Image, prompt: str, task: str) -> Result:
+        granularity = TASK_GRANULARITY[task]
+        timings: dict[str, float] = {}
+        boxes: dict[str, Any] = {}
+        seen = image
+        if self.magcrop is not None and task != "gcg":  # GCG describes the whole image: no MagCrop
+            t0 = time.perf_counter()
+            seen, boxes = self.magcrop(image, prompt, granularity)
+            timings["magcrop"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        text = self.vlm.generate(seen, prompt, max_new_tokens=self.max_new_tokens)
+        timings["generate"] = time.perf_counter() - t0
+        return Result(text=text, granularity=granularity, image_size=image.size, boxes=boxes, timings=timings)
+
+
+class GeoMagPredictor:
+    """The GeoMag model (geomag.model.geomag): text plus one mask per [SEG] on the original grid."""
+
+    def __init__(self, model: Any, magcrop: bool = False) -> None:
+        self.model = model
+        self.magcrop = magcrop
+
+    def predict(self, image: Image.Image, prompt: str, task: str) -> Result:
+        use_magcrop = self.magcrop and task != "gcg"
+        return self.model.parse(image, prompt, granularity=TASK_GRANULARITY[task], magcrop=use_magcrop)
+
+
+def geomag_checkpoint_file(folder: Path) -> Path | None:
+    return next((folder / n for n in GEOMAG_CONFIG_FILES if (folder / n).is_file()), None)
+
+
+def require_magcrop() -> Any:
+    """The geomag.magcrop module, or a clear error: `--magcrop on` never silently runs without it."""
+    if importlib.util.find_spec("geomag.magcrop") is None:
+        raise GeoMagError(
+            "--magcrop on needs geomag.magcrop, which this installation does not have; "
+            "run with --magcrop off or install a GeoMag version that includes MagCrop"
+        )
+    return importlib.import_module("geomag.magcrop")
+
+
+def _magcrop_for_vlm(vlm: Any) -> Callable[[Image.Image, str, str], tuple[Image.Image, dict]]:
+    """MagCrop bound to a VLM: (image, prompt, granularity) -> (adjusted image, boxes)."""
+    module = require_magcrop()
+    cropper = module.MagCrop(vlm)
+
+    def adjust(image: Image.Image, prompt: str, granularity: str) -> tuple[Image.Image, dict]:
+        out = cropper.adjust(image, prompt, granularity)
+        return out.image, dict(getattr(out, "boxes", {}) or {})
+
+    return adjust
+
+
+def load_predictor(
+    id_or_path: str | os.PathLike[str], magcrop: bool = False, max_new_tokens: int = 64
+) -> Predictor:
+    """A Predictor for a model folder or hub id.
+
+    A GeoMag checkpoint (a folder holding one of GEOMAG_CONFIG_FILES) loads through
+    geomag.model.geomag.GeoMagModel and gives masks; any other LLaVA-style folder loads as a plain
+    VLM (geomag.model.vlm.VLM) and answers with text only. `magcrop=True` fails clearly when MagCrop
+    is not available.
+    """
+    from geomag.hub import resolve_model
+
+    if magcrop:
+        require_magcrop()
+    folder = resolve_model(id_or_path, "model")
+    if geomag_checkpoint_file(folder) is not None:
+        if importlib.util.find_spec("geomag.model.geomag") is None:
+            raise GeoMagError(f"{folder} is a GeoMag checkpoint, but geomag.model.geomag is not available")
+        from geomag.model.geomag import GeoMagModel
+
+        return GeoMagPredictor(GeoMagModel.from_pretrained(folder), magcrop=magcrop)
+    from geomag.model.vlm import VLM
+
+    vlm = VLM.from_pretrained(folder)
+    return VLMPredictor(
+        vlm, magcrop=_magcrop_for_vlm(vlm) if magcrop else None, max_new_tokens=max_new_tokens
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction records
+# ---------------------------------------------------------------------------------------------
+def result_record(sample_id: str, result: Result) -> dict[str, Any]:
+    return {
+        "id": sample_id,
+        "text": result.text,
+        "phrases": list(result.phrases) or gcg_phrases(result.text),
+        "masks": [mask_to_rle(np.asarray(m, dtype=bool)) for m in result.masks],
+        "image_size": [int(v) for v in result.image_size],
+        "granularity": result.granularity,
+        "boxes": {k: (b.to_list() if hasattr(b, "to_list") else list(b)) for k, b in result.boxes.items()},
+        "timings": {k: round(float(v), 4) for k, v in result.timings.items()},
+    }
+
+
+def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    """Records by id. A cut-off last line (an interrupted write) is dropped from the file."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text().splitlines(keepends=True)
+    records: dict[str, dict[str, Any]] = {}
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            records[str(rec["id"])] = rec
+        except (json.JSONDecodeError, KeyError, TypeError):
+            if i == len(lines) - 1 and not line.endswith("\n"):
+                _atomic_write(path, "".join(lines[:-1]))
+                break
+            raise GeoMagError(f"{path}:{i + 1}: not a prediction record; fix or remove the file") from None
+    return records
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _check_run(out: Path, run: dict[str, Any]) -> None:
+    """Refuse to mix predictions of different runs in one folder."""
+    run_file = out / "run.json"
+    if run_file.is_file():
+        old = json.loads(run_file.read_text())
+        diff = [k for k in RUN_KEYS if old.get(k) != run[k]]
+        if diff:
+            what = ", ".join(f"{k}: {old.get(k)!r} there, {run[k]!r} now" for k in diff)
+            raise GeoMagError(f"{out} holds predictions of another run ({what}); choose another --out")
+    elif (out / "predictions.jsonl").is_file():
+        raise GeoMagError(f"{out} holds predictions.jsonl but no run.json; choose another --out")
+    else:
+        _atomic_write(run_file, json.dumps(run, indent=2) + "\n")
+
+
+def _model_key(model: str | os.PathLike[str]) -> str:
+    p = Path(model).expanduser()
+    return str(p.resolve()) if p.exists() else str(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------------------------
+def score(task: str, samples: Sequence[Sample], records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Metrics of one task from samples (ground truth) and their prediction records."""
+    from geomag.eval import metrics as M
+
+    recs = [records[s.meta["id"]] for s in samples]
+    texts = [r["text"] for r in recs]
+    if task == "caption":
+        preds = {s.meta["id"]: r["text"] for s, r in zip(samples, recs, strict=True)}
+        refs = {s.meta["id"]: list(s.meta["references"]) for s in samples}
+        return {**M.caption_metrics(preds, refs), "n": len(samples)}
+    if task == "scene":
+        return M.scene_accuracy(texts, [s.answer for s in samples], samples[0].meta.get("classes"))
+    if task == "vqa":
+        return M.vqa_accuracy(texts, [s.answer for s in samples], [s.meta["type"] for s in samples])
+    if task == "roc":
+        return M.roc_metrics(texts, [s.answer for s in samples], M.TextEmbedder())
+    if task == "refseg":
+        return M.refseg_metrics(_refseg_pairs(samples, recs))
+    if task == "gcg":
+        images = []
+        for s, r in zip(samples, recs, strict=True):
+            w, h = r["image_size"]
+            images.append(
+                M.GcgImage(
+                    pred_masks=[decode_mask({"rle": m}, w, h) for m in r["masks"]],
+                    gt_masks=s.mask_arrays(w, h),
+                    pred_phrases=list(r.get("phrases") or []),
+                    gt_phrases=list(s.meta.get("phrases") or gcg_phrases(s.answer)),
+                )
+            )
+        return M.gcg_metrics(texts, [s.answer for s in samples], images, M.TextEmbedder())
+    raise GeoMagError(f"no metrics for task '{task}'")
+
+
+def _refseg_pairs(samples: Sequence[Sample], recs: Sequence[dict[str, Any]]):
+    """(prediction, ground truth) at original size; several predicted masks count as their union."""
+    for s, r in zip(samples, recs, strict=True):
+        w, h = r["image_size"]
+        gt = np.zeros((h, w), dtype=bool)
+        for m in s.mask_arrays(w, h):
+            gt |= m
+        pred = np.zeros((h, w), dtype=bool)
+        for m in r["masks"]:
+            pred |= decode_mask({"rle": m}, w, h)
+        yield pred, gt
+
+
+# ---------------------------------------------------------------------------------------------
+def run_eval(
+    benchmark: str,
+    data: str | os.PathLike[str],
+    model: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    magcrop: bool = False,
+    limit: int | None = None,
+    split: str | None = None,
+    max_new_tokens: int = 64,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Predict the samples not yet in OUT/predictions.jsonl, then write results.json and results.md."""
+    from tqdm import tqdm
+
+    bench = get_benchmark(benchmark)
+    split = split or bench.split
+    if limit is not None and limit < 1:
+        raise GeoMagError("--limit must be at least 1")
+    if magcrop:
+        require_magcrop()
+    samples = load_benchmark(benchmark, data, split)[:limit]
+    if not samples:
+        raise GeoMagError(f"{data}: no {bench.title} samples in split '{split}'")
+    missing = [s.image for s in samples if not Path(s.image).is_file()]
+    if missing:
+        raise GeoMagError(
+            f"image not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GeoMagError(f"--out {out} is a file; give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    run = {
+        "benchmark": benchmark,
+        "split": split,
+        "data": str(Path(data).resolve()),
+        "model": _model_key(model),
+        "magcrop": bool(magcrop),
+    }
+    _check_run(out, run)
+    pred_path = out / "predictions.jsonl"
+    records = read_predictions(pred_path)
+    todo = [s for s in samples if s.meta["id"] not in records]
+    if todo:
+        predictor = load_predictor(model, magcrop=magcrop, max_new_tokens=max_new_tokens)
+        with pred_path.open("a") as f:
+            for s in tqdm(todo, desc=f"eval {benchmark}", unit="sample", disable=not progress):
+                result = predictor.predict(s.load_image(), s.prompt, s.task)
+                rec = result_record(s.meta["id"], result)
+                f.write(json.dumps(rec) + "\n")
+                f.flush()
+                records[rec["id"]] = rec
+
+    results = {
+        "benchmark": benchmark,
+        "title": bench.title,
+        "task": bench.task,
+        **run,
+        "model_name": Path(str(model)).name or str(model),
+        "n": len(samples),
+        "metrics": score(bench.task, samples, records),
+    }
+    from geomag.eval.tables import markdown_table
+
+    _atomic_write(out / "results.json", json.dumps(results, indent=2) + "\n")
+    _atomic_write(out / "results.md", markdown_table(results))
+    return results

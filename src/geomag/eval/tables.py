@@ -1,0 +1,72 @@
+"""Markdown tables of evaluation results, in the column layout of the paper's tables (values x100)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (key in results["metrics"], column title), the paper's columns first.
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "caption": [
+        ("BLEU-1", "BLEU-1"),
+        ("BLEU-2", "BLEU-2"),
+        ("BLEU-3", "BLEU-3"),
+        ("BLEU-4", "BLEU-4"),
+        ("METEOR", "METEOR"),
+        ("ROUGE_L", "ROUGE_L"),
+        ("CIDEr", "CIDEr"),
+    ],
+    "scene": [("accuracy", "Accuracy")],
+    "vqa": [("presence", "Presence"), ("comp", "Comparison"), ("average", "Average")],
+    "roc": [("SS", "SS"), ("SIoU", "SIoU")],
+    "refseg": [
+        ("P@0.5", "P@0.5"),
+        ("oIoU", "oIoU"),
+        ("mIoU", "mIoU"),
+        ("P@0.6", "P@0.6"),
+        ("P@0.7", "P@0.7"),
+        ("P@0.8", "P@0.8"),
+        ("P@0.9", "P@0.9"),
+    ],
+    "gcg": [
+        ("METEOR", "METEOR"),
+        ("CIDEr", "CIDEr"),
+        ("AP50", "AP50"),
+        ("mIoU", "mIoU"),
+        ("recall", "Recall"),
+    ],
+}
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.2f}"
+
+
+def method_label(results: dict[str, Any]) -> str:
+    return f"{results['model_name']} (MagCrop {'on' if results['magcrop'] else 'off'})"
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The results of one `geomag eval` run as a titled markdown table (scores x100, as in the paper)."""
+    task, metrics = results["task"], results["metrics"]
+    cols = COLUMNS[task]
+    lines = [
+        f"## {results['title']} ({results['split']}, {results['n']} samples)",
+        "",
+        "| Method | " + " | ".join(title for _, title in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+        f"| {method_label(results)} | " + " | ".join(_fmt(metrics.get(key)) for key, _ in cols) + " |",
+    ]
+    if task == "vqa":
+        per_type = metrics["per_type"]
+        lines += [
+            "",
+            "Accuracy per question type:",
+            "",
+            "| " + " | ".join(f"{t} (n={v['n']})" for t, v in per_type.items()) + " | overall |",
+            "|" + "---:|" * (len(per_type) + 1),
+            "| "
+            + " | ".join(_fmt(v["accuracy"]) for v in per_type.values())
+            + f" | {_fmt(metrics['overall'])} |",
+        ]
+    lines += ["", f"Model: `{results['model']}`; data: `{results['data']}`.", ""]
+    return "\n".join(lines)
