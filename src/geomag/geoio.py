@@ -34,6 +34,9 @@ from geomag.imaging import Box, ImageSource, PilSource, load_image, to_uint8
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".jp2", ".img"}
 STATS_SIZE = 1024  # longest side of the decimated read the percentile stretch is computed from
+# GDAL's block cache defaults to 5% of RAM; a decimated read of a raster without overviews would fill
+# it with tiles it never needs again. 256 MiB keeps a huge raster's reads small at no measured cost.
+GDAL_CACHE_BYTES = 256 * 2**20
 PIXEL_CRS_NOTE = "pixel coordinates of the original image: x = column, y = row, origin at the top-left corner"
 
 
@@ -163,7 +166,7 @@ class RasterSource:
         shape = (len(self.bands), out_size[1], out_size[0])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(self.path) as src:
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(self.path) as src:
                 return src.read(self.bands, window=window, out_shape=shape, resampling=resampling)
 
     def _invalid(self, data: np.ndarray) -> np.ndarray:
