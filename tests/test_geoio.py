@@ -377,3 +377,29 @@ def test_real_rsvqa_and_world_wgs84(real_data):
         lon, lat = rasterio.warp.transform(src.crs, "EPSG:4326", *zip(*[src.transform @ (0, 0)], strict=True))
         np.testing.assert_allclose(ring[0], [lon[0], lat[0]], atol=1e-9)
         assert all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in ring)
+
+
+# ---------------------------------------------------------------- CLI helpers
+
+
+def test_cli_helpers(tmp_path):
+    import argparse
+
+    from geomag.geoio import add_geo_arguments, save_geo_outputs_from_args, source_from_args
+
+    parser = argparse.ArgumentParser()
+    add_geo_arguments(parser)
+    five = make_tif(tmp_path / "five.tif", rand((5, 40, 50)))
+    args = parser.parse_args(["--bands", "3,2,1", "--geojson", "--mask-geotiff"])
+    src = source_from_args(args, five)
+    assert isinstance(src, RasterSource) and src.bands == (3, 2, 1)
+    files = save_geo_outputs_from_args(args, make_result(two_blobs()), src, tmp_path / "out")
+    assert sorted(files) == ["boxes.geojson", "mask_00.tif", "masks.geojson"]
+    assert (
+        save_geo_outputs_from_args(parser.parse_args([]), make_result(two_blobs()), src, tmp_path / "o") == {}
+    )
+    with pytest.raises(GeoMagError, match="--bands"):
+        source_from_args(parser.parse_args([]), five)
+    plain = make_tif(tmp_path / "plain.tif", rand((3, 40, 50)), crs=None, transform=None)
+    with pytest.raises(GeoMagError, match="--wgs84 needs a georeferenced"):
+        source_from_args(parser.parse_args(["--wgs84"]), plain)  # before any model runs
