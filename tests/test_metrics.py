@@ -1,0 +1,148 @@
+"""The paper's metrics on hand-computed cases; caption metrics against pycocoevalcap's own scorers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geomag.errors import GeoMagError
+from geomag.eval import metrics as M
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return M.TextEmbedder("all-MiniLM-L6-v2")
+
+
+def box_mask(x0, y0, x1, y1, size=(20, 20)):
+    m = np.zeros(size, dtype=bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_answer_normalisation_and_scene_accuracy():
+    for a in [
+        "dense residential",
+        "DenseResidential",
+        "dense_residential",
+        "Dense residentials.",
+        "dense-residential",
+    ]:
+        assert M.normalize_answer(a) == "denseresidential"
+    assert M.normalize_answer("Storage tanks") == M.normalize_answer("storagetank")
+    classes = ["dense residential", "medium residential", "parking", "park"]
+    # exact after normalisation; a sentence naming exactly one class; two classes named -> wrong
+    preds = ["DenseResidential", "It is a medium residential area.", "park or parking", "parking lot"]
+    gts = ["dense residential", "medium residential", "park", "park"]
+    assert M.scene_accuracy(preds, gts, classes) == {"accuracy": 0.5, "n": 4}
+    assert M.scene_accuracy(preds, gts)["accuracy"] == 0.25  # without the class list: exact match only
+
+
+def test_vqa_accuracy_by_question_type():
+    preds = ["Yes.", "no", "YES, there is", "yes", "no", "12", "rural"]
+    gts = ["yes", "yes", "yes", "yes", "no", "12", "urban"]
+    types = ["presence", "presence", "presence", "comp", "comp", "count", "rural_urban"]
+    r = M.vqa_accuracy(preds, gts, types)
+    assert r["presence"] == pytest.approx(2 / 3)
+    assert r["comp"] == 1.0
+    assert r["average"] == pytest.approx((2 / 3 + 1) / 2)
+    assert r["per_type"]["count"] == {"accuracy": 1.0, "n": 1}
+    assert r["per_type"]["rural_urban"] == {"accuracy": 0.0, "n": 1}
+    assert r["overall"] == pytest.approx(5 / 7)
+
+
+def test_word_iou_and_semantic_similarity(embedder):
+    assert M.word_iou("a golf field", "golf field") == pytest.approx(2 / 3)
+    assert M.word_iou("Tennis courts", "tennis court") == 1.0
+    assert M.word_iou("", "") == 1.0 and M.word_iou("ship", "") == 0.0
+    r = M.roc_metrics(["golf field", "airplane"], ["golf field", "golf field"], embedder)
+    cos = float(embedder.encode(["airplane"])[0] @ embedder.encode(["golf field"])[0])
+    assert r["SS"] == pytest.approx((1.0 + cos) / 2, abs=1e-5)
+    assert r["SIoU"] == pytest.approx(0.5)
+    # mean pooling honours the attention mask: a padded batch gives the same vectors as single texts
+    batch = embedder.encode(["ship", "a large white ship in the harbor next to the pier"])
+    single = embedder.encode(["ship"])
+    assert np.allclose(batch[0], single[0], atol=1e-5)
+    assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+
+
+def test_refseg_metrics_hand_computed():
+    gt = box_mask(0, 0, 10, 10)  # 100 px
+    half = box_mask(0, 0, 10, 5)  # I 50, U 100 -> 0.5
+    shifted = box_mask(0, 0, 10, 8)  # I 80, U 100 -> 0.8
+    r = M.refseg_metrics([(half, gt), (shifted, gt), (gt, gt), (np.zeros_like(gt), gt)])
+    assert r["mIoU"] == pytest.approx((0.5 + 0.8 + 1.0 + 0.0) / 4)
+    assert r["oIoU"] == pytest.approx((50 + 80 + 100 + 0) / 400)
+    assert r["P@0.5"] == 0.75 and r["P@0.8"] == 0.5 and r["P@0.9"] == 0.25
+    with pytest.raises(GeoMagError, match="differ in size"):
+        M.refseg_metrics([(np.zeros((5, 5), bool), gt)])
+
+
+def test_gcg_mask_metrics_hand_computed(embedder):
+    a, b = box_mask(0, 0, 10, 10), box_mask(10, 10, 20, 20)
+    a_part = box_mask(0, 0, 10, 6)  # IoU 0.6 with a
+    elsewhere = box_mask(0, 12, 8, 20)  # IoU 0 with a and b
+    assert float(embedder.similarity(["cargo ship"], ["tennis court"])[0, 0]) < 0.5  # precondition
+    img1 = M.GcgImage([a_part, elsewhere], [a, b], ["tennis court", "cargo ship"], ["tennis court", "pool"])
+    # the right mask for b but an unrelated phrase: paired for mIoU, not a recall match
+    img2 = M.GcgImage([b], [a, b], ["cargo ship"], ["tennis court", "tennis court"])
+    r = M.gcg_mask_metrics([img1, img2], embedder)
+    assert r["mIoU"] == pytest.approx((0.6 + 1.0) / 2)
+    assert r["recall"] == pytest.approx(1 / 4)
+    # AP50 over both images: 3 detections (scores 1.0, COCO order), 4 GT; TP, FP, TP -> 101-point AP
+    # precision envelope: 1.0 up to recall 0.25, 2/3 up to recall 0.5, 0 after
+    expected = (26 * 1.0 + 25 * (2 / 3)) / 101
+    assert r["AP50"] == pytest.approx(expected, abs=1e-6)
+    assert M.greedy_pairs(np.array([[0.2, 0.9], [0.8, 0.85]])) == [(0, 1), (1, 0)]
+
+
+def test_caption_metrics_equal_pycocoevalcap(tmp_path):
+    """Our scores == pycocoevalcap's scorers run directly on the PTB-tokenized inputs (2 METEOR calls)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    refs = {
+        "1": [
+            "There is a piece of farmland .",
+            "It is a piece of cropland .",
+            "Here is a piece of farmland .",
+        ],
+        "2": ["Many buildings and green trees are around a parking lot .", "A parking lot with many cars ."],
+        "3": ["A river goes through the forest .", "Green trees on both sides of a river ."],
+    }
+    preds = {
+        "1": "there is a piece of farmland",
+        "2": "many cars are parked in a parking lot",
+        "3": "a forest .",
+    }
+    ours = M.caption_metrics(preds, refs)
+    tok = PTBTokenizer()
+    gts = tok.tokenize({k: [{"caption": c} for c in v] for k, v in refs.items()})
+    res = tok.tokenize({k: [{"caption": v}] for k, v in preds.items()})
+    bleu, _ = Bleu(4).compute_score(gts, res)
+    theirs = {f"BLEU-{i + 1}": b for i, b in enumerate(bleu)}
+    theirs["METEOR"] = Meteor().compute_score(gts, res)[0]
+    theirs["ROUGE_L"] = Rouge().compute_score(gts, res)[0]
+    theirs["CIDEr"] = Cider().compute_score(gts, res)[0]
+    assert set(ours) == set(theirs)
+    for k, v in theirs.items():
+        assert ours[k] == pytest.approx(v, abs=1e-9), k
+    assert 0 < ours["METEOR"] < 1 and ours["CIDEr"] > 0
+
+
+def test_caption_scores_hand_computed():
+    # identical caption: BLEU-1..4 = 1; ROUGE_L with LCS 2 of 3 words (P = R = 2/3) = 2/3
+    same = M.score_tokenized({"a": ["a b c d"]}, {"a": ["a b c d"]}, ("BLEU",))
+    assert all(same[f"BLEU-{n}"] == pytest.approx(1.0) for n in range(1, 5))
+    assert M.score_tokenized({"a": ["a b d"]}, {"a": ["a b c"]}, ("ROUGE_L",))["ROUGE_L"] == pytest.approx(
+        2 / 3
+    )
+    # an empty prediction keeps its own line through the tokenizer
+    tok = M.tokenize_captions({"a": ["Two ships ."], "b": [""], "c": ["A bridge, over a river!"]})
+    assert tok == {"a": ["two ships"], "b": [""], "c": ["a bridge over a river"]}
+    assert (
+        M.strip_gcg_markup("The <p> tennis court-1 </p> [SEG] at right .") == "The tennis court-1 at right ."
+    )
