@@ -6,6 +6,7 @@ half-open: x0 <= x < x1, y0 <= y < y1.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,31 @@ class Box:
         if self.x0 < 0 or self.y0 < 0 or self.x1 > width or self.y1 > height:
             raise GeoMagError(f"box {self.to_list()} is outside the {width}x{height} image")
         return self
+
+    def shift(self, dx: int, dy: int) -> Box:
+        """The same box moved by (dx, dy): maps a box inside a crop to the crop's parent image."""
+        return Box(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy)
+
+    def scale(self, sx: float, sy: float) -> Box:
+        """Box on a grid scaled by (sx, sy), rounded outward so it still covers the same pixels."""
+        return Box(
+            math.floor(self.x0 * sx + 1e-9),
+            math.floor(self.y0 * sy + 1e-9),
+            math.ceil(self.x1 * sx - 1e-9),
+            math.ceil(self.y1 * sy - 1e-9),
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> Box:
+        """Box from "x0,y0,x1,y1" (the CLI's --box), with a clear error for anything else."""
+        parts = [t.strip() for t in str(text).split(",")]
+        try:
+            values = [int(t) for t in parts]
+        except ValueError:
+            values = []
+        if len(values) != 4:
+            raise GeoMagError(f"box '{text}': expected four integers x0,y0,x1,y1")
+        return cls(*values)
 
 
 def to_uint8(
@@ -189,11 +215,15 @@ def paste(canvas: Image.Image, patch: Image.Image, box: Box) -> Image.Image:
     return out
 
 
+def reduced_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
+    """(width, height) divided by `factor`, rounded, at least 1x1: the small side of D()."""
+    return max(1, round(size[0] / factor)), max(1, round(size[1] / factor))
+
+
 def degrade(image: Image.Image, factor: int = 4) -> Image.Image:
     """D(X) (Eq. 3): resize to H/factor x W/factor (area average) and back (bilinear). Same size, less detail."""
-    w, h = image.size
-    small = image.resize((max(1, round(w / factor)), max(1, round(h / factor))), Image.Resampling.BOX)
-    return small.resize((w, h), Image.Resampling.BILINEAR)
+    small = image.resize(reduced_size(image.size, factor), Image.Resampling.BOX)
+    return small.resize(image.size, Image.Resampling.BILINEAR)
 
 
 def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -226,7 +256,65 @@ class PilSource:
         return self.image.size
 
     def read(self, box: Box | None = None, out_size: tuple[int, int] | None = None) -> Image.Image:
+        """Shrinking uses an area average (BOX, as D() and GDAL's decimation); enlarging is bilinear."""
         region = self.image if box is None else crop(self.image, box)
         if out_size is not None and region.size != tuple(out_size):
-            region = resize(region, tuple(out_size))
+            w, h = int(out_size[0]), int(out_size[1])
+            if w < 1 or h < 1:
+                raise GeoMagError(f"output size {out_size} must be at least 1x1")
+            shrink = w <= region.width and h <= region.height
+            region = region.resize((w, h), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
         return region
+
+
+def degraded_read(
+    source: ImageSource, box: Box | None, size: tuple[int, int], factor: int = 4
+) -> Image.Image:
+    """D() through an ImageSource: read `box` at size/factor, then enlarge (bilinear) to `size`.
+
+    For a PilSource and `size` equal to the box's own size this equals `degrade(crop(image, box))`
+    pixel for pixel; a RasterSource decimates in GDAL and never reads the box at full resolution.
+    """
+    small = source.read(box, reduced_size(size, factor))
+    return small.resize(tuple(size), Image.Resampling.BILINEAR)
+
+
+# --- pictures people look at -------------------------------------------------------------------------
+
+BOX_COLORS = [(255, 64, 32), (32, 160, 255), (255, 210, 0), (0, 200, 120)]
+
+
+def draw_boxes(
+    image: Image.Image, boxes: dict[str, Box], scale: tuple[float, float] = (1.0, 1.0), width: int = 0
+) -> Image.Image:
+    """A copy of `image` with labelled boxes drawn on it; `scale` maps box coordinates to the image."""
+    from PIL import ImageDraw
+
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    line = width or max(2, round(max(out.size) / 300))
+    for i, (name, box) in enumerate(boxes.items()):
+        color = BOX_COLORS[i % len(BOX_COLORS)]
+        x0, y0, x1, y1 = box.x0 * scale[0], box.y0 * scale[1], box.x1 * scale[0], box.y1 * scale[1]
+        draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=color, width=line)
+        draw.text((x0 + line + 2, y0 + line + 2), name, fill=color)
+    return out
+
+
+def heatmap_colors(grid: np.ndarray) -> np.ndarray:
+    """(rows, cols) scores -> (rows, cols, 3) uint8 colours, dark blue (low) to yellow (high)."""
+    g = np.asarray(grid, dtype=np.float64)
+    top = float(g.max()) if g.size else 0.0
+    t = g / top if top > 0 else np.zeros_like(g)
+    anchors = np.array([[20, 20, 90], [40, 90, 200], [230, 60, 40], [255, 230, 40]], dtype=np.float64)
+    pos = t * (len(anchors) - 1)
+    lo = np.clip(np.floor(pos).astype(int), 0, len(anchors) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = anchors[lo] * (1 - frac) + anchors[lo + 1] * frac
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def overlay_heatmap(image: Image.Image, grid: np.ndarray, alpha: float = 0.5) -> Image.Image:
+    """`image` blended with the heatmap `grid` stretched over it (nearest, so patches stay visible)."""
+    colors = Image.fromarray(heatmap_colors(grid), "RGB").resize(image.size, Image.Resampling.NEAREST)
+    return Image.blend(image.convert("RGB"), colors, alpha)

@@ -1,0 +1,330 @@
+"""MagCrop = TMRA (Eq. 2-3) + PSC crops (Eq. 4): one adjusted image per (image, prompt, granularity).
+
+    image  : I' = resize(I, 100x100)
+    region : I' = C1 (+) D(I)
+    pixel  : I' = C2 (+) D(C1) (+) D(D(I))        C2 inside C1 and smaller
+
+C1 is the PSC crop of the image for the prompt; C2 the PSC crop of C1 (a second heatmap over C1).
+(+) pastes a crop at its own position; D() = resize to 1/4 and back (`geomag.imaging.degrade`). So a
+pixel plan keeps full detail only inside C2, 4x-reduced detail in the rest of C1 and 16x-reduced
+detail elsewhere. Region and pixel plans keep the original size, so coordinates map 1:1 and the
+`MagCropPlan` record maps masks and boxes back trivially (identity; the image plan maps by scale).
+
+Pixels are read only through an `ImageSource`: the VLM gets a decimated global view at its native
+input size, D() reads a 1/4 view, and crops are read by window. Large sources: when the longer side
+exceeds `working_cap` (4096 px by default) the adjusted image is built at the scale cap/longer side
+("full detail" then means that working scale); the record says so (`working_scale`) and its
+`mask_to_original` / `box_to_original` undo it. Nothing reads a huge raster at full resolution.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from geomag.boxsearch import SearchConfig, best_box
+from geomag.errors import GeoMagError
+from geomag.imaging import Box, ImageSource, PilSource, degrade, degraded_read, paste
+
+GRANULARITIES = ("image", "region", "pixel")
+IMAGE_PLAN_SIZE = (100, 100)
+CROP_NAMES = ("crop1", "crop2")
+
+
+@dataclass(frozen=True)
+class MagCropConfig:
+    """Flat MagCrop settings. Pixel sizes are in the ORIGINAL image's pixels."""
+
+    min_crop: int = 64  # smallest crop side (the inner crop may go below it to stay inside crop1)
+    max_frac: float = 0.75  # largest crop side as a fraction of the side of what it is cut from
+    max_aspect: float = 3.0
+    size_power: float = 0.5  # box score, see geomag.boxsearch
+    layer: int = -1  # decoder layer of the PSC attention (-1: the last, as in the paper)
+    answer_tokens: int = 1  # greedy tokens in the PSC loss
+    degrade_factor: int = 4  # D() of Eq. 3
+    working_cap: int = 4096  # longer side above which the adjusted image is built at a reduced scale
+
+    def search(self, min_size: int) -> SearchConfig:
+        return SearchConfig(
+            min_size=min_size, max_frac=self.max_frac, max_aspect=self.max_aspect, size_power=self.size_power
+        )
+
+
+@dataclass
+class MagCropPlan:
+    """What MagCrop did: boxes (ORIGINAL pixels), sizes, scales, heatmaps and timings (seconds)."""
+
+    granularity: str
+    original_size: tuple[int, int]  # (width, height)
+    adjusted_size: tuple[int, int]
+    working_scale: float = 1.0  # region/pixel: adjusted px per original px (1.0 below working_cap)
+    boxes: dict[str, Box] = field(default_factory=dict)
+    box_source: str = "none"  # "psc" (found by PSC) | "given" (passed in) | "none" (image plan)
+    heatmaps: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # "crop1": over the image; "crop2": over crop1
+    timings: dict[str, float] = field(default_factory=dict)
+    degrade_factor: int = 4
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(sx, sy): adjusted-image pixels per original pixel along x and y."""
+        return (
+            self.adjusted_size[0] / self.original_size[0],
+            self.adjusted_size[1] / self.original_size[1],
+        )
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the adjusted image has the original's pixel grid (region/pixel under the cap)."""
+        return tuple(self.adjusted_size) == tuple(self.original_size)
+
+    @property
+    def full_detail_fraction(self) -> float:
+        """Share of the original's area shown at full (working-scale) detail: C1 / C2 / none."""
+        if self.granularity == "image":
+            return 0.0
+        inner = self.boxes["crop2" if self.granularity == "pixel" else "crop1"]
+        return inner.area / float(self.original_size[0] * self.original_size[1])
+
+    def box_to_original(self, box: Box) -> Box:
+        """A box on the adjusted image -> the original pixel grid (clamped)."""
+        if self.is_identity:
+            return box.clamp(*self.original_size)
+        sx, sy = self.scale
+        return box.scale(1 / sx, 1 / sy).clamp(*self.original_size)
+
+    def box_to_adjusted(self, box: Box) -> Box:
+        """A box on the original -> the adjusted image's grid (rounded outward, clamped)."""
+        if self.is_identity:
+            return box.clamp(*self.adjusted_size)
+        return box.scale(*self.scale).clamp(*self.adjusted_size)
+
+    def mask_to_original(self, mask: np.ndarray) -> np.ndarray:
+        """A boolean mask on the adjusted image -> the original grid (nearest neighbour)."""
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != (self.adjusted_size[1], self.adjusted_size[0]):
+            raise GeoMagError(f"mask shape {m.shape} does not match the adjusted image {self.adjusted_size}")
+        if self.is_identity:
+            return m.copy()
+        img = Image.fromarray(m.astype(np.uint8) * 255).resize(self.original_size, Image.Resampling.NEAREST)
+        return np.asarray(img) > 127
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (heatmaps as nested lists: they are small patch grids)."""
+        return {
+            "granularity": self.granularity,
+            "original_size": list(self.original_size),
+            "adjusted_size": list(self.adjusted_size),
+            "scale": [round(s, 6) for s in self.scale],
+            "working_scale": round(self.working_scale, 6),
+            "degrade_factor": self.degrade_factor,
+            "boxes": {k: b.to_list() for k, b in self.boxes.items()},
+            "box_source": self.box_source,
+            "full_detail_fraction": round(self.full_detail_fraction, 6),
+            "heatmaps": {k: np.round(h.astype(float), 8).tolist() for k, h in self.heatmaps.items()},
+            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
+        }
+
+
+def as_source(image: Image.Image | ImageSource | str | Path) -> ImageSource:
+    """A PIL image, a path or an ImageSource -> an ImageSource (paths via geomag.geoio.open_source)."""
+    if isinstance(image, Image.Image):
+        return PilSource(image)
+    if isinstance(image, (str, Path)):
+        from geomag.geoio import open_source
+
+        return open_source(image)
+    if hasattr(image, "read") and hasattr(image, "size"):
+        return image
+    raise GeoMagError(f"cannot use a {type(image).__name__} as an image")
+
+
+def working_size(size: tuple[int, int], cap: int) -> tuple[tuple[int, int], float]:
+    """((width, height), scale) of the canvas: the original size, or scaled so the longer side is cap."""
+    w, h = size
+    if max(w, h) <= cap:
+        return (w, h), 1.0
+    s = cap / max(w, h)
+    return (max(1, round(w * s)), max(1, round(h * s))), s
+
+
+def _check_boxes(granularity: str, boxes: dict[str, Box], size: tuple[int, int]) -> None:
+    needed = {"image": 0, "region": 1, "pixel": 2}[granularity]
+    missing = [n for n in CROP_NAMES[:needed] if n not in boxes]
+    if missing:
+        raise GeoMagError(f"a {granularity} plan needs the box(es) {', '.join(missing)}")
+    for name in CROP_NAMES[:needed]:
+        try:
+            boxes[name].check_inside(*size)
+        except GeoMagError as exc:
+            raise GeoMagError(f"{name}: {exc}") from None
+    if needed == 2:
+        c1, c2 = boxes["crop1"], boxes["crop2"]
+        if not c1.contains(c2) or c2.area >= c1.area:
+            raise GeoMagError(
+                f"crop2 {c2.to_list()} must lie inside crop1 {c1.to_list()} and be smaller (Eq. 2, pixel plan)"
+            )
+
+
+def tmra(
+    source: ImageSource,
+    granularity: str,
+    boxes: dict[str, Box] | None = None,
+    *,
+    degrade_factor: int = 4,
+    working_cap: int = 4096,
+) -> tuple[Image.Image, MagCropPlan]:
+    """Eq. 2: the adjusted image for `granularity`, given the crop boxes (ORIGINAL pixels)."""
+    if granularity not in GRANULARITIES:
+        raise GeoMagError(f"granularity must be one of {', '.join(GRANULARITIES)}, got '{granularity}'")
+    size = tuple(int(v) for v in source.size)
+    if size[0] < 1 or size[1] < 1:
+        raise GeoMagError(f"the image has zero size ({size[0]}x{size[1]})")
+    boxes = dict(boxes or {})
+    _check_boxes(granularity, boxes, size)
+    t0 = time.perf_counter()
+    if granularity == "image":
+        adjusted = source.read(None, IMAGE_PLAN_SIZE)
+        plan = MagCropPlan("image", size, IMAGE_PLAN_SIZE, degrade_factor=degrade_factor)
+    else:
+        canvas_size, s = working_size(size, working_cap)
+        plan = MagCropPlan(
+            granularity, size, canvas_size, working_scale=s, boxes=boxes, degrade_factor=degrade_factor
+        )
+        c1 = plan.box_to_adjusted(boxes["crop1"])
+        if granularity == "region":
+            canvas = degraded_read(source, None, canvas_size, degrade_factor)  # D(I)
+            adjusted = paste(canvas, source.read(boxes["crop1"], (c1.width, c1.height)), c1)
+        else:
+            canvas = degrade(degraded_read(source, None, canvas_size, degrade_factor), degrade_factor)
+            d_c1 = degraded_read(source, boxes["crop1"], (c1.width, c1.height), degrade_factor)  # D(C1)
+            canvas = paste(canvas, d_c1, c1)
+            c2 = plan.box_to_adjusted(boxes["crop2"])
+            adjusted = paste(canvas, source.read(boxes["crop2"], (c2.width, c2.height)), c2)
+    plan.timings["compose"] = time.perf_counter() - t0
+    return adjusted, plan
+
+
+class MagCrop:
+    """Granularity + PSC + TMRA around one VLM: `adjust(image, prompt)` -> (adjusted image, plan).
+
+    `vlm` (a `geomag.model.vlm.VLM`) is needed only to find crops (region/pixel plans without
+    given boxes). `granularity=None` asks the task-granularity classifier (`classifier`, or
+    `geomag.granularity.load_classifier()` when none is given).
+    """
+
+    def __init__(self, vlm: Any = None, config: MagCropConfig | None = None, classifier: Any = None) -> None:
+        self.vlm = vlm
+        self.config = config or MagCropConfig()
+        self.classifier = classifier
+
+    # --- pieces ----------------------------------------------------------------------------------
+    def granularity_of(self, prompt: str) -> str:
+        """The classifier's granularity for `prompt`."""
+        if self.classifier is None:
+            try:
+                from geomag.granularity import load_classifier
+            except ImportError:
+                raise GeoMagError(
+                    "no granularity given and the granularity classifier is not available: "
+                    "pass granularity (image, region or pixel)"
+                ) from None
+            self.classifier = load_classifier()
+        g = self.classifier(prompt) if callable(self.classifier) else self.classifier.classify(prompt)
+        g = getattr(g, "granularity", g)
+        if g not in GRANULARITIES:
+            raise GeoMagError(f"the granularity classifier returned '{g}'")
+        return str(g)
+
+    def heatmap(self, source: ImageSource, prompt: str, box: Box | None = None) -> np.ndarray:
+        """PSC heatmap of `box` (default: the whole image), read at the VLM's native input size."""
+        if self.vlm is None:
+            raise GeoMagError(
+                "PSC needs a VLM to find crops: pass a LLaVA-style model (--model ID_OR_PATH), "
+                "or give the crop boxes"
+            )
+        from geomag.attention import psc_heatmap
+
+        view = source.read(box, self.vlm.input_size)
+        return psc_heatmap(
+            self.vlm, view, prompt, layer=self.config.layer, answer_tokens=self.config.answer_tokens
+        )
+
+    def find_boxes(
+        self, source: ImageSource, prompt: str, granularity: str
+    ) -> tuple[dict[str, Box], dict[str, np.ndarray], dict[str, float]]:
+        """PSC crops (ORIGINAL pixels): crop1 over the image; for pixel plans crop2 inside crop1."""
+        cfg = self.config
+        boxes: dict[str, Box] = {}
+        heatmaps: dict[str, np.ndarray] = {}
+        timings: dict[str, float] = {}
+        n = {"image": 0, "region": 1, "pixel": 2}[granularity]
+        parent: Box | None = None
+        for i in range(n):
+            name = CROP_NAMES[i]
+            t0 = time.perf_counter()
+            heat = self.heatmap(source, prompt, parent)
+            timings[f"heatmap_{name}"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            area = source.size if parent is None else (parent.width, parent.height)
+            # the inner crop must stay smaller than crop1, so its minimum gives way if crop1 is small
+            min_size = cfg.min_crop if parent is None else min(cfg.min_crop, _max_side(area, cfg.max_frac))
+            box = best_box(heat, area, cfg.search(min_size))
+            if parent is not None:
+                box = box.shift(parent.x0, parent.y0)
+            timings[f"search_{name}"] = time.perf_counter() - t0
+            boxes[name], heatmaps[name], parent = box, heat, box
+        return boxes, heatmaps, timings
+
+    # --- the whole thing -------------------------------------------------------------------------
+    def adjust(
+        self,
+        image: Image.Image | ImageSource | str | Path,
+        prompt: str,
+        granularity: str | None = None,
+        boxes: dict[str, Box] | None = None,
+    ) -> tuple[Image.Image, MagCropPlan]:
+        """The MagCrop-adjusted image and its plan. `boxes` skips PSC (all boxes the plan needs)."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise GeoMagError("the prompt is empty")
+        t_start = time.perf_counter()
+        source = as_source(image)
+        timings: dict[str, float] = {}
+        if granularity is None:
+            t0 = time.perf_counter()
+            granularity = self.granularity_of(prompt)
+            timings["classify"] = time.perf_counter() - t0
+        if granularity not in GRANULARITIES:
+            raise GeoMagError(f"granularity must be one of {', '.join(GRANULARITIES)}, got '{granularity}'")
+        heatmaps: dict[str, np.ndarray] = {}
+        box_source = "none"
+        if granularity != "image":
+            if boxes:
+                box_source = "given"
+            else:
+                boxes, heatmaps, found = self.find_boxes(source, prompt, granularity)
+                timings.update(found)
+                box_source = "psc"
+        adjusted, plan = tmra(
+            source,
+            granularity,
+            boxes if granularity != "image" else None,
+            degrade_factor=self.config.degrade_factor,
+            working_cap=self.config.working_cap,
+        )
+        plan.heatmaps, plan.box_source = heatmaps, box_source
+        plan.timings = {**timings, **plan.timings, "total": time.perf_counter() - t_start}
+        return adjusted, plan
+
+    __call__ = adjust
+
+
+def _max_side(size: tuple[int, int], max_frac: float) -> int:
+    return max(1, math.floor(max_frac * min(size)))
