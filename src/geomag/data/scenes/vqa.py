@@ -1,0 +1,77 @@
+"""RSVQA-style questions with exact answers: presence, comparison, count, rural/urban.
+
+Counts are numbers of annotated objects (each with visible pixels). Land-cover presence means at
+least LC_PRESENT of the image. Urban means built-up (roads, pavement and building roofs) covers at
+least URBAN of the image.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from geomag.data.scenes.classes import CLASSES, PLURAL
+from geomag.data.scenes.scene import LC, Scene
+
+LC_PRESENT = 0.005
+URBAN = 0.15
+LC_NAMES = {"water": "water area", "road": "road", "forest": "forest", "cropland": "farmland"}
+
+
+def is_urban(scene: Scene) -> bool:
+    lc = scene.landcover
+    built = float(np.isin(lc, [LC["road"], LC["paved"]]).mean())
+    roofs = sum(o.area for o in scene.objects if o.category == "building") / lc.size
+    return built + roofs >= URBAN
+
+
+def _q(question: str, answer: Any, qtype: str) -> dict[str, Any]:
+    atype = "yes/no" if answer in ("yes", "no") else ("number" if qtype == "count" else "other")
+    return {"question": question, "answer": str(answer), "type": qtype, "answer_type": atype}
+
+
+def vqa(scene: Scene, rng: np.random.Generator) -> list[dict[str, Any]]:
+    counts = {c: scene.count(c) for c in CLASSES}
+    present = [c for c in CLASSES if counts[c]]
+    absent = [c for c in CLASSES if not counts[c]]
+    rng.shuffle(absent)
+    out = [_q("Is it a rural or an urban area", "urban" if is_urban(scene) else "rural", "rural_urban")]
+    for c in present + absent[:2]:
+        form = int(rng.integers(3))
+        q = (f"Is a {c} present?", f"Is there a {c}?", f"Are there {PLURAL[c]}?")[form]
+        out.append(_q(q, "yes" if counts[c] else "no", "presence"))
+    for name, label in LC_NAMES.items():
+        frac = float((scene.landcover == LC[name]).mean())
+        out.append(_q(f"Is a {label} present?", "yes" if frac >= LC_PRESENT else "no", "presence"))
+    for c in present + absent[:1]:
+        q = (
+            f"How many {PLURAL[c]} are there?"
+            if rng.random() < 0.5
+            else f"What is the amount of {PLURAL[c]}?"
+        )
+        out.append(_q(q, counts[c], "count"))
+    pairs = [(a, b) for a in present for b in CLASSES if a != b]
+    rng.shuffle(pairs)
+    for a, b in pairs[:3]:
+        form = int(rng.integers(3))
+        if form == 0:
+            out.append(
+                _q(
+                    f"Are there more {PLURAL[a]} than {PLURAL[b]}?",
+                    "yes" if counts[a] > counts[b] else "no",
+                    "comp",
+                )
+            )
+        elif form == 1:
+            out.append(
+                _q(
+                    f"Are there less {PLURAL[a]} than {PLURAL[b]}?",
+                    "yes" if counts[a] < counts[b] else "no",
+                    "comp",
+                )
+            )
+        else:
+            q = f"Is the number of {PLURAL[a]} equal to the number of {PLURAL[b]}?"
+            out.append(_q(q, "yes" if counts[a] == counts[b] else "no", "comp"))
+    return out
