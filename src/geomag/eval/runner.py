@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,7 +32,7 @@ from geomag.errors import GeoMagError
 from geomag.result import Result
 
 # Files that mark a folder as a GeoMag checkpoint (trainable parts + a JSON naming the base models).
-GEOMAG_CONFIG_FILES = ("geomag.json", "geomag_config.json")
+GEOMAG_CONFIG_FILES = ("geomag_model.json",)  # geomag.model.geomag.CONFIG_FILE
 RUN_KEYS = ("benchmark", "split", "data", "model", "magcrop")
 
 
@@ -67,13 +68,34 @@ class VLMPredictor:
 class GeoMagPredictor:
     """The GeoMag model (geomag.model.geomag): text plus one mask per [SEG] on the original grid."""
 
-    def __init__(self, model: Any, magcrop: bool = False) -> None:
+    def __init__(self, model: Any, magcrop: Any = None, max_new_tokens: int = 128) -> None:
         self.model = model
-        self.magcrop = magcrop
+        self.magcrop = magcrop  # a geomag.magcrop.MagCrop around model.vlm, or None
+        self.max_new_tokens = max_new_tokens
 
     def predict(self, image: Image.Image, prompt: str, task: str) -> Result:
-        use_magcrop = self.magcrop and task != "gcg"
-        return self.model.parse(image, prompt, granularity=TASK_GRANULARITY[task], magcrop=use_magcrop)
+        granularity = TASK_GRANULARITY[task]
+        bound = None
+        if self.magcrop is not None and task != "gcg":  # GCG describes the whole image: no MagCrop
+            bound = _FixedGranularity(self.magcrop, granularity)
+        return self.model.parse(
+            image, prompt, magcrop=bound, granularity=granularity, max_new_tokens=self.max_new_tokens
+        )
+
+
+class _FixedGranularity:
+    """MagCrop with the benchmark's known granularity, in the `adjust(image, prompt) -> plan` form
+    GeoMagModel.parse takes (eval measures MagCrop itself, not the granularity classifier)."""
+
+    def __init__(self, cropper: Any, granularity: str) -> None:
+        self.cropper = cropper
+        self.granularity = granularity
+
+    def adjust(self, image: Image.Image, prompt: str) -> SimpleNamespace:
+        adjusted, plan = self.cropper.adjust(image, prompt, self.granularity)
+        return SimpleNamespace(
+            image=adjusted, boxes=dict(plan.boxes), granularity=self.granularity, plan=plan
+        )
 
 
 def geomag_checkpoint_file(folder: Path) -> Path | None:
@@ -91,13 +113,12 @@ def require_magcrop() -> Any:
 
 
 def _magcrop_for_vlm(vlm: Any) -> Callable[[Image.Image, str, str], tuple[Image.Image, dict]]:
-    """MagCrop bound to a VLM: (image, prompt, granularity) -> (adjusted image, boxes)."""
-    module = require_magcrop()
-    cropper = module.MagCrop(vlm)
+    """MagCrop bound to a VLM: (image, prompt, granularity) -> (adjusted image, boxes in original pixels)."""
+    cropper = require_magcrop().MagCrop(vlm)
 
     def adjust(image: Image.Image, prompt: str, granularity: str) -> tuple[Image.Image, dict]:
-        out = cropper.adjust(image, prompt, granularity)
-        return out.image, dict(getattr(out, "boxes", {}) or {})
+        adjusted, plan = cropper.adjust(image, prompt, granularity)
+        return adjusted, dict(plan.boxes)
 
     return adjust
 
@@ -122,7 +143,9 @@ def load_predictor(
             raise GeoMagError(f"{folder} is a GeoMag checkpoint, but geomag.model.geomag is not available")
         from geomag.model.geomag import GeoMagModel
 
-        return GeoMagPredictor(GeoMagModel.from_pretrained(folder), magcrop=magcrop)
+        model = GeoMagModel.from_pretrained(folder)
+        cropper = require_magcrop().MagCrop(model.vlm) if magcrop else None
+        return GeoMagPredictor(model, magcrop=cropper, max_new_tokens=max_new_tokens)
     from geomag.model.vlm import VLM
 
     vlm = VLM.from_pretrained(folder)

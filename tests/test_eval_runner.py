@@ -1,0 +1,135 @@
+"""End-to-end `geomag eval` with a tiny reloaded LLaVA (save_pretrained -> from_pretrained).
+
+The split is a few REAL RSVQA-LR questions (GeoScenes writers were not available when this was
+written) plus a RefSegRS fixture for the mask path. The numbers are whatever the random model gives;
+what is tested is that the pipeline predicts, resumes, scores and writes its table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from geomag.cli import main
+from geomag.errors import GeoMagError
+from geomag.eval.runner import GEOMAG_CONFIG_FILES, read_predictions, run_eval
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def test_eval_rsvqa_end_to_end_and_resume(real_data, tiny_llava, tmp_path, capsys):
+    data = real_data / "rsvqa-lr" / "configilm_subset"
+    out = tmp_path / "run"
+    args = ["eval", "rsvqa-lr", "--data", str(data), "--model", str(tiny_llava), "--out", str(out)]
+    assert main([*args, "--limit", "3", "--max-new-tokens", "4"]) == 0
+    first = lines(out / "predictions.jsonl")
+    assert len(first) == 3
+    rec = json.loads(first[0])
+    assert rec["id"] == "23608" and rec["image_size"] == [256, 256] and rec["masks"] == []
+    table = (out / "results.md").read_text()
+    assert table.startswith("## RSVQA-LR (test, 3 samples)")
+    assert "| Method | Presence | Comparison | Average |" in table and "(MagCrop off)" in table
+    assert table in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["n"] == 3 and results["task"] == "vqa"
+    # the first three questions of image 236: rural_urban, presence, count
+    assert {t: v["n"] for t, v in results["metrics"]["per_type"].items()} == {
+        "count": 1,
+        "presence": 1,
+        "rural_urban": 1,
+    }
+    assert 0.0 <= results["metrics"]["overall"] <= 1.0
+
+    # resume: the first three predictions are kept as they are, only the new ones are predicted
+    assert main([*args, "--limit", "5", "--max-new-tokens", "4"]) == 0
+    second = lines(out / "predictions.jsonl")
+    assert second[:3] == first and len(second) == 5
+    assert json.loads((out / "results.json").read_text())["n"] == 5
+
+    # another benchmark into the same folder is refused, nothing is overwritten
+    with pytest.raises(GeoMagError, match="another run"):
+        run_eval("rsvqa-hr-test1", real_data / "rsvqa-hr" / "configilm_subset", tiny_llava, out, limit=1)
+    assert lines(out / "predictions.jsonl") == second
+
+
+def test_eval_refseg_scores_masks_at_original_size(tiny_llava, tmp_path):
+    from test_loaders import make_refsegrs
+
+    make_refsegrs(tmp_path / "refsegrs")
+    res = run_eval(
+        "refsegrs", tmp_path / "refsegrs", tiny_llava, tmp_path / "out", max_new_tokens=4, progress=False
+    )
+    m = res["metrics"]
+    # a plain VLM writes no masks: every IoU is 0
+    assert m["n"] == 3 and m["P@0.5"] == 0.0 and m["mIoU"] == 0.0 and m["oIoU"] == 0.0
+    assert "| Method | P@0.5 | oIoU | mIoU |" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_eval_bad_inputs(real_data, tiny_llava, tmp_path, capsys):
+    from test_loaders import make_refsegrs
+
+    make_refsegrs(tmp_path / "d")
+    (tmp_path / "d" / "images" / "40.tif").unlink()
+    code = main(
+        [
+            "eval",
+            "refsegrs",
+            "--data",
+            str(tmp_path / "d"),
+            "--model",
+            str(tiny_llava),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "image not found" in err and "40.tif" in err
+    assert not (tmp_path / "o").exists()  # nothing written before the inputs are checked
+    code = main(
+        [
+            "eval",
+            "refsegrs",
+            "--data",
+            str(tmp_path / "nowhere"),
+            "--model",
+            str(tiny_llava),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2 and "not found" in capsys.readouterr().err
+
+
+def test_truncated_last_prediction_is_dropped(tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    path.write_text('{"id": "a", "text": "yes"}\n{"id": "b", "te')
+    assert list(read_predictions(path)) == ["a"]
+    assert path.read_text() == '{"id": "a", "text": "yes"}\n'
+
+
+def test_magcrop_on_fails_clearly_without_magcrop(real_data, tiny_llava, tmp_path, capsys):
+    if importlib.util.find_spec("geomag.magcrop") is not None:
+        data = real_data / "rsvqa-lr" / "configilm_subset"
+        res = run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", magcrop=True, limit=1, max_new_tokens=2)
+        rec = json.loads(lines(tmp_path / "mc" / "predictions.jsonl")[0])
+        assert res["magcrop"] is True and "crop1" in rec["boxes"]  # a region question: one PSC crop
+        return
+    code = main(
+        ["eval", "rsvqa-lr", "--data", str(real_data / "rsvqa-lr" / "configilm_subset"), "--model", str(tiny_llava),
+         "--out", str(tmp_path / "mc"), "--magcrop", "on"]
+    )  # fmt: skip
+    assert code == 2 and "geomag.magcrop" in capsys.readouterr().err
+
+
+def test_geomag_checkpoint_marker_matches_the_model_module():
+    if importlib.util.find_spec("geomag.model.geomag") is None:
+        pytest.skip("geomag.model.geomag is not in this build")
+    from geomag.model.geomag import CONFIG_FILE
+
+    assert CONFIG_FILE in GEOMAG_CONFIG_FILES
