@@ -163,10 +163,14 @@ class EfficientNetLite0(nn.Module):
         """Stage maps at strides 4, 8, 16, 32 (channels `stage_channels`)."""
         return self._run(x, set(self.stage_ends))[1]
 
+    def head(self, last_stage: torch.Tensor) -> torch.Tensor:
+        """The 1280-channel head map from the last stage map (1x1 conv, BN, ReLU6)."""
+        return F.relu6(self._bn1(self._conv_head(last_stage)))
+
     def forward_head_features(self, x: torch.Tensor) -> torch.Tensor:
         """The 1280-channel stride-32 map before global pooling (the classifier's input)."""
         x, _ = self._run(x, set())
-        return F.relu6(self._bn1(self._conv_head(x)))
+        return self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits [B, 1000]."""
@@ -272,10 +276,14 @@ class GeoEmbedResNet18(nn.Module):
         """Stage maps at strides 1, 2, 4, 8 (channels 64, 128, 256, 512)."""
         return self.bb(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The package's embedding: 4x4 average pool of the last map, fc, L2 normalisation."""
-        pooled = F.adaptive_avg_pool2d(self.bb(x)[-1], self.pool_size).flatten(1)
+    def embed(self, last_stage: torch.Tensor) -> torch.Tensor:
+        """The package's embedding from the last stage map: 4x4 average pool, fc, L2 normalisation."""
+        pooled = F.adaptive_avg_pool2d(last_stage, self.pool_size).flatten(1)
         return F.normalize(self.fc(pooled), dim=-1, eps=1e-8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The package's 256-d embedding of preprocessed tiles."""
+        return self.embed(self.bb(x)[-1])
 
 
 GEOEMBED_PACKAGE = ("geoembed", "weights/v3.npz")

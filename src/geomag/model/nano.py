@@ -62,6 +62,7 @@ def build_nano_vlm(
     from geomag.model.smollm import load_smollm2
 
     llm, tokenizer = load_smollm2(cache_dir, attn="eager")
+    torch.manual_seed(seed)  # the new <image> row and the projector are random
     tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     llm.resize_token_embeddings(len(tokenizer), mean_resizing=True)
@@ -87,7 +88,6 @@ def build_nano_vlm(
         model = LlavaForConditionalGeneration(config)
     model.model.language_model = llm.model
     model.lm_head = llm.lm_head
-    torch.manual_seed(seed)
     model.model.multi_modal_projector = LlavaMultiModalProjector(config)
     model.model.vision_tower = GeoCnnVisionModel(vision)
     model.tie_weights()
