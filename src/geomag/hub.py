@@ -72,6 +72,8 @@ def load_vlm(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    import geomag.model.cnn_tower  # noqa: F401  (registers the "geomag_cnn" vision tower used by GeoMag-nano)
+
     folder = resolve_model(id_or_path, "VLM")
     model = AutoModelForImageTextToText.from_pretrained(
         folder,
