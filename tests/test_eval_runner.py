@@ -1,7 +1,7 @@
 """End-to-end `geomag eval` with a tiny reloaded LLaVA (save_pretrained -> from_pretrained).
 
-The split is a few REAL RSVQA-LR questions (GeoScenes writers were not available when this was
-written) plus a RefSegRS fixture for the mask path. The numbers are whatever the random model gives;
+The splits are a few REAL RSVQA-LR questions and a small generated GeoScenes split (RefSegRS and
+DIOR-RSVG formats, written by geomag.data.writers). The numbers are whatever the random model gives;
 what is tested is that the pipeline predicts, resumes, scores and writes its table.
 """
 
@@ -57,17 +57,40 @@ def test_eval_rsvqa_end_to_end_and_resume(real_data, tiny_llava, tmp_path, capsy
     assert lines(out / "predictions.jsonl") == second
 
 
-def test_eval_refseg_scores_masks_at_original_size(tiny_llava, tmp_path):
-    from test_loaders import make_refsegrs
+@pytest.fixture(scope="module")
+def geoscenes(tmp_path_factory) -> Path:
+    """A small generated split: one 256x256 GeoScenes scene (index 0 = test) in the real formats."""
+    out = tmp_path_factory.mktemp("gs") / "scenes"
+    args = ["scenes", "generate", "--tasks", "refseg,roc", "--n", "1", "--size", "256x256", "--seed", "3"]
+    assert main([*args, "--out", str(out)]) == 0
+    return out
 
-    make_refsegrs(tmp_path / "refsegrs")
+
+def test_eval_generated_refseg_split(geoscenes, tiny_llava, tmp_path):
     res = run_eval(
-        "refsegrs", tmp_path / "refsegrs", tiny_llava, tmp_path / "out", max_new_tokens=4, progress=False
+        "refsegrs",
+        geoscenes / "refseg" / "refsegrs",
+        tiny_llava,
+        tmp_path / "o",
+        limit=3,
+        max_new_tokens=4,
+        progress=False,
     )
     m = res["metrics"]
-    # a plain VLM writes no masks: every IoU is 0
+    # a plain VLM writes no masks: every IoU is 0 (scored on the 256x256 original grid)
     assert m["n"] == 3 and m["P@0.5"] == 0.0 and m["mIoU"] == 0.0 and m["oIoU"] == 0.0
-    assert "| Method | P@0.5 | oIoU | mIoU |" in (tmp_path / "out" / "results.md").read_text()
+    assert all(json.loads(x)["image_size"] == [256, 256] for x in lines(tmp_path / "o" / "predictions.jsonl"))
+    assert "| Method | P@0.5 | oIoU | mIoU |" in (tmp_path / "o" / "results.md").read_text()
+
+
+def test_eval_generated_roc_split(geoscenes, tiny_llava, tmp_path):
+    res = run_eval(
+        "dior-rsvg", geoscenes / "roc", tiny_llava, tmp_path / "o", limit=2, max_new_tokens=4, progress=False
+    )
+    assert (
+        res["metrics"]["n"] == 2 and -1.0 <= res["metrics"]["SS"] <= 1.0 and 0 <= res["metrics"]["SIoU"] <= 1
+    )
+    assert "| Method | SS | SIoU |" in (tmp_path / "o" / "results.md").read_text()
 
 
 def test_eval_bad_inputs(real_data, tiny_llava, tmp_path, capsys):

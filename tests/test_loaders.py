@@ -303,3 +303,28 @@ def test_registry():
     assert len(BENCHMARKS) == 11  # ten benchmarks, RSVQA-HR with its two test sets
     with pytest.raises(GeoMagError, match="unknown benchmark"):
         load_benchmark("coco", ".")
+
+
+def test_loaders_read_geoscenes_output(tmp_path):
+    """The GeoScenes writers (geomag.data.writers) write these formats; every loader reads them back."""
+    from geomag.cli import main
+
+    out = tmp_path / "gs"
+    assert (
+        main(["scenes", "generate", "--n", "1", "--size", "256x256", "--seed", "5", "--out", str(out)]) == 0
+    )
+    for name, sub in [
+        ("ucm-captions", "caption"),
+        ("rsvqa-lr", "vqa"),
+        ("dior-rsvg", "roc"),
+        ("rrsis-d", "refseg/rrsisd"),
+        ("refsegrs", "refseg/refsegrs"),
+        ("geopixeld", "gcg"),
+    ]:
+        samples = load_benchmark(name, out / sub)
+        assert samples, name
+        s = samples[-1]
+        img = s.load_image()
+        assert img.size == (256, 256), name
+        if s.masks:
+            assert all(m.any() for m in s.mask_arrays(*img.size)), name

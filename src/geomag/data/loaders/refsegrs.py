@@ -3,7 +3,7 @@
 Released layout (zhu-xlab/rrsis, Hugging Face JessicaYuan/RefSegRS)::
 
     DATA/
-      images/{stem}.tif
+      images/{stem}.tif             # (.png also accepted: GeoScenes writes PNG)
       masks/{stem}.tif              # non-zero = the referred object(s)
       output_phrase_train.txt       # one "{stem} {expression words ...}" a line
       output_phrase_val.txt
@@ -21,6 +21,14 @@ from geomag.data.samples import Sample
 from geomag.errors import GeoMagError
 
 SPLITS = ("train", "val", "test")
+SUFFIXES = (".tif", ".png")
+
+
+def _file(folder: Path, stem: str) -> Path:
+    """folder/stem.tif, or stem.png if only that exists (a missing file is named by the runner)."""
+    return next(
+        (folder / f"{stem}{s}" for s in SUFFIXES if (folder / f"{stem}{s}").is_file()), folder / f"{stem}.tif"
+    )
 
 
 def load_refsegrs(root: str | Path, split: str = "test") -> list[Sample]:
@@ -41,11 +49,11 @@ def load_refsegrs(root: str | Path, split: str = "test") -> list[Sample]:
         stem, text = parts[0], parts[1].strip()
         samples.append(
             Sample(
-                image=str(image_dir / f"{stem}.tif"),
+                image=str(_file(image_dir, stem)),
                 prompt=REFSEG_PROMPT.format(expression=text),
                 answer=REFSEG_ANSWER,
                 task="refseg",
-                masks=[{"png": str(mask_dir / f"{stem}.tif")}],
+                masks=[{"png": str(_file(mask_dir, stem))}],
                 meta={"id": f"{i}_{stem}", "expression": text},
             )
         )
