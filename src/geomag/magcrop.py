@@ -237,8 +237,10 @@ class MagCrop:
                     "pass granularity (image, region or pixel)"
                 ) from None
             self.classifier = load_classifier()
-        g = self.classifier(prompt) if callable(self.classifier) else self.classifier.classify(prompt)
-        g = getattr(g, "granularity", g)
+        if hasattr(self.classifier, "predict"):  # geomag.granularity.GranularityClassifier
+            g = self.classifier.predict([prompt])[0][0]
+        else:  # any callable prompt -> granularity
+            g = self.classifier(prompt)
         if g not in GRANULARITIES:
             raise GeoMagError(f"the granularity classifier returned '{g}'")
         return str(g)

@@ -1,0 +1,179 @@
+"""`geomag magcrop IMAGE --prompt "..." --out DIR`: the MagCrop-adjusted image and what it was made of.
+
+Writes into DIR: adjusted.png (what the VLM would see before its own resize), boxes.png (the crops
+drawn on the original, downscaled for large images), heatmap_crop1.png / heatmap_crop2.png (PSC
+heatmaps over the view the VLM saw) and magcrop.json (boxes in original pixels, scales, timings).
+Everything is written to a temporary folder first and moved into place at the end, so a failure
+leaves no partial output; an existing non-empty DIR is refused unless --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from geomag.errors import GeoMagError
+
+PREVIEW_MAX = 2048  # longest side of boxes.png
+HEATMAP_MAX = 1024  # longest side of the heatmap overlays
+OUTPUT_FILES = ("adjusted.png", "boxes.png", "heatmap_crop1.png", "heatmap_crop2.png", "magcrop.json")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "magcrop",
+        help="MagCrop an image for a prompt: TMRA resolution plan + PSC attention crops",
+        description=(
+            "Adjust IMAGE for PROMPT as GeoMag's MagCrop does: image granularity -> 100x100; region -> "
+            "the PSC crop at full detail over a 4x-degraded image; pixel -> a second, smaller crop inside "
+            "the first, at full detail, over 4x/16x-degraded surroundings. Region and pixel granularity "
+            "need a LLaVA-style VLM (--model) to find the crops, unless you give them with --box."
+        ),
+    )
+    p.add_argument("image", help="PNG / JPEG / TIFF / GeoTIFF")
+    p.add_argument("--prompt", required=True, help="the question or instruction")
+    p.add_argument(
+        "--granularity",
+        choices=["image", "region", "pixel"],
+        default=None,
+        help="resolution plan (default: ask the granularity classifier)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="LLaVA-style VLM folder (save_pretrained) or cached hub id, e.g. llava-hf/llava-1.5-7b-hf",
+    )
+    p.add_argument(
+        "--box",
+        action="append",
+        default=None,
+        metavar="X0,Y0,X1,Y1",
+        help="give a crop instead of searching it (original pixels); twice for pixel plans: crop1, crop2",
+    )
+    p.add_argument("--min-crop", type=int, default=64, help="smallest crop side in original pixels (64)")
+    p.add_argument("--layer", type=int, default=-1, help="decoder layer of the PSC attention (-1: last)")
+    p.add_argument(
+        "--working-cap",
+        type=int,
+        default=4096,
+        help="longest side of the adjusted image; larger inputs are adjusted at a reduced scale (4096)",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    g = p.add_argument_group("raster input (GeoTIFF)")
+    g.add_argument("--bands", default=None, help="1-based bands to use as RGB (or one for grey), e.g. 3,2,1")
+    g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's own)")
+    p.set_defaults(func=run)
+
+
+def _check_out(out: Path, overwrite: bool, image: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise GeoMagError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise GeoMagError(f"--out {out} is not empty; pass --overwrite to write into it")
+    for name in OUTPUT_FILES:
+        target = out / name
+        if target.exists() and image.exists() and target.resolve() == image.resolve():
+            raise GeoMagError(f"refusing to overwrite the input image {image}")
+
+
+def _preview_size(size: tuple[int, int], longest: int = PREVIEW_MAX) -> tuple[int, int]:
+    w, h = size
+    s = min(1.0, longest / max(w, h))
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def run(args: argparse.Namespace) -> int:
+    from geomag.imaging import Box, draw_boxes, overlay_heatmap
+
+    t_start = time.perf_counter()
+    image_path = Path(args.image)
+    out = Path(args.out)
+    if not args.prompt or not args.prompt.strip():
+        raise GeoMagError("--prompt is empty")
+    if args.min_crop < 1:
+        raise GeoMagError(f"--min-crop must be at least 1 pixel, got {args.min_crop}")
+    if args.working_cap < 100:
+        raise GeoMagError(f"--working-cap must be at least 100 pixels, got {args.working_cap}")
+    _check_out(out, args.overwrite, image_path)
+    boxes = [Box.parse(b) for b in (args.box or [])]
+    if len(boxes) > 2:
+        raise GeoMagError("--box takes at most two boxes (crop1, then crop2 for pixel plans)")
+
+    from geomag.geoio import open_source
+
+    source = open_source(image_path, bands=args.bands, nodata=args.nodata)
+    width, height = source.size
+    if width < 1 or height < 1:
+        raise GeoMagError(f"{image_path} has zero size ({width}x{height})")
+    for name, box in zip(("crop1", "crop2"), boxes, strict=False):
+        try:
+            box.check_inside(width, height)
+        except GeoMagError as exc:
+            raise GeoMagError(f"--box {name}: {exc}") from None
+
+    from geomag.magcrop import MagCrop, MagCropConfig
+
+    config = MagCropConfig(min_crop=args.min_crop, layer=args.layer, working_cap=args.working_cap)
+    granularity = args.granularity
+    magcrop = MagCrop(None, config)
+    if granularity is None:
+        granularity = magcrop.granularity_of(args.prompt)
+    needed = {"image": 0, "region": 1, "pixel": 2}[granularity]
+    if boxes and len(boxes) != needed:
+        raise GeoMagError(f"a {granularity} plan takes {needed} --box value(s), got {len(boxes)}")
+    if needed and not boxes and args.model is None:
+        raise GeoMagError(
+            f"{granularity} granularity needs a VLM to find its crops (PSC): pass --model ID_OR_PATH "
+            "(a LLaVA-style model folder or a cached hub id; no embedded default model ships yet), "
+            "or give the crop(s) with --box X0,Y0,X1,Y1"
+        )
+    if args.model is not None:
+        from geomag.model.vlm import VLM
+
+        magcrop.vlm = VLM.from_pretrained(args.model)
+    given = dict(zip(("crop1", "crop2"), boxes, strict=False)) or None
+    adjusted, plan = magcrop.adjust(source, args.prompt, granularity, boxes=given)
+    if magcrop.vlm is not None and not plan.heatmaps:  # show where the model looks, even without crops
+        t0 = time.perf_counter()
+        plan.heatmaps["crop1"] = magcrop.heatmap(source, args.prompt)
+        plan.timings["heatmap_preview"] = time.perf_counter() - t0
+
+    with tempfile.TemporaryDirectory(prefix="geomag-magcrop-") as tmp:
+        staged = Path(tmp)
+        files = {"adjusted": "adjusted.png", "boxes": "boxes.png"}
+        adjusted.save(staged / "adjusted.png")
+        preview_size = _preview_size((width, height))
+        preview = source.read(None, preview_size)
+        scale = (preview_size[0] / width, preview_size[1] / height)
+        draw_boxes(preview, plan.boxes, scale).save(staged / "boxes.png")
+        for name, heat in plan.heatmaps.items():
+            region = plan.boxes.get("crop1") if name == "crop2" else None
+            area = (width, height) if region is None else (region.width, region.height)
+            view = source.read(region, _preview_size(area, HEATMAP_MAX))
+            overlay_heatmap(view, heat).save(staged / f"heatmap_{name}.png")
+            files[f"heatmap_{name}"] = f"heatmap_{name}.png"
+        plan.timings["cli_total"] = time.perf_counter() - t_start
+        record = {
+            "image": str(image_path),
+            "prompt": args.prompt,
+            "model": args.model,
+            "min_crop": args.min_crop,
+            "layer": args.layer,
+            **plan.to_dict(),
+            "files": {**files, "json": "magcrop.json"},
+        }
+        (staged / "magcrop.json").write_text(json.dumps(record, indent=2))
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(staged.iterdir()):
+            shutil.move(str(f), out / f.name)
+    print(
+        f"{granularity}: adjusted {plan.adjusted_size[0]}x{plan.adjusted_size[1]}, "
+        f"boxes {json.dumps({k: b.to_list() for k, b in plan.boxes.items()})}, "
+        f"{plan.timings['total']:.2f} s -> {out}"
+    )
+    return 0

@@ -1,0 +1,251 @@
+"""TMRA plans (Eq. 2), MagCrop with PSC on a tiny LLaVA, and the `geomag magcrop` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from geomag.cli import main
+from geomag.errors import GeoMagError
+from geomag.imaging import Box, PilSource, crop, degrade
+from geomag.magcrop import MagCrop, MagCropConfig, tmra
+from geomag.model.vlm import VLM
+
+PROMPT = "Segment the white ship near the pier."
+
+
+def textured(width: int, height: int, seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def smooth(width: int, height: int) -> Image.Image:
+    """A large image that encodes fast: gradients plus a few bright rectangles."""
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    arr = np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], -1).astype(np.uint8)
+    arr[300:420, 3000:3200] = 255
+    return Image.fromarray(arr)
+
+
+class SpySource(PilSource):
+    """A PilSource that records every read, to check what MagCrop asks for."""
+
+    def __init__(self, image):
+        super().__init__(image)
+        self.reads = []
+
+    def read(self, box=None, out_size=None):
+        self.reads.append((box, None if out_size is None else tuple(out_size)))
+        return super().read(box, out_size)
+
+
+@pytest.fixture(scope="module")
+def vlm(tiny_llava):
+    return VLM.from_pretrained(tiny_llava)
+
+
+# ------------------------------------------------------------------------------------ TMRA plans
+def test_image_plan_is_100x100():
+    img = textured(300, 200)
+    adjusted, plan = tmra(PilSource(img), "image")
+    assert adjusted.size == (100, 100) == plan.adjusted_size
+    assert plan.full_detail_fraction == 0.0 and plan.scale == (100 / 300, 100 / 200)
+    assert plan.box_to_original(Box(0, 0, 50, 50)).to_list() == [0, 0, 150, 100]
+    assert plan.mask_to_original(np.ones((100, 100), bool)).shape == (200, 300)
+
+
+def test_region_plan_keeps_full_detail_only_inside_crop1():
+    img = textured(320, 240)
+    c1 = Box(40, 30, 200, 150)
+    adjusted, plan = tmra(PilSource(img), "region", {"crop1": c1})
+    a, o = np.asarray(adjusted), np.asarray(img)
+    assert adjusted.size == img.size and plan.is_identity
+    np.testing.assert_array_equal(a[30:150, 40:200], o[30:150, 40:200])
+    outside = np.ones((240, 320), bool)
+    outside[30:150, 40:200] = False
+    np.testing.assert_array_equal(a[outside], np.asarray(degrade(img))[outside])
+    assert (a[outside] != o[outside]).mean() > 0.9  # the rest lost its detail
+    assert plan.full_detail_fraction == pytest.approx(c1.area / (320 * 240))
+    mask = np.zeros((240, 320), bool)
+    mask[50:60, 70:90] = True
+    np.testing.assert_array_equal(plan.mask_to_original(mask), mask)  # identity
+
+
+def test_pixel_plan_nests_three_levels_of_detail():
+    img = textured(320, 240, seed=1)
+    c1, c2 = Box(40, 40, 240, 200), Box(100, 80, 160, 140)
+    adjusted, plan = tmra(PilSource(img), "pixel", {"crop1": c1, "crop2": c2})
+    a, o = np.asarray(adjusted), np.asarray(img)
+    np.testing.assert_array_equal(a[80:140, 100:160], o[80:140, 100:160])  # C2: full detail
+    ring = np.zeros((240, 320), bool)
+    ring[40:200, 40:240] = True
+    ring[80:140, 100:160] = False
+    d_c1 = np.zeros_like(o)
+    d_c1[40:200, 40:240] = np.asarray(degrade(crop(img, c1)))
+    np.testing.assert_array_equal(a[ring], d_c1[ring])  # D(C1)
+    outside = np.ones((240, 320), bool)
+    outside[40:200, 40:240] = False
+    np.testing.assert_array_equal(a[outside], np.asarray(degrade(degrade(img)))[outside])  # D(D(I))
+    assert (a[ring] != o[ring]).mean() > 0.9 and (a[outside] != o[outside]).mean() > 0.9
+    assert plan.full_detail_fraction == pytest.approx(c2.area / (320 * 240))
+
+
+def test_plan_refuses_bad_boxes():
+    src = PilSource(textured(100, 80))
+    with pytest.raises(GeoMagError, match="outside"):
+        tmra(src, "region", {"crop1": Box(50, 50, 120, 70)})
+    with pytest.raises(GeoMagError, match="inside crop1"):
+        tmra(src, "pixel", {"crop1": Box(0, 0, 50, 50), "crop2": Box(40, 40, 60, 60)})
+    with pytest.raises(GeoMagError, match="needs"):
+        tmra(src, "pixel", {"crop1": Box(0, 0, 50, 50)})
+    with pytest.raises(GeoMagError, match="granularity"):
+        tmra(src, "scene")
+
+
+def test_working_cap_builds_a_smaller_canvas_from_windows():
+    img = textured(600, 360, seed=2)
+    src = SpySource(img)
+    c1, c2 = Box(100, 60, 400, 300), Box(200, 100, 300, 200)
+    adjusted, plan = tmra(src, "pixel", {"crop1": c1, "crop2": c2}, working_cap=300)
+    assert adjusted.size == (300, 180) == plan.adjusted_size and plan.working_scale == 0.5
+    assert not plan.is_identity
+    # no read returns the whole image at full resolution
+    assert all(out is not None and out[0] * out[1] < 600 * 360 for _, out in src.reads)
+    inner = plan.box_to_adjusted(c2)
+    assert inner.to_list() == [100, 50, 150, 100]
+    np.testing.assert_array_equal(
+        np.asarray(adjusted)[50:100, 100:150], np.asarray(PilSource(img).read(c2, (50, 50)))
+    )
+    assert plan.box_to_original(inner) == c2
+    assert plan.mask_to_original(np.zeros((180, 300), bool)).shape == (360, 600)
+
+
+# -------------------------------------------------------------------------------- MagCrop + PSC
+def test_magcrop_finds_nested_crops_with_psc(vlm, real_data):
+    img = Image.open(real_data / "dota" / "images" / "P1888.png").convert("RGB")  # 712 x 557, vehicles
+    src = SpySource(img)
+    magcrop = MagCrop(vlm, MagCropConfig(min_crop=48))
+    adjusted, plan = magcrop.adjust(src, PROMPT, "pixel")
+    c1, c2 = plan.boxes["crop1"], plan.boxes["crop2"]
+    assert adjusted.size == img.size and plan.box_source == "psc"
+    assert Box(0, 0, *img.size).contains(c1) and c1.contains(c2) and c2.area < c1.area
+    assert min(c1.width, c1.height) >= 48
+    assert plan.heatmaps["crop1"].shape == plan.heatmaps["crop2"].shape == (4, 4)
+    assert {"heatmap_crop1", "search_crop1", "heatmap_crop2", "search_crop2", "compose", "total"} <= set(
+        plan.timings
+    )
+    # the VLM saw only its native input size: the global view and crop1, never the full image
+    assert (None, vlm.input_size) in src.reads and (c1, vlm.input_size) in src.reads
+    np.testing.assert_array_equal(
+        np.asarray(adjusted)[c2.y0 : c2.y1, c2.x0 : c2.x1], np.asarray(img)[c2.y0 : c2.y1, c2.x0 : c2.x1]
+    )
+    json.dumps(plan.to_dict())
+    # same input, same result
+    _, again = magcrop.adjust(img, PROMPT, "pixel")
+    assert again.boxes == plan.boxes
+
+
+def test_magcrop_input_errors(vlm):
+    img = textured(64, 48)
+    with pytest.raises(GeoMagError, match="prompt is empty"):
+        MagCrop(vlm).adjust(img, "   ", "region")
+    with pytest.raises(GeoMagError, match="--model"):
+        MagCrop(None).adjust(img, PROMPT, "region")
+    with pytest.raises(GeoMagError, match="granularity"):
+        MagCrop(vlm).adjust(img, PROMPT, "scene")
+    adjusted, plan = MagCrop(None).adjust(img, PROMPT, "region", boxes={"crop1": Box(0, 0, 20, 20)})
+    assert plan.box_source == "given" and adjusted.size == (64, 48)
+
+
+# --------------------------------------------------------------------------------------- the CLI
+def test_cli_writes_all_outputs_for_a_4k_image(tmp_path, tiny_llava, capsys):
+    smooth(4096, 2160).save(tmp_path / "4k.png")
+    out = tmp_path / "out"
+    args = ["magcrop", str(tmp_path / "4k.png"), "--prompt", PROMPT, "--granularity", "pixel"]
+    code = main([*args, "--model", str(tiny_llava), "--out", str(out)])
+    assert code == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {"adjusted.png", "boxes.png", "heatmap_crop1.png", "heatmap_crop2.png", "magcrop.json"}
+    record = json.loads((out / "magcrop.json").read_text())
+    assert record["original_size"] == record["adjusted_size"] == [4096, 2160]
+    c1, c2 = Box(*record["boxes"]["crop1"]), Box(*record["boxes"]["crop2"])
+    assert Box(0, 0, 4096, 2160).contains(c1) and c1.contains(c2) and c2.area < c1.area
+    assert Image.open(out / "adjusted.png").size == (4096, 2160)
+    assert max(Image.open(out / "boxes.png").size) == 2048  # downscaled preview
+    assert "heatmap_crop1" in record["timings"] and record["prompt"] == PROMPT
+
+
+def test_cli_image_plan_without_model_and_given_box(tmp_path):
+    textured(300, 200).save(tmp_path / "a.png")
+    assert main(["magcrop", str(tmp_path / "a.png"), "--prompt", "Describe the scene.",
+                 "--granularity", "image", "--out", str(tmp_path / "o1")]) == 0  # fmt: skip
+    assert Image.open(tmp_path / "o1" / "adjusted.png").size == (100, 100)
+    assert main(["magcrop", str(tmp_path / "a.png"), "--prompt", "Is there a ship?", "--granularity",
+                 "region", "--box", "10,10,110,90", "--out", str(tmp_path / "o2")]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "o2" / "magcrop.json").read_text())["boxes"] == {"crop1": [10, 10, 110, 90]}
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("unreadable", "cannot read"),
+        ("zero_size", "cannot read"),
+        ("missing", "not found"),
+        ("empty_prompt", "prompt is empty"),
+        ("box_outside", "outside"),
+        ("bad_box", "four integers"),
+        ("no_model", "--model"),
+        ("crop2_outside_crop1", "inside crop1"),
+    ],
+)
+def test_cli_bad_input_exits_2_without_output(tmp_path, capsys, case, message):
+    good = tmp_path / "good.png"
+    textured(120, 90).save(good)
+    (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "zero.png").write_bytes(b"")
+    image, prompt, extra = str(good), PROMPT, ["--granularity", "region", "--box", "0,0,50,50"]
+    if case == "unreadable":
+        image = str(tmp_path / "text.png")
+    elif case == "zero_size":
+        image = str(tmp_path / "zero.png")
+    elif case == "missing":
+        image = str(tmp_path / "nope.png")
+    elif case == "empty_prompt":
+        prompt = "  "
+    elif case == "box_outside":
+        extra = ["--granularity", "region", "--box", "100,50,200,80"]
+    elif case == "bad_box":
+        extra = ["--granularity", "region", "--box", "1,2,3"]
+    elif case == "no_model":
+        extra = ["--granularity", "pixel"]
+    elif case == "crop2_outside_crop1":
+        extra = ["--granularity", "pixel", "--box", "0,0,50,50", "--box", "40,40,70,70"]
+    out = tmp_path / "out"
+    assert main(["magcrop", image, "--prompt", prompt, *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("geomag: error:") and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_never_clobbers_a_non_empty_out(tmp_path, capsys):
+    textured(120, 90).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "adjusted.png").write_text("user data")
+    args = [
+        "magcrop",
+        str(tmp_path / "a.png"),
+        "--prompt",
+        PROMPT,
+        "--granularity",
+        "image",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+    assert (out / "adjusted.png").read_text() == "user data"
+    assert main([*args, "--overwrite"]) == 0
+    assert Image.open(out / "adjusted.png").size == (100, 100)
