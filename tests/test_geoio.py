@@ -24,6 +24,7 @@ from geomag.geoio import (
     open_source,
     parse_bands,
     save_geo_outputs,
+    source_boxes_geojson,
     write_mask_geotiff,
 )
 from geomag.imaging import Box, PilSource, load_image
@@ -309,14 +310,24 @@ def test_missing_crs_warns_and_writes_pixel_coordinates(tmp_path):
         warnings.simplefilter("ignore")
         save_geo_outputs(make_result(two_blobs()), src, tmp_path / "out2", wgs84=True)
     assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+    with pytest.warns(UserWarning, match=r"pixel coordinates$"):  # boxes only: no word on mask GeoTIFFs
+        fc = source_boxes_geojson({"crop1": Box(2, 3, 20, 15)}, src)
+    assert fc["coordinate_system"] == "pixel"
+    geo = RasterSource(make_tif(tmp_path / "geo.tif", rand((3, 40, 50))))
+    fc = source_boxes_geojson({"crop1": Box(10, 20, 30, 25)}, geo)
+    assert fc["features"][0]["geometry"]["coordinates"][0][0] == [500100.0, 4399800.0]
 
 
 def test_plain_image_geojson(tmp_path):
     src = PilSource(Image.fromarray(rand((40, 50, 3))))
-    with pytest.warns(UserWarning, match="no CRS"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a PNG has no CRS by nature: pixel coordinates, no warning
         files = save_geo_outputs(make_result(two_blobs()), src, tmp_path)
+        boxes = source_boxes_geojson({"crop1": Box(1, 2, 3, 4)}, src)
     fc = json.loads(files["masks.geojson"].read_text())
-    assert fc["coordinate_system"] == "pixel"
+    assert fc["coordinate_system"] == "pixel" and boxes["coordinate_system"] == "pixel"
+    assert boxes["features"][0]["geometry"]["coordinates"][0][0] == [1.0, 2.0]
+    assert sorted(files) == ["boxes.geojson", "masks.geojson"]
 
 
 # ---------------------------------------------------------------- real files

@@ -397,17 +397,27 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def check_geo_outputs(source: Any, wgs84: bool = False, warn: bool = True) -> bool:
-    """Before a long run: is the input georeferenced? Warns (pixel coordinates) if not; errors for --wgs84."""
+def check_geo_outputs(source: Any, wgs84: bool = False, warn: bool = True, masks: bool = True) -> bool:
+    """Is the input georeferenced? Errors for --wgs84 without a CRS (call it before a long run).
+
+    A raster file without a CRS gets a warning (GeoJSON in pixel coordinates, no mask GeoTIFF);
+    plain images (PNG, JPEG) are expected to have none and get pixel coordinates without one.
+    """
     crs, _, _ = _georef(source)
     _check_wgs84(crs, wgs84)
-    if crs is None and warn:
-        name = getattr(getattr(source, "path", None), "name", "the input image")
+    if crs is None and warn and isinstance(source, RasterSource):
+        extra = " and no mask GeoTIFF is written" if masks else ""
         warnings.warn(
-            f"{name} has no CRS: GeoJSON is written in pixel coordinates and no mask GeoTIFF is written",
-            stacklevel=2,
+            f"{source.path.name} has no CRS: GeoJSON is written in pixel coordinates{extra}", stacklevel=2
         )
     return crs is not None
+
+
+def source_boxes_geojson(boxes: Mapping[str, Box], source: Any, wgs84: bool = False) -> dict[str, Any]:
+    """boxes_to_geojson placed with the source's CRS and transform (pixel coordinates without a CRS)."""
+    georef = check_geo_outputs(source, wgs84, masks=False)
+    crs, transform, _ = _georef(source)
+    return boxes_to_geojson(boxes, transform if georef else None, crs if georef else None, wgs84)
 
 
 def save_geo_outputs(
@@ -424,7 +434,7 @@ def save_geo_outputs(
     them on the map. Everything is built in a temporary folder first, so a failure leaves no partial
     outputs. Returns {file name: path}.
     """
-    georef = check_geo_outputs(source, wgs84)
+    georef = check_geo_outputs(source, wgs84, masks=mask_geotiff)
     crs, transform, size = _georef(source)
     transform = transform if georef else None
     crs = crs if georef else None
@@ -471,15 +481,20 @@ def add_geo_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("geospatial input/output (GeoTIFF)")
     g.add_argument("--bands", default=None, help="1-based bands to use as RGB (or one for grey), e.g. 3,2,1")
     g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's own)")
-    g.add_argument(
-        "--geojson",
-        action="store_true",
-        help="write masks.geojson and boxes.geojson (map coordinates for GeoTIFF, else pixels)",
+    add_geo_output_arguments(g)
+
+
+def add_geo_output_arguments(group: Any, masks: bool = True) -> None:
+    """--geojson, --wgs84 and (for commands that make masks) --mask-geotiff, on a parser or group."""
+    what = "masks.geojson and boxes.geojson" if masks else "boxes.geojson"
+    group.add_argument(
+        "--geojson", action="store_true", help=f"write {what} (map coordinates for GeoTIFF, else pixels)"
     )
-    g.add_argument("--wgs84", action="store_true", help="GeoJSON in WGS84 longitude/latitude")
-    g.add_argument(
-        "--mask-geotiff", action="store_true", help="write each mask as a GeoTIFF with the input's CRS"
-    )
+    group.add_argument("--wgs84", action="store_true", help="GeoJSON in WGS84 longitude/latitude")
+    if masks:
+        group.add_argument(
+            "--mask-geotiff", action="store_true", help="write each mask as a GeoTIFF with the input's CRS"
+        )
 
 
 def source_from_args(args: argparse.Namespace, path: str | Path) -> ImageSource:
