@@ -414,3 +414,50 @@ def test_cli_helpers(tmp_path):
     plain = make_tif(tmp_path / "plain.tif", rand((3, 40, 50)), crs=None, transform=None)
     with pytest.raises(GeoMagError, match="--wgs84 needs a georeferenced"):
         source_from_args(parser.parse_args(["--wgs84"]), plain)  # before any model runs
+
+
+# ---------------------------------------------------------------- geomag magcrop flags (real GeoTIFF)
+
+
+def test_magcrop_cli_geojson(real_data, tmp_path, capsys):
+    from geomag.cli import main
+
+    tif = real_data / "neon-trees" / "OSBS_029.tif"
+    out = tmp_path / "out"
+    argv = ["magcrop", str(tif), "--prompt", "Where are the trees?", "--granularity", "region"]
+    rc = main([*argv, "--box", "100,120,260,300", "--geojson", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    fc = json.loads((out / "boxes.geojson").read_text())
+    assert fc["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32617"
+    src = RasterSource(tif)
+    assert fc["features"][0]["geometry"]["coordinates"][0][0] == list(src.transform @ (100, 120))
+    rc = main([*argv, "--box", "100,120,260,300", "--wgs84", "--out", str(tmp_path / "wgs")])
+    lon, lat = json.loads((tmp_path / "wgs" / "boxes.geojson").read_text())["features"][0]["geometry"][
+        "coordinates"
+    ][0][0]
+    assert rc == 0 and -83 < lon < -81 and 29 < lat < 30.5
+
+
+def test_magcrop_cli_bad_geo_inputs(tmp_path, capsys):
+    from geomag.cli import main
+
+    base = ["--prompt", "Where are the cars?", "--granularity", "region", "--box", "5,5,30,30"]
+    plain = make_tif(tmp_path / "plain.tif", rand((3, 40, 50)), crs=None, transform=None)
+    five = make_tif(tmp_path / "five.tif", rand((5, 40, 50)))
+    text = tmp_path / "notes.tif"
+    text.write_text("not a raster")
+    cases = [
+        ([str(plain), *base, "--wgs84"], "--wgs84 needs a georeferenced"),
+        ([str(five), *base], "choose three with --bands"),
+        ([str(five), *base, "--bands", "7,2,1"], "has 5 band"),
+        ([str(text), *base], "cannot read"),
+    ]
+    for i, (argv, message) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        assert main(["magcrop", *argv, "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+        assert not out.exists()  # no partial outputs
+    with pytest.warns(UserWarning, match="no CRS"):  # missing CRS: a warning and pixel coordinates
+        assert main(["magcrop", str(plain), *base, "--geojson", "--out", str(tmp_path / "px")]) == 0
+    fc = json.loads((tmp_path / "px" / "boxes.geojson").read_text())
+    assert fc["coordinate_system"] == "pixel" and fc["features"][0]["geometry"]["coordinates"][0][0] == [5, 5]

@@ -21,6 +21,7 @@ from geomag.errors import GeoMagError
 PREVIEW_MAX = 2048  # longest side of boxes.png
 HEATMAP_MAX = 1024  # longest side of the heatmap overlays
 OUTPUT_FILES = ("adjusted.png", "boxes.png", "heatmap_crop1.png", "heatmap_crop2.png", "magcrop.json")
+OUTPUT_FILES += ("boxes.geojson",)  # with --geojson / --wgs84
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("raster input (GeoTIFF)")
     g.add_argument("--bands", default=None, help="1-based bands to use as RGB (or one for grey), e.g. 3,2,1")
     g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's own)")
+    g.add_argument("--geojson", action="store_true", help="also write boxes.geojson (map coords for GeoTIFF)")
+    g.add_argument("--wgs84", action="store_true", help="GeoJSON in WGS84 lon/lat (implies --geojson)")
     p.set_defaults(func=run)
 
 
@@ -107,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
     from geomag.geoio import open_source
 
     source = open_source(image_path, bands=args.bands, nodata=args.nodata)
+    if args.geojson or args.wgs84:
+        from geomag.geoio import check_geo_outputs
+
+        check_geo_outputs(source, wgs84=args.wgs84, warn=False)  # --wgs84 without a CRS fails before any work
     width, height = source.size
     if width < 1 or height < 1:
         raise GeoMagError(f"{image_path} has zero size ({width}x{height})")
@@ -157,6 +164,12 @@ def run(args: argparse.Namespace) -> int:
             view = source.read(region, _preview_size(area, HEATMAP_MAX))
             overlay_heatmap(view, heat).save(staged / f"heatmap_{name}.png")
             files[f"heatmap_{name}"] = f"heatmap_{name}.png"
+        if args.geojson or args.wgs84:
+            from geomag.geoio import source_boxes_geojson
+
+            fc = source_boxes_geojson(plan.boxes, source, wgs84=args.wgs84)
+            (staged / "boxes.geojson").write_text(json.dumps(fc))
+            files["geojson"] = "boxes.geojson"
         plan.timings["cli_total"] = time.perf_counter() - t_start
         record = {
             "image": str(image_path),
