@@ -7,8 +7,8 @@
 | vqa     | RSVQA-LR (vqa/)                 | LR_split_<split>_{images,questions,answers}.json, Images_LR/<id>.tif |
 | roc     | DIOR-RSVG (roc/)                | Annotations/<05d>.xml, JPEGImages/<05d>.jpg, {train,val,test}.txt |
 | refseg  | RRSIS-D (refseg/rrsisd/)        | rrsisd/instances.json (COCO, RLE), rrsisd/refs(unc).json, images/rrsisd/JPEGImages/*.jpg |
-| refseg  | RefSegRS (refseg/refsegrs/)     | images/<id>.png, masks/<id>.png, output_phrase_<split>.txt |
-| gcg     | GeoPixelD (gcg/)                | GeoPixelD.json, data/GeoPixelD/<split>/<name>.png + .json (polygons) |
+| refseg  | RefSegRS (refseg/refsegrs/)     | images/<id>.tif, masks/<id>.tif (0/255), output_phrase_<split>.txt |
+| gcg     | GeoPixelD (gcg/)                | data/GeoPixelD.json, data/GeoPixelD/<split>/<name>.png + .json (polygons) |
 
 RRSIS-D ships its refs as a pickle; we write the same records as JSON (`refs(unc).json`) because
 loading pickles runs arbitrary code.
@@ -264,7 +264,7 @@ class RRSISDWriter:
 
 
 class RefSegRSWriter:
-    """RefSegRS: one sample per expression: images/<id>.png, masks/<id>.png (0/255), output_phrase_<split>.txt."""
+    """RefSegRS: one sample per expression: images/<id>.tif, masks/<id>.tif (0/255), output_phrase_<split>.txt."""
 
     def __init__(self, root: Path):
         self.root = root / "refseg" / "refsegrs"
@@ -277,7 +277,7 @@ class RefSegRSWriter:
         for ref in scene.referring:
             sid = self.sample
             self.sample += 1
-            img = self.root / "images" / f"{sid}.png"
+            img = self.root / "images" / f"{sid}.tif"
             if first is None:
                 scene.image.save(img)
                 first = img
@@ -287,7 +287,7 @@ class RefSegRSWriter:
                 except OSError:
                     scene.image.save(img)
             Image.fromarray(scene.objects[ref["object"]].full_mask(w, h).astype(np.uint8) * 255).save(
-                self.root / "masks" / f"{sid}.png"
+                self.root / "masks" / f"{sid}.tif"
             )
             self.lines[split_of(index)].append(f"{sid} {ref['expression']}\n")
 
@@ -332,7 +332,7 @@ class GCGWriter:
         )
 
     def close(self) -> None:
-        _json(self.root / "GeoPixelD.json", self.records)
+        _json(self.root / "data" / "GeoPixelD.json", self.records)
 
 
 WRITERS = {

@@ -39,9 +39,9 @@ def _samples(root: Path, n: int) -> list[tuple[Path, list[tuple[np.ndarray, str]
                     )
             out.append((rr / "images" / "rrsisd" / "JPEGImages" / img["file_name"], items))
         return out
-    if (root / "gcg" / "GeoPixelD.json").is_file():
+    if (root / "gcg" / "data" / "GeoPixelD.json").is_file():
         out = []
-        for rec in json.loads((root / "gcg" / "GeoPixelD.json").read_text())[:n]:
+        for rec in json.loads((root / "gcg" / "data" / "GeoPixelD.json").read_text())[:n]:
             ann = json.loads((root / "gcg" / rec["polygons"]).read_text())
             size = Image.open(root / "gcg" / rec["image"]).size
             phrases = [p.strip() for p in ann["gcg_description"].split("<p>")[1:]]

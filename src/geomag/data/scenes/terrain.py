@@ -98,10 +98,11 @@ def _water_field(plan: TerrainPlan, w: int, h: int, s: float, rng: np.random.Gen
     wobble = noise.fbm(rng, w, h, cell=max(w, h) / 3, octaves=5) - 0.5
     if kind == "coast":
         _, ang, off = plan.water
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        d = (xs - w / 2) * np.cos(ang) + (ys - h / 2) * np.sin(ang)
+        xs = np.arange(w, dtype=np.float32)[None, :] - w / 2
+        ys = np.arange(h, dtype=np.float32)[:, None] - h / 2
+        d = xs * np.float32(np.cos(ang)) + ys * np.float32(np.sin(ang))
         half = 0.5 * (abs(w * np.cos(ang)) + abs(h * np.sin(ang)))
-        return d / half - off + plan.shore_noise * 2 * wobble
+        return d * np.float32(1 / half) - np.float32(off) + np.float32(plan.shore_noise * 2) * wobble
     img = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(img)
     if kind == "river":
@@ -137,9 +138,10 @@ def render_terrain(
 
     if plan.farmland is not None:
         ang, pw, ph = plan.farmland
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        u = (xs * np.cos(ang) + ys * np.sin(ang)) * s / pw
-        v = (-xs * np.sin(ang) + ys * np.cos(ang)) * s / ph
+        xs = np.arange(w, dtype=np.float32)[None, :]
+        ys = np.arange(h, dtype=np.float32)[:, None]
+        u = xs * np.float32(np.cos(ang) * s / pw) + ys * np.float32(np.sin(ang) * s / pw)
+        v = xs * np.float32(-np.sin(ang) * s / ph) + ys * np.float32(np.cos(ang) * s / ph)
         iu, iv = np.floor(u).astype(np.int32), np.floor(v).astype(np.int32)
         parcel = (iu * 7919 + iv * 104729) % 997
         crop = (lc == LC["grass"]) | (lc == LC["soil"])
