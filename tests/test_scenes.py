@@ -253,7 +253,7 @@ def test_writers_round_trip_through_loaders(dataset):
     w, h = 256, 224
     caps = load_benchmark("ucm-captions", out / "caption", "test")
     written = {c.removesuffix(".") + " ." for c in scenes[0].captions}  # UCM style: "... ."
-    assert caps and {c for s in caps for c in ([s.answer] + s.meta.get("references", []))} <= written | {""}
+    assert caps and {c for s in caps for c in ([s.answer, *s.meta.get("references", [])])} <= written | {""}
     got = load_benchmark("aid", out / "scene", "test")
     assert sorted(s.answer for s in got) == sorted(s.label for s in scenes)
     qa = load_benchmark("rsvqa-lr", out / "vqa", "test")
