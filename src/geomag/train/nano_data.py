@@ -1,0 +1,178 @@
+"""The training mixture of GeoMag-nano: REAL data from ../shared/data/real plus generated GeoScenes.
+
+Every sample uses the same prompt wording as evaluation (geomag.data.loaders.common), so the model
+is trained on the questions it is scored on. Real sources:
+  AID (scene classification; a fixed 80 % of each class, the rest is held out: `aid_split`),
+  RSVQA-LR / RSVQA-HR (train + val questions), NEON tree boxes (referring object classification),
+  UCM / Sydney caption images (the few real images shipped with their captions), GeoPixelD (GCG).
+GeoScenes adds all six tasks with exact masks. Output: JSONL files of `Sample`s plus the PNGs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from geomag.data.loaders import load_benchmark
+from geomag.data.loaders.common import (
+    CAPTION_PROMPT,
+    REFSEG_ANSWER,
+    REFSEG_PROMPT,
+    ROC_PROMPT,
+    SCENE_PROMPT,
+    VQA_PROMPT,
+    box_text,
+    readable_class,
+)
+from geomag.data.loaders.geopixeld import GCG_PROMPT
+from geomag.data.loaders.rsvqa import load_rsvqa
+from geomag.data.samples import Sample, load_geopixeld, mask_to_rle, write_jsonl
+from geomag.errors import GeoMagError
+
+AID_TRAIN_FRACTION = 0.8
+
+
+def aid_split(root: Path) -> tuple[list[Sample], list[Sample]]:
+    """(train, held-out) AID samples: per class, the first 80 % of the sorted files train."""
+    samples = load_benchmark("aid", root)
+    by_class: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_class.setdefault(s.meta["label"], []).append(s)
+    train, held = [], []
+    for items in by_class.values():
+        items.sort(key=lambda s: s.image)
+        k = round(AID_TRAIN_FRACTION * len(items))
+        train += items[:k]
+        held += items[k:]
+    return train, held
+
+
+def rsvqa_train(root: Path, variant: str) -> list[Sample]:
+    """RSVQA train + val questions (the test splits stay for evaluation)."""
+    return load_rsvqa(root, variant, "train") + load_rsvqa(root, variant, "val")
+
+
+def neon_roc(root: Path) -> list[Sample]:
+    """'What is the object at [box]?' -> 'tree' for every NEON tree box on OSBS_029."""
+    from PIL import Image
+
+    csv_path = root / "OSBS_029.csv"
+    image = root / "OSBS_029.png"
+    if not csv_path.is_file() or not image.is_file():
+        return []
+    w, h = Image.open(image).size
+    samples = []
+    with csv_path.open() as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            box = tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+            samples.append(
+                Sample(
+                    image=str(image),
+                    prompt=ROC_PROMPT.format(box=box_text(box, w, h)),
+                    answer="tree",
+                    task="roc",
+                    meta={"id": f"neon/{i}", "source": "neon"},
+                )
+            )
+    return samples
+
+
+def real_captions(root: Path) -> list[Sample]:
+    """Caption samples for the real caption images that ship in ../shared (UCM, Sydney)."""
+    out = []
+    for name in ("ucm-captions", "sydney-captions"):
+        folder = root / name
+        js = next(iter(sorted(folder.glob("dataset*.json"))), None)
+        if js is None:
+            continue
+        records = json.loads(js.read_text())["images"]
+        for rec in records:
+            img = folder / "images" / rec["filename"]
+            if img.is_file():
+                for sent in rec["sentences"]:
+                    out.append(
+                        Sample(
+                            image=str(img),
+                            prompt=CAPTION_PROMPT,
+                            answer=sent["raw"].strip(),
+                            task="caption",
+                            meta={"id": f"{name}/{rec['filename']}"},
+                        )
+                    )
+    return out
+
+
+def scene_samples(seed: int, size: tuple[int, int], image_dir: Path, rng: random.Random) -> Iterator[Sample]:
+    """Samples of all six tasks from one generated scene (its PNG is written to image_dir)."""
+    from geomag.data.scenes import SCENE_TYPES, generate_scene
+
+    scene = generate_scene(seed, size)
+    path = image_dir / f"scene_{seed:06d}.png"
+    scene.image.save(path)
+    w, h = scene.image.size
+    image = str(path)
+    meta = {"source": "geoscenes", "seed": seed}
+    yield Sample(image, CAPTION_PROMPT, rng.choice(scene.captions), "caption", meta=meta)
+    classes = ", ".join(readable_class(t) for t in SCENE_TYPES)
+    yield Sample(
+        image, SCENE_PROMPT.format(classes=classes), readable_class(scene.scene_type), "scene", meta=meta
+    )
+    for q in rng.sample(scene.vqa, min(3, len(scene.vqa))):
+        yield Sample(
+            image,
+            VQA_PROMPT.format(question=q["question"].rstrip("?") + "?"),
+            q["answer"],
+            "vqa",
+            meta={**meta, "type": q["type"]},
+        )
+    for r in rng.sample(scene.roc, min(2, len(scene.roc))):
+        yield Sample(image, ROC_PROMPT.format(box=box_text(r["box"], w, h)), r["class"], "roc", meta=meta)
+    for r in rng.sample(scene.referring, min(2, len(scene.referring))):
+        mask = scene.full_mask(r["object"])
+        yield Sample(
+            image,
+            REFSEG_PROMPT.format(expression=r["expression"]),
+            REFSEG_ANSWER,
+            "refseg",
+            masks=[{"rle": mask_to_rle(mask)}],
+            meta=meta,
+        )
+    if scene.gcg and scene.gcg.get("objects"):
+        masks = [{"rle": mask_to_rle(scene.full_mask(i))} for i in scene.gcg["objects"]]
+        yield Sample(image, GCG_PROMPT, scene.gcg["text"], "gcg", masks=masks, meta=meta)
+
+
+def build_mixture(
+    real_root: str | Path,
+    out_dir: str | Path,
+    n_scenes: int = 2000,
+    seed: int = 0,
+    sizes: tuple[int, ...] = (512, 768),
+) -> dict[str, Path]:
+    """Write train.jsonl (+ heldout_aid.jsonl) under out_dir; returns the paths. Deterministic per seed."""
+    real_root, out_dir = Path(real_root), Path(out_dir)
+    if not real_root.is_dir():
+        raise GeoMagError(f"real data folder not found: {real_root} (it ships as ../shared/data/real)")
+    image_dir = out_dir / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    aid_train, aid_held = aid_split(real_root / "aid-150")
+    samples = aid_train
+    samples += rsvqa_train(real_root / "rsvqa-lr" / "configilm_subset", "LR")
+    samples += rsvqa_train(real_root / "rsvqa-hr" / "configilm_subset", "HR")
+    samples += neon_roc(real_root / "neon-trees")
+    samples += real_captions(real_root)
+    samples += load_geopixeld(real_root / "geopixel" / "data" / "GeoPixelD.json")
+    for i in tqdm(range(n_scenes), desc="GeoScenes", unit="scene"):
+        side = sizes[i % len(sizes)]
+        samples += list(scene_samples(seed * 1_000_003 + i, (side, side), image_dir, rng))
+    rng.shuffle(samples)
+    return {
+        "train": write_jsonl(samples, out_dir / "train.jsonl"),
+        "heldout_aid": write_jsonl(aid_held, out_dir / "heldout_aid.jsonl"),
+    }
