@@ -83,13 +83,14 @@ class RasterSource:
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
                 with rasterio.open(self.path) as src:
                     self._width, self._height, self.count = src.width, src.height, src.count
-                    self.dtype = np.dtype(src.dtypes[0])
+                    dtypes = src.dtypes
                     self.crs = src.crs
                     self.transform: Affine = src.transform
                     self.file_nodata = src.nodata
         except rasterio.errors.RasterioIOError as exc:
             raise GeoMagError(f"cannot read {self.path} as a raster: {exc}") from None
         self.bands = self._choose_bands(parse_bands(bands))
+        self.dtype = np.result_type(*(dtypes[b - 1] for b in self.bands))  # of the selected bands
         self.nodata = self.file_nodata if nodata is None else float(nodata)
         # GDAL honours the file's own nodata when it resamples, but not an override: then we resample
         # with nearest neighbour so nodata pixels never blend into valid ones.
