@@ -1,0 +1,460 @@
+"""The GeoMag model: a LLaVA-style VLM with LoRA that writes [SEG], and a pixel decoder on a frozen encoder.
+
+Tokens: `[SEG]`, `<p>`, `</p>` are added to the tokenizer as special tokens; their ids are read with
+`convert_tokens_to_ids` and each must tokenize to exactly one id. New embedding / lm_head rows start
+at the mean of the existing rows (deterministic) and are trained through peft's
+`trainable_token_indices` (Llama's lm_head is untied: without it the [SEG] output row never trains).
+
+[SEG] hidden state: the LAST layer's (post-norm) hidden state AT each [SEG] position ("at", as
+GeoPixel), or at the position before it ("before", the state that predicts [SEG], as LISA/GLaMM),
+set by `ModelConfig.seg_hidden`. Positions are found in input_ids directly: image tokens are real
+positions in transformers 5, so no offsets are involved.
+
+Targets: a run of consecutive [SEG] tokens (nothing but whitespace between them, at most
+`max_seg_per_target`; longer runs are cut) refers to ONE target: their projected states are fused
+with the learned weights b. Samples keep one mask per [SEG]
+(`Sample` requires it), so the [SEG] of one run carry the same mask; predictions likewise give one
+mask per [SEG], the run's fused mask repeated.
+
+Masks are predicted on the image the model sees (possibly MagCrop-adjusted, which spans the whole
+original extent) and returned on the ORIGINAL image's pixel grid as boolean H x W arrays. The mask
+loss is computed on the seg encoder's input grid (targets area-resampled to it).
+
+Trainable: LoRA (q/v projections of the LLM), the new token rows, the multimodal projector, the text
+projection, the pixel decoder (incl. w and b). Frozen: the vision tower, the LLM base weights, the seg
+encoder. A checkpoint holds only the trainable tensors (safetensors) and geomag_model.json naming the
+base models, so `GeoMagModel.from_pretrained(dir)` rebuilds the rest from them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from geomag.data.samples import Sample
+from geomag.errors import GeoMagError
+from geomag.model.losses import bce_loss, dice_loss
+from geomag.model.pixel_decoder import build_pixel_decoder
+from geomag.model.presets import ModelConfig
+from geomag.model.seg_encoder import SegEncoder, build_seg_encoder
+from geomag.model.vlm import VLM
+from geomag.result import Result
+
+SEG_TOKEN, P_OPEN, P_CLOSE = "[SEG]", "<p>", "</p>"
+NEW_TOKENS = (SEG_TOKEN, P_OPEN, P_CLOSE)
+CONFIG_FILE = "geomag_model.json"
+WEIGHTS_FILE = "trainable.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class GeoMagOutput:
+    """Losses and predictions of one forward pass. mask_logits: per sample [T_i, h, w] (one per target)."""
+
+    loss: torch.Tensor
+    text_loss: torch.Tensor | None
+    mask_loss: torch.Tensor | None
+    logits: torch.Tensor
+    mask_logits: list[torch.Tensor] = field(default_factory=list)
+    scale_logits: list[torch.Tensor] = field(default_factory=list)
+
+
+def add_seg_tokens(vlm: VLM) -> dict[str, int]:
+    """Add [SEG], <p>, </p> as special tokens, grow the embeddings if needed; {token: id}.
+
+    Rows of newly added tokens (input embedding and lm_head) start at the mean of the existing rows;
+    tokens the tokenizer already had (a VLM trained with them) keep their rows.
+    """
+    tok = vlm.tokenizer
+    n_before = len(tok)
+    added = tok.add_tokens(list(NEW_TOKENS), special_tokens=True)
+    ids = {}
+    for token in NEW_TOKENS:
+        token_id = tok.convert_tokens_to_ids(token)
+        pieces = tok(token, add_special_tokens=False).input_ids
+        if token_id is None or token_id == tok.unk_token_id or pieces != [token_id]:
+            raise GeoMagError(f"the tokenizer does not keep {token} as one token (got {pieces})")
+        ids[token] = int(token_id)
+    model = vlm.model
+    rows = model.get_input_embeddings().weight.shape[0]
+    if max(ids.values()) >= rows:
+        model.resize_token_embeddings(len(tok), mean_resizing=False)
+    if added:
+        new = torch.tensor([i for i in ids.values() if i >= n_before])
+        with torch.no_grad():
+            for emb in {
+                id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())
+            }.values():
+                old = emb.weight[: min(n_before, rows)]
+                emb.weight[new] = old.float().mean(0).to(emb.weight.dtype)
+    return ids
+
+
+def seg_runs(
+    positions: Sequence[int], input_ids: torch.Tensor, whitespace_ids: set[int], max_len: int
+) -> list[list[int]]:
+    """Group [SEG] positions into targets: consecutive [SEG]s (only whitespace tokens between) form
+    one target, up to `max_len` per target (a longer run is cut into several targets)."""
+    runs: list[list[int]] = []
+    for pos in positions:
+        if runs and len(runs[-1]) < max_len:
+            between = input_ids[runs[-1][-1] + 1 : pos].tolist()
+            if all(t in whitespace_ids for t in between):
+                runs[-1].append(pos)
+                continue
+        runs.append([pos])
+    return runs
+
+
+class GeoMagModel(nn.Module):
+    """VLM (+LoRA) that answers with [SEG] tokens, and a pixel decoder that turns each into a mask."""
+
+    def __init__(self, vlm: VLM, seg_encoder: SegEncoder, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+
+        cfg = config or ModelConfig()
+        if cfg.vlm is None:
+            cfg.vlm = str(getattr(vlm.config, "_name_or_path", "") or "") or None
+        self.config = cfg
+        self.vlm = vlm
+        self.token_ids = add_seg_tokens(vlm)
+        self.seg_token_id = self.token_ids[SEG_TOKEN]
+        ids = sorted(self.token_ids.values())
+        model = vlm.model
+        tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_target,
+            # tied embeddings: the embed_tokens rows are also the lm_head rows
+            trainable_token_indices={"embed_tokens": ids} if tied else {"embed_tokens": ids, "lm_head": ids},
+            modules_to_save=["multi_modal_projector"] if cfg.train_projector else None,
+        )
+        self.llm = get_peft_model(model, lora)
+        vlm.model = self.llm  # VLM.prepare / generate now run through the adapters
+        self.seg_encoder = seg_encoder
+        hidden = int(vlm.config.get_text_config().hidden_size)
+        self.pixel_decoder = build_pixel_decoder(
+            seg_encoder, hidden, cfg.prompt_dim, cfg.decoder_dim, cfg.max_seg_per_target
+        )
+        self.pixel_decoder.to(seg_encoder.device)
+        tok = vlm.tokenizer
+        self._whitespace_ids = {i for i in range(len(tok)) if not tok.decode([i]).strip()} - set(ids)
+        self._drop_ids = set(tok.all_special_ids) - set(ids)
+
+    # --- building / saving -------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: ModelConfig | dict[str, Any]) -> GeoMagModel:
+        """Load the base models a config names (by id or folder, offline) and build the model."""
+        cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+        if not cfg.vlm:
+            raise GeoMagError(
+                "the model config names no VLM: set 'vlm' to a Hugging Face id or a local folder"
+            )
+        dtype = cfg.torch_dtype()
+        vlm = VLM.from_pretrained(cfg.vlm, dtype=dtype)
+        return cls(vlm, build_seg_encoder(cfg.seg_spec(), dtype=dtype), cfg)
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
+
+    def save_pretrained(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Write trainable.safetensors (trainable tensors only) and geomag_model.json; atomic per file."""
+        from safetensors.torch import save_file
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {n: t.contiguous().cpu() for n, t in self.trainable_state_dict().items()}
+        meta = {
+            "geomag_format": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "seg_encoder": self.seg_encoder.spec(),
+            "tokens": self.token_ids,
+            "trainable": sorted(state),
+        }
+        tmp = out / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
+        save_file(state, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, out / WEIGHTS_FILE)
+        tmp = out / f".{CONFIG_FILE}.tmp{os.getpid()}"
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, out / CONFIG_FILE)
+        return out
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike[str], vlm: str | None = None, seg_model: str | None = None
+    ) -> GeoMagModel:
+        """Rebuild a saved model: base models from the ids/folders in geomag_model.json (or `vlm` /
+        `seg_model` given here, e.g. after moving them), then the trainable tensors."""
+        folder = Path(path)
+        meta_path = folder / CONFIG_FILE
+        if not meta_path.is_file():
+            raise GeoMagError(f"{folder} is not a GeoMag checkpoint (no {CONFIG_FILE})")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("geomag_format") != FORMAT_VERSION:
+            raise GeoMagError(f"{meta_path}: unsupported checkpoint format {meta.get('geomag_format')}")
+        cfg = ModelConfig.from_dict(meta["config"])
+        if vlm:
+            cfg.vlm = vlm
+        if seg_model:
+            cfg.seg_model = seg_model
+        model = cls.from_config(cfg)
+        if model.token_ids != meta["tokens"]:
+            raise GeoMagError(
+                f"token ids differ from the checkpoint's ({model.token_ids} vs {meta['tokens']}): "
+                "the VLM is not the one this checkpoint was trained on"
+            )
+        model.load_trainable(folder / WEIGHTS_FILE)
+        return model.eval()
+
+    def load_trainable(self, weights: str | os.PathLike[str]) -> None:
+        """Load trainable tensors saved by `save_pretrained`; every trainable tensor must be present."""
+        from safetensors.torch import load_file
+
+        if not Path(weights).is_file():
+            raise GeoMagError(f"weights file not found: {weights}")
+        state = load_file(str(weights))
+        own = dict(self.named_parameters())
+        trainable = {n for n, p in own.items() if p.requires_grad}
+        missing, unexpected = sorted(trainable - set(state)), sorted(set(state) - trainable)
+        if missing or unexpected:
+            raise GeoMagError(
+                f"{weights} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
+        with torch.no_grad():
+            for name, tensor in state.items():
+                if own[name].shape != tensor.shape:
+                    raise GeoMagError(
+                        f"{weights}: {name} has shape {tuple(tensor.shape)}, expected {tuple(own[name].shape)}"
+                    )
+                own[name].copy_(tensor)
+
+    # --- inputs -----------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.vlm.device
+
+    def prepare_batch(
+        self, samples: Sequence[Sample], root: str | os.PathLike[str] | None = None
+    ) -> dict[str, Any]:
+        """Tokenised inputs with labels (prompt and padding -100), seg-encoder pixels, [SEG] runs and
+        mask targets on the seg encoder's grid."""
+        if not samples:
+            raise GeoMagError("empty batch")
+        rows, images = [], []
+        size = self.seg_encoder.image_size
+        for s in samples:
+            image = s.load_image(root)
+            full = self.vlm.prepare(image, s.prompt, s.answer)
+            prompt_ids = self.vlm.prepare(image, s.prompt)["input_ids"][0]
+            n_prompt = prompt_ids.numel()
+            ids = full["input_ids"][0]
+            if not torch.equal(ids[:n_prompt], prompt_ids):
+                raise GeoMagError(f"{s.image}: the prompt tokenises differently with the answer appended")
+            positions = [p for p in (ids == self.seg_token_id).nonzero().flatten().tolist() if p >= n_prompt]
+            if len(positions) != s.answer.count(SEG_TOKEN):
+                raise GeoMagError(
+                    f"{s.image}: {s.answer.count(SEG_TOKEN)} [SEG] in the answer, {len(positions)} tokens"
+                )
+            runs = seg_runs(positions, ids, self._whitespace_ids, self.config.max_seg_per_target)
+            targets = torch.zeros(0, size, size)
+            if runs:
+                if len(s.masks) != len(positions):
+                    raise GeoMagError(
+                        f"{s.image}: the answer has {len(positions)} [SEG] but {len(s.masks)} masks"
+                    )
+                arrays = s.mask_arrays(image.width, image.height, root)
+                per_target = []
+                k = 0
+                for run in runs:
+                    group = arrays[k : k + len(run)]
+                    if any(not np.array_equal(group[0], m) for m in group[1:]):
+                        raise GeoMagError(
+                            f"{s.image}: consecutive [SEG] tokens refer to one target but have different masks"
+                        )
+                    per_target.append(group[0])
+                    k += len(run)
+                t = torch.from_numpy(np.stack(per_target)).float()[:, None]
+                targets = F.interpolate(t, size=(size, size), mode="area")[:, 0]
+            labels = ids.clone()
+            labels[:n_prompt] = -100
+            rows.append((ids, labels, full["pixel_values"][0], runs, targets))
+            images.append(image)
+        pad = self.vlm.tokenizer.pad_token_id
+        pad = self.vlm.tokenizer.eos_token_id if pad is None else pad
+        length = max(r[0].numel() for r in rows)
+        input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
+        labels = torch.full((len(rows), length), -100, dtype=torch.long)
+        attention = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, (ids, lab, *_rest) in enumerate(rows):
+            input_ids[i, : ids.numel()] = ids
+            labels[i, : ids.numel()] = lab
+            attention[i, : ids.numel()] = 1
+        device = self.device
+        return {
+            "input_ids": input_ids.to(device),
+            "attention_mask": attention.to(device),
+            "labels": labels.to(device),
+            "pixel_values": torch.stack([r[2] for r in rows]).to(device),
+            # the encoder is frozen: its features are a function of the image, computed here once
+            "seg_features": self.seg_encoder.features(self.seg_encoder.preprocess(images)),
+            "seg_runs": [r[3] for r in rows],
+            "mask_targets": [r[4].to(device) for r in rows],
+        }
+
+    # --- forward ----------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Any]) -> GeoMagOutput:
+        """Text CE (if labels) + mask BCE/Dice (if targets) for a batch from `prepare_batch`."""
+        cfg = self.config
+        out = self.llm(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch["pixel_values"].to(self.llm.dtype),
+            labels=batch.get("labels"),
+            output_hidden_states=True,
+        )
+        hidden = out.hidden_states[-1]  # post-norm last layer
+        mask_logits, scale_logits = self._decode(hidden, batch["seg_runs"], batch["seg_features"])
+        text_loss = out.loss
+        mask_loss = None
+        targets = batch.get("mask_targets")
+        if targets is not None and any(t.shape[0] for t in targets):
+            logits = torch.cat([m for m in mask_logits if m.shape[0]])
+            target = torch.cat([t for t in targets if t.shape[0]]).to(logits.dtype)
+            logits = F.interpolate(
+                logits[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False
+            )[:, 0]
+            mask_loss = cfg.bce_weight * bce_loss(logits, target) + cfg.dice_weight * dice_loss(
+                logits, target
+            )
+        loss = hidden.new_zeros((), dtype=torch.float32)
+        if text_loss is not None:
+            loss = loss + cfg.ce_weight * text_loss.float()
+        if mask_loss is not None:
+            loss = loss + mask_loss
+        return GeoMagOutput(loss, text_loss, mask_loss, out.logits, mask_logits, scale_logits)
+
+    def _decode(
+        self, hidden: torch.Tensor, runs: list[list[list[int]]], features: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Fused and per-scale mask logits per sample, on the mask head's output grid."""
+        shift = 1 if self.config.seg_hidden == "before" else 0
+        fused, scales = [], []
+        for i, sample_runs in enumerate(runs):
+            if not sample_runs:
+                fused.append(hidden.new_zeros((0, 1, 1), dtype=torch.float32))
+                scales.append(hidden.new_zeros((0, 1, 1, 1), dtype=torch.float32))
+                continue
+            states = [hidden[i, torch.tensor(run, device=hidden.device) - shift] for run in sample_runs]
+            f, s = self.pixel_decoder(states, [feat[i : i + 1] for feat in features])
+            fused.append(f)
+            scales.append(s)
+        return fused, scales
+
+    # --- inference --------------------------------------------------------------------------------
+    def _answer_ids(self, image: Image.Image, prompt: str, answer_ids: torch.Tensor) -> dict[str, Any]:
+        inputs = self.vlm.prepare(image, prompt)
+        n_prompt = inputs["input_ids"].shape[1]
+        ids = torch.cat([inputs["input_ids"][0], answer_ids.to(inputs["input_ids"].device)])
+        positions = [p for p in (ids == self.seg_token_id).nonzero().flatten().tolist() if p >= n_prompt]
+        return {
+            "input_ids": ids[None],
+            "attention_mask": torch.ones_like(ids)[None],
+            "pixel_values": inputs["pixel_values"],
+            "seg_features": self.seg_encoder.features(self.seg_encoder.preprocess([image])),
+            "seg_runs": [seg_runs(positions, ids, self._whitespace_ids, self.config.max_seg_per_target)],
+        }
+
+    @torch.no_grad()
+    def _masks(self, batch: dict[str, Any], out_size: tuple[int, int]) -> list[np.ndarray]:
+        """One boolean (H, W) mask per [SEG] (a run's fused mask repeated for each of its [SEG])."""
+        runs = batch["seg_runs"][0]
+        if not runs:
+            return []
+        out = self.forward(batch)
+        logits = out.mask_logits[0]
+        width, height = out_size
+        up = F.interpolate(
+            logits[:, None].float(), size=(height, width), mode="bilinear", align_corners=False
+        )
+        masks = (up[:, 0] > 0).cpu().numpy()
+        return [masks[t] for t, run in enumerate(runs) for _ in run]
+
+    def predict_masks(
+        self, image: Image.Image, prompt: str, answer: str, out_size: tuple[int, int] | None = None
+    ) -> list[np.ndarray]:
+        """Masks for a given answer (teacher-forced), one per [SEG], on an `out_size` (W, H) grid
+        (default: the image's own size). An answer without [SEG] gives []."""
+        ids = self.vlm.tokenizer(" " + answer, add_special_tokens=False, return_tensors="pt").input_ids[0]
+        batch = self._answer_ids(image.convert("RGB"), prompt, ids)
+        return self._masks(batch, out_size or image.size)
+
+    @torch.no_grad()
+    def parse(
+        self,
+        image: Image.Image,
+        prompt: str,
+        magcrop: Any = None,
+        granularity: str | None = None,
+        max_new_tokens: int = 128,
+    ) -> Result:
+        """Generate an answer and decode one mask per [SEG] on the ORIGINAL image's grid.
+
+        `magcrop`: a `geomag.magcrop.MagCrop` (called as `adjust(image, prompt, granularity)` ->
+        (adjusted image, plan)), or any object whose `adjust(image, prompt)` returns a record with
+        `image`, `boxes` (original pixels) and `granularity`. Every MagCrop plan spans the whole
+        original extent (crops are pasted at their own positions; the image plan is a resize), so
+        masks map to the original grid by resizing their logits. No [SEG] in the answer: no masks.
+        """
+        timings: dict[str, float] = {}
+        original = image.convert("RGB")
+        seen, boxes = original, {}
+        if magcrop is not None:
+            from geomag.magcrop import MagCrop
+
+            t = time.perf_counter()
+            if isinstance(magcrop, MagCrop):
+                seen, plan = magcrop.adjust(original, prompt, granularity)
+            else:
+                plan = magcrop.adjust(original, prompt)
+                seen = plan.image
+            boxes = dict(getattr(plan, "boxes", {}) or {})
+            granularity = granularity or getattr(plan, "granularity", None)
+            timings["magcrop"] = time.perf_counter() - t
+        t = time.perf_counter()
+        inputs = self.vlm.prepare(seen, prompt)
+        out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        new = out[0, inputs["input_ids"].shape[1] :]
+        eos = self.vlm.tokenizer.eos_token_id
+        stop = (new == eos).nonzero().flatten() if eos is not None else torch.tensor([])
+        if stop.numel():
+            new = new[: int(stop[0])]
+        text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
+        timings["generate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        masks = self._masks(self._answer_ids(seen, prompt, new), original.size)
+        timings["decode"] = time.perf_counter() - t
+        from geomag.data.samples import gcg_phrases
+
+        return Result(
+            text=text,
+            granularity=granularity or "unspecified",
+            image_size=original.size,
+            boxes=boxes,
+            masks=masks,
+            phrases=gcg_phrases(text),
+            timings=timings,
+        )
