@@ -144,6 +144,7 @@ def test_load_refuses_bad_files(tmp_path):
         load_image(tmp_path / "missing.png")
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_load_many_band_tiff_is_refused(tmp_path):
     import rasterio
 

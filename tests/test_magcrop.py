@@ -160,6 +160,14 @@ def test_magcrop_input_errors(vlm):
     assert plan.box_source == "given" and adjusted.size == (64, 48)
 
 
+def test_granularity_from_a_classifier():
+    img = textured(64, 48)
+    adjusted, plan = MagCrop(None, classifier=lambda prompt: "image").adjust(img, PROMPT)
+    assert plan.granularity == "image" and adjusted.size == (100, 100) and "classify" in plan.timings
+    with pytest.raises(GeoMagError, match="returned 'scene'"):
+        MagCrop(None, classifier=lambda prompt: "scene").adjust(img, PROMPT)
+
+
 # --------------------------------------------------------------------------------------- the CLI
 def test_cli_writes_all_outputs_for_a_4k_image(tmp_path, tiny_llava, capsys):
     smooth(4096, 2160).save(tmp_path / "4k.png")
@@ -249,3 +257,16 @@ def test_cli_never_clobbers_a_non_empty_out(tmp_path, capsys):
     assert (out / "adjusted.png").read_text() == "user data"
     assert main([*args, "--overwrite"]) == 0
     assert Image.open(out / "adjusted.png").size == (100, 100)
+
+
+def test_magcrop_reads_a_real_geotiff_by_window(vlm, real_data):
+    from geomag.geoio import RasterSource
+
+    path = real_data / "geotiff" / "rasterio_RGB.byte.tif"
+    adjusted, plan = MagCrop(vlm, MagCropConfig(min_crop=64)).adjust(path, PROMPT, "region")
+    source = RasterSource(path)
+    c1 = plan.boxes["crop1"]
+    assert adjusted.size == source.size == plan.original_size
+    np.testing.assert_array_equal(
+        np.asarray(adjusted)[c1.y0 : c1.y1, c1.x0 : c1.x1], np.asarray(source.read(c1))
+    )

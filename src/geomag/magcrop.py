@@ -236,7 +236,13 @@ class MagCrop:
                     "no granularity given and the granularity classifier is not available: "
                     "pass granularity (image, region or pixel)"
                 ) from None
-            self.classifier = load_classifier()
+            try:
+                self.classifier = load_classifier()
+            except GeoMagError as exc:
+                raise GeoMagError(
+                    f"no granularity given and the granularity classifier cannot be loaded ({exc}); "
+                    "pass it explicitly (--granularity image|region|pixel)"
+                ) from None
         if hasattr(self.classifier, "predict"):  # geomag.granularity.GranularityClassifier
             g = self.classifier.predict([prompt])[0][0]
         else:  # any callable prompt -> granularity
