@@ -38,6 +38,16 @@ def test_heatmap_shape_sign_and_model_untouched(vlm, image):
     assert torch.is_grad_enabled()  # the no_grad/graph switch is undone
 
 
+def test_heatmap_under_no_grad_and_inference_mode(vlm, image):
+    ref = psc_heatmap(vlm, image, PROMPT)
+    with torch.no_grad():
+        np.testing.assert_array_equal(psc_heatmap(vlm, image, PROMPT), ref)
+        assert not torch.is_grad_enabled()
+    with torch.inference_mode():
+        np.testing.assert_array_equal(psc_heatmap(vlm, image, PROMPT), ref)
+        assert torch.is_inference_mode_enabled()
+
+
 def test_heatmap_is_deterministic_across_reloads(vlm, image, tiny_llava):
     again = VLM.from_pretrained(tiny_llava)
     np.testing.assert_array_equal(psc_heatmap(vlm, image, PROMPT), psc_heatmap(again, image, PROMPT))

@@ -53,14 +53,17 @@ class _GraphFrom:
         return args, kwargs
 
     def __enter__(self) -> _GraphFrom:
-        self.no_grad = torch.no_grad()
-        self.no_grad.__enter__()
+        # callers may run under inference_mode (e.g. a generate loop): leave it for this pass
+        self.modes = [torch.inference_mode(False), torch.no_grad()]
+        for mode in self.modes:
+            mode.__enter__()
         self.handle = self.layer.register_forward_pre_hook(self._hook, with_kwargs=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.handle.remove()
-        self.no_grad.__exit__(*exc)
+        for mode in reversed(self.modes):
+            mode.__exit__(*exc)
 
 
 def _with_greedy_answer(vlm: VLM, inputs: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
