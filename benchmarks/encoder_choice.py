@@ -7,6 +7,7 @@ pixels give. Prints a table.
 
     python benchmarks/encoder_choice.py                # 30 classes x 30 images = 900
     python benchmarks/encoder_choice.py --per-class 10 --threads 2
+    python benchmarks/encoder_choice.py --only efficientnet_lite0 --lite0-size 256   # the tower's input
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lite0-size", type=int, default=224, help="EfficientNet input side (native 224)")
     parser.add_argument("--geoembed-size", type=int, default=128, help="geoembed input side (native 128)")
+    parser.add_argument(
+        "--only", nargs="+", help="run only these rows (efficientnet_lite0, geoembed_resnet18, raw)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     paths, labels, classes = aid_subset(args.root.resolve(), args.per_class)
@@ -107,6 +111,8 @@ def main() -> None:
         ("geoembed_resnet18", args.geoembed_size, geo_features),
         ("raw pixels", 150, thumbnails),
     ]:
+        if args.only and name.split()[0] not in args.only:
+            continue
         feats, seconds = run(name, paths, fn, args.batch)
         for variant, f in feats.items():
             rows.append(

@@ -47,7 +47,8 @@ class GeoCnnVisionConfig(PretrainedConfig):
     """Configuration of the CNN vision tower.
 
     backbone: a name in geomag.model.backbones.BACKBONES. feature: "head" (EfficientNet's 1280-channel
-    map before pooling) or "last_stage" (the last stage map). image_size: square input side in pixels.
+    map before pooling) or "last_stage" (the last stage map; the default, better on aerial scenes in
+    benchmarks/encoder_choice.py). image_size: square input side in pixels.
     token_grid: the feature map is average-pooled to token_grid x token_grid tokens.
     pretrained_backbone: fill the backbone from its PyPI package on initialisation.
     """
@@ -57,7 +58,7 @@ class GeoCnnVisionConfig(PretrainedConfig):
     def __init__(
         self,
         backbone: str = "efficientnet_lite0",
-        feature: str = "head",
+        feature: str = "last_stage",
         image_size: int = 256,
         token_grid: int = 8,
         pretrained_backbone: bool = True,
