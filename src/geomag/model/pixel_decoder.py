@@ -43,6 +43,7 @@ class Sam2MaskHead(nn.Module):
     def __init__(self, sam: Any) -> None:
         super().__init__()
         self.decoder = copy.deepcopy(sam.mask_decoder).float()
+        self.decoder.requires_grad_(True)  # the copy of a frozen SAM2 starts frozen too
         # One mask token, same in train and eval (SAM2 otherwise swaps masks by stability in eval).
         self.decoder.dynamic_multimask_via_stability = False
         # conv_s0 / conv_s1 are applied inside the frozen encoder (Sam2Model.get_image_features).
