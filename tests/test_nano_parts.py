@@ -77,6 +77,15 @@ def test_cnn_tower_in_llava_forward_generate_save_reload(tmp_path: Path, aid_ima
     expected = efficientnet_lite0().preprocess([aid_image], 128)
     assert torch.allclose(inputs["pixel_values"], expected, atol=1e-5)
 
+    # the lead's VLM wrapper reads input size, image-token positions and the token grid from it
+    from geomag.model.vlm import VLM
+
+    vlm = VLM(model, processor)
+    assert vlm.input_size == (128, 128)
+    prepared = vlm.prepare(aid_image, "Describe.")
+    assert int(vlm.image_token_mask(prepared["input_ids"]).sum()) == 16
+    assert vlm.patch_grid(16) == (4, 4)
+
     with torch.no_grad():
         out = model(**inputs, output_attentions=True)
         tokens = model.generate(**inputs, max_new_tokens=3, do_sample=False)

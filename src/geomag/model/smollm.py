@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from geomag.model.backbones import cache_dir, package_file
@@ -28,8 +29,12 @@ def smollm2_path(cache: str | os.PathLike[str] | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{SMOLLM2_FOLDER}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    gguf = package_file(*SMOLLM2_PACKAGE)
+    print(f"GeoMag: converting {gguf.name} once into {folder} (about 20 s) ...", file=sys.stderr)
     try:
-        _dequantise_gguf(package_file(*SMOLLM2_PACKAGE), tmp)
+        _dequantise_gguf(gguf, tmp)
+        if (folder / "model.safetensors").is_file():  # another process finished first
+            return folder
         if folder.exists():  # a half-written folder from an interrupted older run
             shutil.rmtree(folder)
         os.replace(tmp, folder)
