@@ -78,7 +78,7 @@ def test_conv_decoder_fusion_is_softmax_weighted_sum(cnn_encoder):
     b = torch.softmax(torch.tensor([1.0, -1.0]), 0)
     p = decoder.text_projection(states[1])
     assert torch.allclose(decoder.prompts(states)[1], b[0] * p[0] + b[1] * p[1], atol=1e-5)
-    with pytest.raises(GeoMagError, match="fuses 1..4"):
+    with pytest.raises(GeoMagError, match=r"fuses 1\.\.4"):
         decoder.prompts([torch.randn(5, 64)])
 
 
