@@ -166,3 +166,17 @@ def test_presets_and_config_files():
         load_config("huge")
     with pytest.raises(GeoMagError, match="seg_hidden"):
         ModelConfig(seg_hidden="after")
+
+
+def test_parse_with_real_magcrop(model, real_data):
+    """MagCrop (PSC on this model's own VLM, through the LoRA wrapper) then masks on the original grid."""
+    from geomag.magcrop import MagCrop
+
+    image = (
+        Image.open(real_data / "geopixel" / "images" / "example1.png").convert("RGB").crop((0, 0, 800, 500))
+    )
+    result = model.parse(image, "Segment the white plane.", magcrop=MagCrop(model.vlm), granularity="pixel")
+    assert result.granularity == "pixel" and set(result.boxes) == {"crop1", "crop2"}
+    assert result.boxes["crop1"].contains(result.boxes["crop2"])
+    assert len(result.masks) == result.text.count("[SEG]")
+    assert all(m.shape == (500, 800) for m in result.masks)
