@@ -3,7 +3,7 @@
 Builds the tiny LLaVA and SAM2 of geomag.testing in a temporary folder, then, for each config, runs
 warm-up steps and timed steps of `geomag.train.loop.train` on the REAL GeoPixelD sample (800x800
 image, a ~480-token answer with four [SEG]) in a separate process, so each peak RSS (ru_maxrss) is
-that config's own. Usage:  python benchmarks/train_step.py [--steps 5] [--warmup 2] [--cache]
+that config's own. Usage:  python benchmarks/train_step.py [--steps 10] [--warmup 2] [--cache] [--threads N]
 """
 
 from __future__ import annotations
@@ -38,8 +38,13 @@ def _model_config(name: str, llava: str, sam2: str) -> dict:
     return load_config(name, vlm=llava, seg_model=sam2 if name == "tiny-sam2" else None)
 
 
-def _run(name: str, llava: str, sam2: str, steps: int, warmup: int, cache: bool, queue: mp.Queue) -> None:
+def _run(
+    name: str, llava: str, sam2: str, steps: int, warmup: int, cache: bool, threads: int, queue: mp.Queue
+) -> None:
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from geomag.data.samples import load_geopixeld
     from geomag.model.geomag import GeoMagModel
@@ -54,19 +59,21 @@ def _run(name: str, llava: str, sam2: str, steps: int, warmup: int, cache: bool,
     base = {**config["train"], "batch_size": 1, "grad_accum": 1, "decay": False, "cache_inputs": cache}
     with tempfile.TemporaryDirectory() as tmp:
         train(model, samples, TrainConfig(**{**base, "max_steps": warmup}), Path(tmp) / "w", progress=False)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         train(model, samples, TrainConfig(**{**base, "max_steps": steps}), Path(tmp) / "t", progress=False)
         seconds = (time.perf_counter() - t0) / steps  # includes the final checkpoint writes
+        cpu = (time.process_time() - c0) / steps  # CPU seconds (all threads): robust to a busy machine
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    queue.put((name, n_tokens, trainable, total, seconds, peak_mb))
+    queue.put((name, n_tokens, trainable, total, seconds, cpu, peak_mb))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
         "--cache", action="store_true", help="cache prepared inputs (frozen encoder features)"
     )
@@ -76,6 +83,7 @@ def main() -> int:
         return 2
     from geomag.testing import build_tiny_llava, build_tiny_sam2
 
+    load = os.getloadavg()
     ctx = mp.get_context("spawn")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,21 +92,28 @@ def main() -> int:
         for name in ("tiny-sam2", "tiny-cnn"):
             queue = ctx.Queue()
             proc = ctx.Process(
-                target=_run, args=(name, llava, sam2, args.steps, args.warmup, args.cache, queue)
+                target=_run,
+                args=(name, llava, sam2, args.steps, args.warmup, args.cache, args.threads, queue),
             )
             proc.start()
             rows.append(queue.get())
             proc.join()
     import torch
 
+    threads = args.threads or torch.get_num_threads()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
+        f"torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs; "
         f"{args.steps} timed steps after {args.warmup} warm-up; batch 1; cache_inputs={args.cache}"
     )
-    print("| config | tokens | trainable params | all params | s / step | peak RSS (MB) |")
-    print("|---|---|---|---|---|---|")
-    for name, n_tokens, trainable, total, seconds, peak in rows:
-        print(f"| {name} | {n_tokens} | {trainable:,} | {total:,} | {seconds:.3f} | {peak:.0f} |")
+    print(
+        f"load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f} (wall time is noisy on a busy machine)"
+    )
+    print(
+        "| config | tokens | trainable params | all params | wall s / step | CPU s / step | peak RSS (MB) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, n_tokens, trainable, total, seconds, cpu, peak in rows:
+        print(f"| {name} | {n_tokens} | {trainable:,} | {total:,} | {seconds:.3f} | {cpu:.3f} | {peak:.0f} |")
     return 0
 
 

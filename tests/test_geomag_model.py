@@ -180,3 +180,29 @@ def test_parse_with_real_magcrop(model, real_data):
     assert result.boxes["crop1"].contains(result.boxes["crop2"])
     assert len(result.masks) == result.text.count("[SEG]")
     assert all(m.shape == (500, 800) for m in result.masks)
+
+
+def test_tied_embeddings_train_the_new_rows_once(tiny_llava, geopixeld, tmp_path):
+    """SmolLM2 (GeoMag-nano) ties lm_head to embed_tokens: one trainable-token adapter serves both."""
+    import shutil
+
+    from transformers import AutoConfig, LlavaForConditionalGeneration
+
+    folder = tmp_path / "tied"
+    shutil.copytree(tiny_llava, folder)
+    config = AutoConfig.from_pretrained(folder)
+    config.text_config.tie_word_embeddings = True
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    model = GeoMagModel.from_config(
+        ModelConfig(vlm=str(folder), seg_encoder="efficientnet_lite0", seg_image_size=64, decoder_dim=16)
+    ).eval()
+    deltas = [p for n, p in model.named_parameters() if "trainable_tokens_delta" in n]
+    assert len(deltas) == 1
+    batch = model.prepare_batch([geopixeld])
+    with torch.no_grad():
+        before = model(batch).logits[0, -1]
+        deltas[0].add_(1.0)
+        after = model(batch).logits[0, -1]
+    # the new tokens' output rows moved with the (single) delta: the largest logit changes are theirs
+    assert set((after - before).abs().topk(3).indices.tolist()) == set(model.token_ids.values())
