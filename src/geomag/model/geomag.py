@@ -82,7 +82,8 @@ def add_seg_tokens(vlm: VLM) -> dict[str, int]:
     ids = {}
     for token in NEW_TOKENS:
         token_id = tok.convert_tokens_to_ids(token)
-        pieces = tok(token, add_special_tokens=False).input_ids
+        # sentencepiece tokenizers may put a lone "▁" piece before it: ignore whitespace-only pieces
+        pieces = [i for i in tok(token, add_special_tokens=False).input_ids if tok.decode([i]).strip()]
         if token_id is None or token_id == tok.unk_token_id or pieces != [token_id]:
             raise GeoMagError(f"the tokenizer does not keep {token} as one token (got {pieces})")
         ids[token] = int(token_id)
