@@ -170,6 +170,8 @@ class TextEncoder:
         from tqdm.auto import tqdm
 
         prompts = check_prompts(prompts)
+        if not prompts:
+            return torch.zeros(0, self.dim)
         lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=True)["input_ids"]]
         long = [i for i, n in enumerate(lengths) if n > self.max_length]
         if long:
@@ -272,7 +274,10 @@ class GranularityClassifier(nn.Module):
         with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-head-") as tmp:
             save_file(state, Path(tmp) / HEAD_FILE, metadata={"format": "pt"})
             (Path(tmp) / CONFIG_FILE).write_text(self.config.to_json(), encoding="utf-8")
+            umask = os.umask(0)
+            os.umask(umask)
             for name in (HEAD_FILE, CONFIG_FILE):
+                os.chmod(Path(tmp) / name, 0o666 & ~umask)  # temp files are private; results are not
                 os.replace(Path(tmp) / name, folder / name)
         return folder
 
