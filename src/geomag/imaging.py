@@ -318,3 +318,18 @@ def overlay_heatmap(image: Image.Image, grid: np.ndarray, alpha: float = 0.5) ->
     """`image` blended with the heatmap `grid` stretched over it (nearest, so patches stay visible)."""
     colors = Image.fromarray(heatmap_colors(grid), "RGB").resize(image.size, Image.Resampling.NEAREST)
     return Image.blend(image.convert("RGB"), colors, alpha)
+
+
+MASK_COLORS = [(255, 64, 64), (64, 200, 255), (255, 220, 40), (120, 255, 90), (230, 90, 255), (255, 150, 40)]
+
+
+def overlay_masks(image: Image.Image, masks: list[np.ndarray], alpha: float = 0.5) -> Image.Image:
+    """`image` with each boolean mask (same H x W) tinted in its own colour, for people to look at."""
+    out = np.asarray(image.convert("RGB"), dtype=np.float32).copy()
+    for i, mask in enumerate(masks):
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != out.shape[:2]:
+            raise GeoMagError(f"mask {i} has shape {m.shape}, the image {out.shape[:2]}")
+        color = np.array(MASK_COLORS[i % len(MASK_COLORS)], dtype=np.float32)
+        out[m] = (1 - alpha) * out[m] + alpha * color
+    return Image.fromarray(out.clip(0, 255).astype(np.uint8), "RGB")

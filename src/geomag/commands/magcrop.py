@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from geomag.errors import GeoMagError
+from geomag.outputs import check_out_dir, staged_output
 
 PREVIEW_MAX = 2048  # longest side of boxes.png
 HEATMAP_MAX = 1024  # longest side of the heatmap overlays
@@ -73,17 +72,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_out(out: Path, overwrite: bool, image: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise GeoMagError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise GeoMagError(f"--out {out} is not empty; pass --overwrite to write into it")
-    for name in OUTPUT_FILES:
-        target = out / name
-        if target.exists() and image.exists() and target.resolve() == image.resolve():
-            raise GeoMagError(f"refusing to overwrite the input image {image}")
-
-
 def _preview_size(size: tuple[int, int], longest: int = PREVIEW_MAX) -> tuple[int, int]:
     w, h = size
     s = min(1.0, longest / max(w, h))
@@ -102,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise GeoMagError(f"--min-crop must be at least 1 pixel, got {args.min_crop}")
     if args.working_cap < 100:
         raise GeoMagError(f"--working-cap must be at least 100 pixels, got {args.working_cap}")
-    _check_out(out, args.overwrite, image_path)
+    check_out_dir(out, args.overwrite, [image_path], OUTPUT_FILES)
     boxes = [Box.parse(b) for b in (args.box or [])]
     if len(boxes) > 2:
         raise GeoMagError("--box takes at most two boxes (crop1, then crop2 for pixel plans)")
@@ -150,8 +138,7 @@ def run(args: argparse.Namespace) -> int:
         plan.heatmaps["crop1"] = magcrop.heatmap(source, args.prompt)
         plan.timings["heatmap_preview"] = time.perf_counter() - t0
 
-    with tempfile.TemporaryDirectory(prefix="geomag-magcrop-") as tmp:
-        staged = Path(tmp)
+    with staged_output(out, prefix="geomag-magcrop-") as staged:
         files = {"adjusted": "adjusted.png", "boxes": "boxes.png"}
         adjusted.save(staged / "adjusted.png")
         preview_size = _preview_size((width, height))
@@ -181,9 +168,6 @@ def run(args: argparse.Namespace) -> int:
             "files": {**files, "json": "magcrop.json"},
         }
         (staged / "magcrop.json").write_text(json.dumps(record, indent=2))
-        out.mkdir(parents=True, exist_ok=True)
-        for f in sorted(staged.iterdir()):
-            shutil.move(str(f), out / f.name)
     print(
         f"{granularity}: adjusted {plan.adjusted_size[0]}x{plan.adjusted_size[1]}, "
         f"boxes {json.dumps({k: b.to_list() for k, b in plan.boxes.items()})}, "

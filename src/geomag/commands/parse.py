@@ -1,0 +1,119 @@
+"""`geomag parse IMAGE PROMPT`: GeoMag's main job.
+
+classify granularity -> MagCrop (TMRA + PSC) -> VLM answer -> one mask per [SEG] on the original grid.
+Writes result.json (text, granularity, boxes, timings), one PNG per mask, overlay.png and, for
+GeoTIFF input, optional georeferenced masks / GeoJSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+from geomag.errors import GeoMagError
+from geomag.outputs import check_out_dir, staged_output
+
+MAX_PIXELS = 120_000_000  # parse reads the image whole; larger rasters: geomag magcrop or a window
+# A grounded description (GCG) describes the whole image: the paper applies no MagCrop to it.
+GCG_REQUEST = re.compile(r"(describ|description|caption|analy[sz]|explain).*(mask|segment)", re.I | re.S)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from geomag.geoio import add_geo_arguments
+
+    p = sub.add_parser(
+        "parse",
+        help="answer a prompt about an image, with masks for pixel-level answers (the main job)",
+        description="Classify the prompt's granularity, adjust the image with MagCrop, answer with the "
+        "VLM and decode one mask per [SEG]. Default model: the GeoMag-nano checkpoint shipped in the "
+        "package (when this build ships one).",
+    )
+    p.add_argument("image", help="PNG / JPEG / TIFF / GeoTIFF")
+    p.add_argument("prompt", help="the question or request")
+    p.add_argument("--model", help="GeoMag checkpoint folder (default: the shipped GeoMag-nano)")
+    p.add_argument("--granularity", choices=["image", "region", "pixel"], help="skip the classifier")
+    p.add_argument("--no-magcrop", action="store_true", help="feed the whole image, resized, to the VLM")
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--out", default="out", help="output folder (default ./out)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    add_geo_arguments(p)
+    p.set_defaults(func=run)
+
+
+def default_model() -> Path:
+    from geomag.train.nano import shipped_checkpoint
+
+    path = shipped_checkpoint()
+    if path is None:
+        raise GeoMagError(
+            "this build ships no GeoMag-nano weights yet: pass --model CHECKPOINT_FOLDER "
+            "(made by `geomag train nano` or `geomag train model`)"
+        )
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from geomag.geoio import save_geo_outputs_from_args, source_from_args
+    from geomag.imaging import draw_boxes, overlay_masks
+
+    t_start = time.perf_counter()
+    if not args.prompt.strip():
+        raise GeoMagError("the prompt is empty")
+    image_path, out = Path(args.image), Path(args.out)
+    check_out_dir(out, args.overwrite, [image_path], ["result.json", "overlay.png"])
+    model_dir = Path(args.model) if args.model else default_model()
+    source = source_from_args(args, image_path)
+    width, height = source.size
+    if width * height > MAX_PIXELS:
+        raise GeoMagError(
+            f"{image_path} is {width}x{height}: too large to parse whole; run `geomag magcrop` on it "
+            "(windowed reads) or cut a window first"
+        )
+    image = source.read()
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    granularity = args.granularity
+    if granularity is None:
+        from geomag.granularity import load_classifier
+
+        granularity = load_classifier().predict([args.prompt])[0][0]
+    timings["classify"] = time.perf_counter() - t
+
+    from geomag.model.geomag import GeoMagModel
+
+    t = time.perf_counter()
+    model = GeoMagModel.from_pretrained(model_dir)
+    timings["load"] = time.perf_counter() - t
+    magcrop = None
+    if not args.no_magcrop and not (granularity == "pixel" and GCG_REQUEST.search(args.prompt)):
+        from geomag.magcrop import MagCrop
+
+        magcrop = MagCrop(model.vlm)
+    with torch.no_grad():
+        result = model.parse(
+            image, args.prompt, magcrop=magcrop, granularity=granularity, max_new_tokens=args.max_new_tokens
+        )
+    result.timings = {**timings, **result.timings}
+    result.extra.update(
+        {
+            "image": str(image_path),
+            "prompt": args.prompt,
+            "model": str(model_dir),
+            "magcrop": magcrop is not None,
+        }
+    )
+
+    with staged_output(out, prefix="geomag-parse-") as staged:
+        overlay = overlay_masks(image, result.masks) if result.masks else image.copy()
+        draw_boxes(overlay, result.boxes).save(staged / "overlay.png")
+        save_geo_outputs_from_args(args, result, source, staged)
+        result.timings["total"] = time.perf_counter() - t_start
+        result.save(staged)
+    print(result.text)
+    print(f"[{granularity}] {len(result.masks)} mask(s), {result.timings['total']:.2f} s -> {out}")
+    return 0

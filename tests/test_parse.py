@@ -1,0 +1,115 @@
+"""`geomag parse`: classify -> MagCrop -> VLM -> masks, end to end on a tiny reloaded GeoMag checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from geomag.cli import main
+from geomag.model.geomag import GeoMagModel
+from geomag.model.presets import ModelConfig
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_llava, tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vlm=str(tiny_llava), seg_encoder="efficientnet_lite0", seg_image_size=64, decoder_dim=16
+    )
+    return GeoMagModel.from_config(cfg).save_pretrained(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def court_image(real_data):
+    return real_data / "geopixel" / "data" / "GeoPixelD" / "train" / "P0224_0_800_0_800.png"
+
+
+def test_parse_region_with_magcrop_writes_result(checkpoint, court_image, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "parse",
+            str(court_image),
+            "Is there a tennis court?",
+            "--model",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--max-new-tokens",
+            "4",
+        ]
+    )
+    assert rc == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["granularity"] == "region"  # chosen by the shipped classifier
+    assert result["image_size"] == [800, 800]
+    x0, y0, x1, y1 = result["boxes"]["crop1"]
+    assert 0 <= x0 < x1 <= 800 and 0 <= y0 < y1 <= 800
+    assert {"classify", "magcrop", "generate", "total"} <= set(result["timings"])
+    assert result["extra"]["magcrop"] is True
+    assert (out / "overlay.png").is_file()
+    assert "[region]" in capsys.readouterr().out
+
+
+def test_parse_geotiff_without_magcrop_writes_geojson(checkpoint, real_data, tmp_path):
+    out = tmp_path / "geo"
+    tif = real_data / "neon-trees" / "OSBS_029.tif"
+    rc = main(
+        [
+            "parse",
+            str(tif),
+            "Segment the largest tree crown.",
+            "--model",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--no-magcrop",
+            "--granularity",
+            "pixel",
+            "--geojson",
+            "--max-new-tokens",
+            "3",
+        ]
+    )
+    assert rc == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["boxes"] == {} and result["extra"]["magcrop"] is False
+    fc = json.loads((out / "masks.geojson").read_text())
+    assert fc["type"] == "FeatureCollection"
+
+
+def test_gcg_request_skips_magcrop():
+    from geomag.commands.parse import GCG_REQUEST
+
+    assert GCG_REQUEST.search("Describe this image in detail with segmentation masks for each object.")
+    assert not GCG_REQUEST.search("Segment the white ship at the bottom right.")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["missing.png", "Is there a ship?"], "not found"),
+        (["{img}", "  "], "prompt is empty"),
+        (["{img}", "Is there a ship?", "--model", "{tmp}/nope"], "not a GeoMag checkpoint"),
+    ],
+)
+def test_parse_bad_input_exits_2_without_output(argv, message, court_image, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [a.format(img=court_image, tmp=tmp_path) for a in argv]
+    if "--model" not in argv:
+        argv += ["--model", str(tmp_path)]
+    rc = main(["parse", *argv, "--out", str(out)])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_parse_refuses_non_empty_out(checkpoint, court_image, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("user data")
+    rc = main(["parse", str(court_image), "Is there a ship?", "--model", str(checkpoint), "--out", str(out)])
+    assert rc == 2 and "not empty" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text() == "user data"
