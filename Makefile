@@ -2,8 +2,8 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-SAMPLE ?= examples/neon_osbs029.tif
-PROMPT ?= Where are the tree crowns in this image?
+SAMPLE ?= examples/tennis_courts_P0224.png
+PROMPT ?= Is there a tennis court in this image?
 
 .PHONY: venv demo test lint format clean
 
