@@ -333,3 +333,16 @@ def overlay_masks(image: Image.Image, masks: list[np.ndarray], alpha: float = 0.
         color = np.array(MASK_COLORS[i % len(MASK_COLORS)], dtype=np.float32)
         out[m] = (1 - alpha) * out[m] + alpha * color
     return Image.fromarray(out.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def resize_batch(images: list[Image.Image], size: int) -> np.ndarray:
+    """float32 array [B, 3, size, size] of 0..255 values: each image bilinearly resized (not cropped)."""
+    if not images:
+        raise GeoMagError("no images given")
+    arrays = []
+    for image in images:
+        rgb = image.convert("RGB")
+        if rgb.size != (size, size):
+            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+        arrays.append(np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1))
+    return np.stack(arrays)

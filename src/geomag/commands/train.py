@@ -12,10 +12,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="train the granularity classifier, a GeoMag model, or GeoMag-nano")
     targets = parser.add_subparsers(dest="target", metavar="TARGET")
     for name in TARGETS:
-        try:
-            module = importlib.import_module(f"geomag.commands.train_{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"geomag.commands.train_{name}":
-                continue  # not built yet
-            raise
-        module.register(targets)
+        importlib.import_module(f"geomag.commands.train_{name}").register(targets)

@@ -30,6 +30,7 @@ from PIL import Image
 from torch import nn
 
 from geomag.errors import GeoMagError
+from geomag.imaging import resize_batch
 
 
 def cache_dir() -> Path:
@@ -53,19 +54,6 @@ def package_file(package: str, relative: str) -> Path:
     if not path.is_file():
         raise GeoMagError(f"'{relative}' is missing from the installed package '{package}' ({path})")
     return path
-
-
-def _resize_batch(images: Sequence[Image.Image], size: int) -> np.ndarray:
-    """uint8-valued float32 array [B, 3, size, size]: each image bilinearly resized (not cropped)."""
-    if not images:
-        raise GeoMagError("no images given")
-    arrays = []
-    for image in images:
-        rgb = image.convert("RGB")
-        if rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-        arrays.append(np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1))
-    return np.stack(arrays)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,7 +136,7 @@ class EfficientNetLite0(nn.Module):
     @staticmethod
     def preprocess(images: Sequence[Image.Image], size: int = 224) -> torch.Tensor:
         """[B, 3, size, size] float tensor, (x - 127) / 128 as the network was trained."""
-        return torch.from_numpy((_resize_batch(images, size) - 127.0) / 128.0)
+        return torch.from_numpy((resize_batch(list(images), size) - 127.0) / 128.0)
 
     def _run(self, x: torch.Tensor, keep: set[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         x = F.relu6(self._bn0(self._conv_stem(x)))
@@ -270,7 +258,7 @@ class GeoEmbedResNet18(nn.Module):
     @staticmethod
     def preprocess(images: Sequence[Image.Image], size: int = 128) -> torch.Tensor:
         """[B, 3, size, size] float tensor in [-1, 1] (geoembed's own scaling)."""
-        return torch.from_numpy((_resize_batch(images, size) / 255.0 - 0.5) / 0.5)
+        return torch.from_numpy((resize_batch(list(images), size) / 255.0 - 0.5) / 0.5)
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Stage maps at strides 1, 2, 4, 8 (channels 64, 128, 256, 512)."""

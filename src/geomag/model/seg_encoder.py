@@ -18,29 +18,21 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from geomag.errors import GeoMagError
+from geomag.imaging import resize_batch
+
+
+def _tensor_batch(images: Sequence[Image.Image], size: int) -> torch.Tensor:
+    return torch.from_numpy(resize_batch(list(images), size))
+
 
 # ImageNet mean / std, the defaults of transformers' Sam2ImageProcessor (which needs torchvision).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _resize_stack(images: Sequence[Image.Image], size: int) -> torch.Tensor:
-    """[B, 3, size, size] float tensor of 0..255 values: each image bilinearly resized (not cropped)."""
-    if not images:
-        raise GeoMagError("no images given")
-    arrays = []
-    for image in images:
-        rgb = image.convert("RGB")
-        if rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-        arrays.append(np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1))
-    return torch.from_numpy(np.stack(arrays))
 
 
 class SegEncoder(nn.Module):
@@ -111,7 +103,7 @@ class Sam2SegEncoder(SegEncoder):
         return cls(load_seg_encoder(id_or_path, dtype=dtype), model_id=str(id_or_path))
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        x = _resize_stack(images, self.image_size).to(self.device)
+        x = _tensor_batch(images, self.image_size).to(self.device)
         return ((x - self.mean) / self.std).to(self.dtype)
 
     @torch.no_grad()
