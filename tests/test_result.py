@@ -18,6 +18,7 @@ def test_result_json_round_trip(tmp_path):
         image_size=(30, 20),
         boxes={"crop1": Box(2, 3, 20, 15)},
         masks=[mask],
+        scores=[0.87],
         phrases=["a ship"],
         timings={"generate": 0.1234567},
     )
@@ -28,10 +29,16 @@ def test_result_json_round_trip(tmp_path):
         "area": 25,
         "bbox": [7, 5, 12, 10],
         "phrase": "a ship",
+        "score": 0.87,
         "file": "mask_00.png",
     }
     assert d["boxes"]["crop1"] == [2, 3, 20, 15]
     back = Result.from_dict(d)
-    assert back.boxes == r.boxes and back.phrases == r.phrases and back.image_size == (30, 20)
+    assert (
+        back.boxes == r.boxes
+        and back.phrases == r.phrases
+        and back.scores == [0.87]
+        and back.image_size == (30, 20)
+    )
     png = np.asarray(Image.open(tmp_path / "mask_00.png")) > 0
     assert (png == mask).all()

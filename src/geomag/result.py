@@ -19,7 +19,8 @@ from geomag.imaging import Box
 class Result:
     """Output of `geomag parse` / `GeoMagModel.parse`.
 
-    masks: boolean arrays (H, W) on the original image grid, one per [SEG] in `text`.
+    masks: boolean arrays (H, W) on the original image grid, one per [SEG] in `text`;
+    scores: each mask's confidence (mean predicted probability inside it).
     boxes: named boxes (e.g. MagCrop's "crop1", "crop2") in original pixel coordinates.
     timings: seconds per stage ("classify", "magcrop", "generate", "decode", ...).
     """
@@ -29,6 +30,7 @@ class Result:
     image_size: tuple[int, int]  # (width, height) of the original image
     boxes: dict[str, Box] = field(default_factory=dict)
     masks: list[np.ndarray] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # per mask: mean predicted probability inside
     phrases: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +46,8 @@ class Result:
             entry: dict[str, Any] = {"index": i, "area": int(m.sum()), "bbox": bbox}
             if i < len(self.phrases):
                 entry["phrase"] = self.phrases[i]
+            if i < len(self.scores):
+                entry["score"] = round(float(self.scores[i]), 4)
             if mask_files is not None:
                 entry["file"] = mask_files[i]
             masks.append(entry)
@@ -70,6 +74,7 @@ class Result:
             boxes={k: Box(*v) for k, v in d.get("boxes", {}).items()},
             timings=dict(d.get("timings", {})),
             phrases=[m["phrase"] for m in d.get("masks", []) if "phrase" in m],
+            scores=[m["score"] for m in d.get("masks", []) if "score" in m],
             extra=dict(d.get("extra", {})),
         )
 

@@ -380,19 +380,28 @@ class GeoMagModel(nn.Module):
         }
 
     @torch.no_grad()
-    def _masks(self, batch: dict[str, Any], out_size: tuple[int, int]) -> list[np.ndarray]:
-        """One boolean (H, W) mask per [SEG] (a run's fused mask repeated for each of its [SEG])."""
+    def _masks(
+        self, batch: dict[str, Any], out_size: tuple[int, int]
+    ) -> tuple[list[np.ndarray], list[float]]:
+        """One boolean (H, W) mask per [SEG] (a run's fused mask repeated for each of its [SEG]), and
+        each mask's confidence: the mean predicted probability inside it (0 for an empty mask)."""
         runs = batch["seg_runs"][0]
         if not runs:
-            return []
+            return [], []
         out = self.forward(batch)
         logits = out.mask_logits[0]
         width, height = out_size
         up = F.interpolate(
             logits[:, None].float(), size=(height, width), mode="bilinear", align_corners=False
         )
-        masks = (up[:, 0] > 0).cpu().numpy()
-        return [masks[t] for t, run in enumerate(runs) for _ in run]
+        prob = torch.sigmoid(up[:, 0])
+        inside = prob > 0.5
+        scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(prob, inside, strict=True)]
+        masks = inside.cpu().numpy()
+        return (
+            [masks[t] for t, run in enumerate(runs) for _ in run],
+            [scores[t] for t, run in enumerate(runs) for _ in run],
+        )
 
     def predict_masks(
         self, image: Image.Image, prompt: str, answer: str, out_size: tuple[int, int] | None = None
@@ -401,7 +410,7 @@ class GeoMagModel(nn.Module):
         (default: the image's own size). An answer without [SEG] gives []."""
         ids = self.vlm.tokenizer(" " + answer, add_special_tokens=False, return_tensors="pt").input_ids[0]
         batch = self._answer_ids(image.convert("RGB"), prompt, ids)
-        return self._masks(batch, out_size or image.size)
+        return self._masks(batch, out_size or image.size)[0]
 
     @torch.no_grad()
     def parse(
@@ -446,7 +455,7 @@ class GeoMagModel(nn.Module):
         text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
         timings["generate"] = time.perf_counter() - t
         t = time.perf_counter()
-        masks = self._masks(self._answer_ids(seen, prompt, new), original.size)
+        masks, scores = self._masks(self._answer_ids(seen, prompt, new), original.size)
         timings["decode"] = time.perf_counter() - t
         from geomag.data.samples import gcg_phrases
 
@@ -456,6 +465,7 @@ class GeoMagModel(nn.Module):
             image_size=original.size,
             boxes=boxes,
             masks=masks,
+            scores=scores,
             phrases=gcg_phrases(text),
             timings=timings,
         )
