@@ -206,10 +206,11 @@ def test_cli_image_plan_without_model_and_given_box(tmp_path):
         ("box_outside", "outside"),
         ("bad_box", "four integers"),
         ("no_model", "--model"),
+        ("missing_model", "folder not found"),
         ("crop2_outside_crop1", "inside crop1"),
     ],
 )
-def test_cli_bad_input_exits_2_without_output(tmp_path, capsys, case, message):
+def test_cli_bad_input_exits_2_without_output(tmp_path, capsys, monkeypatch, case, message):
     good = tmp_path / "good.png"
     textured(120, 90).save(good)
     (tmp_path / "text.png").write_text("not an image")
@@ -227,8 +228,13 @@ def test_cli_bad_input_exits_2_without_output(tmp_path, capsys, case, message):
         extra = ["--granularity", "region", "--box", "100,50,200,80"]
     elif case == "bad_box":
         extra = ["--granularity", "region", "--box", "1,2,3"]
-    elif case == "no_model":
+    elif case == "no_model":  # no --model and no shipped nano weights
+        import geomag.train.nano
+
+        monkeypatch.setattr(geomag.train.nano, "shipped_checkpoint", lambda: None)
         extra = ["--granularity", "pixel"]
+    elif case == "missing_model":
+        extra = ["--granularity", "pixel", "--model", str(tmp_path / "no_such_model")]
     elif case == "crop2_outside_crop1":
         extra = ["--granularity", "pixel", "--box", "0,0,50,50", "--box", "40,40,70,70"]
     out = tmp_path / "out"

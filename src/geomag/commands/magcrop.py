@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Adjust IMAGE for PROMPT as GeoMag's MagCrop does: image granularity -> 100x100; region -> "
             "the PSC crop at full detail over a 4x-degraded image; pixel -> a second, smaller crop inside "
             "the first, at full detail, over 4x/16x-degraded surroundings. Region and pixel granularity "
-            "need a LLaVA-style VLM (--model) to find the crops, unless you give them with --box."
+            "need a VLM to find the crops (--model; default: the shipped GeoMag-nano), unless you give them with --box."
         ),
     )
     p.add_argument("image", help="PNG / JPEG / TIFF / GeoTIFF")
@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="LLaVA-style VLM folder (save_pretrained) or cached hub id, e.g. llava-hf/llava-1.5-7b-hf",
+        help="GeoMag checkpoint, LLaVA-style VLM folder or cached hub id (e.g. llava-hf/llava-1.5-7b-hf); "
+        "default for region/pixel: the shipped GeoMag-nano",
     )
     p.add_argument(
         "--box",
@@ -70,6 +71,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--geojson", action="store_true", help="also write boxes.geojson (map coords for GeoTIFF)")
     g.add_argument("--wgs84", action="store_true", help="GeoJSON in WGS84 lon/lat (implies --geojson)")
     p.set_defaults(func=run)
+
+
+def load_any_vlm(model: str | Path):
+    """The VLM of a GeoMag checkpoint (its LoRA included) or of a plain LLaVA-style folder / hub id."""
+    from geomag.model.geomag import CONFIG_FILE, GeoMagModel
+    from geomag.model.vlm import VLM
+
+    if (Path(model) / CONFIG_FILE).is_file():
+        return GeoMagModel.from_pretrained(model).vlm
+    return VLM.from_pretrained(model)
 
 
 def _preview_size(size: tuple[int, int], longest: int = PREVIEW_MAX) -> tuple[int, int]:
@@ -121,16 +132,19 @@ def run(args: argparse.Namespace) -> int:
     needed = {"image": 0, "region": 1, "pixel": 2}[granularity]
     if boxes and len(boxes) != needed:
         raise GeoMagError(f"a {granularity} plan takes {needed} --box value(s), got {len(boxes)}")
-    if needed and not boxes and args.model is None:
-        raise GeoMagError(
-            f"{granularity} granularity needs a VLM to find its crops (PSC): pass --model ID_OR_PATH "
-            "(a LLaVA-style model folder or a cached hub id; no embedded default model ships yet), "
-            "or give the crop(s) with --box X0,Y0,X1,Y1"
-        )
-    if args.model is not None:
-        from geomag.model.vlm import VLM
+    model = args.model
+    if model is None and needed and not boxes:
+        from geomag.train.nano import shipped_checkpoint
 
-        magcrop.vlm = VLM.from_pretrained(args.model)
+        model = shipped_checkpoint()
+        if model is None:
+            raise GeoMagError(
+                f"{granularity} granularity needs a VLM to find its crops (PSC): pass --model ID_OR_PATH "
+                "(a GeoMag checkpoint, a LLaVA-style model folder or a cached hub id; this build ships no "
+                "GeoMag-nano weights), or give the crop(s) with --box X0,Y0,X1,Y1"
+            )
+    if model is not None:
+        magcrop.vlm = load_any_vlm(model)
     given = dict(zip(("crop1", "crop2"), boxes, strict=False)) or None
     adjusted, plan = magcrop.adjust(source, args.prompt, granularity, boxes=given)
     if magcrop.vlm is not None and not plan.heatmaps:  # show where the model looks, even without crops
@@ -161,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         record = {
             "image": str(image_path),
             "prompt": args.prompt,
-            "model": args.model,
+            "model": None if model is None else str(model),
             "min_crop": args.min_crop,
             "layer": args.layer,
             **plan.to_dict(),
