@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE ?= examples/tennis_courts_P0224.png
-PROMPT ?= Is there a tennis court in this image?
+PROMPT ?= Are there tennis courts in this image?
 
 .PHONY: venv demo test lint format clean
 
