@@ -89,6 +89,16 @@ def _checked(cls: type, d: dict[str, Any], section: str) -> dict[str, Any]:
     return dict(d)
 
 
+# The tiny presets' training: a few fast steps for tests and benchmarks.
+TINY_TRAIN = {
+    "lr": 3e-3,
+    "warmup_steps": 2,
+    "batch_size": 1,
+    "grad_accum": 1,
+    "max_steps": 20,
+    "device": "cpu",
+}
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
         "model": {
@@ -135,14 +145,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "tiny-sam2": {
         "model": {"vlm": None, "seg_encoder": "sam2", "seg_model": None, "lora_r": 8, "lora_alpha": 16},
-        "train": {
-            "lr": 3e-3,
-            "warmup_steps": 2,
-            "batch_size": 1,
-            "grad_accum": 1,
-            "max_steps": 20,
-            "device": "cpu",
-        },
+        "train": dict(TINY_TRAIN),
     },
     "tiny-cnn": {
         "model": {
@@ -153,14 +156,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "lora_r": 8,
             "lora_alpha": 16,
         },
-        "train": {
-            "lr": 3e-3,
-            "warmup_steps": 2,
-            "batch_size": 1,
-            "grad_accum": 1,
-            "max_steps": 20,
-            "device": "cpu",
-        },
+        "train": dict(TINY_TRAIN),
     },
 }
 
