@@ -11,7 +11,6 @@ GeoScenes adds all six tasks with exact masks. Output: JSONL files of `Sample`s 
 from __future__ import annotations
 
 import csv
-import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from geomag.data.loaders import load_benchmark
+from geomag.data.loaders.captions import SPLITS, load_karpathy
 from geomag.data.loaders.common import (
     CAPTION_PROMPT,
     REFSEG_ANSWER,
@@ -83,27 +83,18 @@ def neon_roc(root: Path) -> list[Sample]:
 
 
 def real_captions(root: Path) -> list[Sample]:
-    """Caption samples for the real caption images that ship in ../shared (UCM, Sydney)."""
+    """One caption sample per reference sentence of the real caption images shipped in ../shared."""
     out = []
     for name in ("ucm-captions", "sydney-captions"):
-        folder = root / name
-        js = next(iter(sorted(folder.glob("dataset*.json"))), None)
-        if js is None:
+        if not (root / name).is_dir():
             continue
-        records = json.loads(js.read_text())["images"]
-        for rec in records:
-            img = folder / "images" / rec["filename"]
-            if img.is_file():
-                for sent in rec["sentences"]:
-                    out.append(
-                        Sample(
-                            image=str(img),
-                            prompt=CAPTION_PROMPT,
-                            answer=sent["raw"].strip(),
-                            task="caption",
-                            meta={"id": f"{name}/{rec['filename']}"},
-                        )
-                    )
+        records = [s for split in SPLITS for s in load_karpathy(root / name, split)]
+        for rec in sorted(records, key=lambda s: s.meta["imgid"]):
+            if Path(rec.image).is_file():
+                out += [
+                    Sample(rec.image, CAPTION_PROMPT, ref, "caption", meta={"id": f"{name}/{rec.meta['id']}"})
+                    for ref in rec.meta["references"]
+                ]
     return out
 
 
