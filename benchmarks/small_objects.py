@@ -3,7 +3,8 @@
 On a held-out GeoScenes-4K referring split (targets under 0.05 % of the image; seed printed), for
 each method: P@0.5 / oIoU / mIoU (original resolution) and seconds per image.
   none     the whole image, resized to the model's input
-  magcrop  TMRA + PSC (pixel plan)
+  magcrop  TMRA + PSC (pixel plan), the stitched image seen whole
+  zoom1 / zoom2  the same plan, the model sees only its crop1 / crop2 (GeoMagModel.parse zoom=...)
   tiling   SAHI-style: tiles of --tile px (default: the VLM's input size) with 20 % overlap, edge
            tiles shifted inward; every tile is parsed and the highest-confidence mask wins
   oracle   a crop around the true box (side 2x the box, at least --oracle-min px): the upper bound
@@ -54,7 +55,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--tile", type=int, default=None, help="tile side (default: the VLM input size)")
     ap.add_argument("--oracle-min", type=int, default=256)
-    ap.add_argument("--methods", nargs="*", default=["none", "magcrop", "tiling", "oracle"])
+    ap.add_argument("--methods", nargs="*", default=["none", "magcrop", "zoom1", "zoom2", "tiling", "oracle"])
     args = ap.parse_args()
     model_dir = args.model or shipped_checkpoint()
     if model_dir is None:
@@ -85,8 +86,15 @@ def main() -> None:
             t = time.perf_counter()
             if method == "none":
                 pred, _ = best(image, prompt)
-            elif method == "magcrop":
-                r = model.parse(image, prompt, magcrop=magcrop, granularity="pixel", max_new_tokens=16)
+            elif method in ("magcrop", "zoom1", "zoom2"):
+                r = model.parse(
+                    image,
+                    prompt,
+                    magcrop=magcrop,
+                    granularity="pixel",
+                    max_new_tokens=16,
+                    zoom={"zoom1": "crop1", "zoom2": "crop2"}.get(method),
+                )
                 pred = r.masks[int(np.argmax(r.scores))] if r.masks else None
             elif method == "tiling":
                 found = [best(image, prompt, b) for b in tiles(*image.size, tile)]

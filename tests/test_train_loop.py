@@ -93,6 +93,23 @@ def test_overfit_one_real_sample(tiny_llava, court_sample, tmp_path):
     result = loaded.parse(image, court_sample.prompt, max_new_tokens=4)
     assert "[SEG]" in result.text and len(result.masks) == result.text.count("[SEG]")
     assert all(m.shape == (600, 800) and m.dtype == bool for m in result.masks)
+    # zoom: the model sees only MagCrop's crop1; masks come back on the original grid, inside crop1
+    from geomag.magcrop import MagCrop
+
+    zoomed = loaded.parse(
+        image,
+        court_sample.prompt,
+        magcrop=MagCrop(loaded.vlm),
+        granularity="pixel",
+        max_new_tokens=4,
+        zoom="crop1",
+    )
+    x0, y0, x1, y1 = zoomed.boxes["crop1"].to_tuple()
+    assert "[SEG]" in zoomed.text and all(m.shape == (600, 800) for m in zoomed.masks)
+    for m in zoomed.masks:
+        outside = m.copy()
+        outside[y0:y1, x0:x1] = False
+        assert not outside.any()
 
 
 def test_resume_continues_the_same_run(tiny_llava, court_sample, tmp_path):

@@ -75,10 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_any_vlm(model: str | Path):
     """The VLM of a GeoMag checkpoint (its LoRA included) or of a plain LLaVA-style folder / hub id."""
-    from geomag.model.geomag import CONFIG_FILE, GeoMagModel
+    from geomag.model.geomag import GeoMagModel, is_checkpoint
     from geomag.model.vlm import VLM
 
-    if (Path(model) / CONFIG_FILE).is_file():
+    if is_checkpoint(model):
         return GeoMagModel.from_pretrained(model).vlm
     return VLM.from_pretrained(model)
 

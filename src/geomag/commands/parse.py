@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="GeoMag checkpoint folder (default: the shipped GeoMag-nano)")
     p.add_argument("--granularity", choices=["image", "region", "pixel"], help="skip the classifier")
     p.add_argument("--no-magcrop", action="store_true", help="feed the whole image, resized, to the VLM")
+    p.add_argument(
+        "--zoom",
+        choices=["crop1", "crop2"],
+        help="pixel prompts: the model sees only this MagCrop crop (magnified to its input), masks are "
+        "pasted back; default: the whole adjusted image",
+    )
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--out", default="out", help="output folder (default ./out)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
@@ -96,7 +102,12 @@ def run(args: argparse.Namespace) -> int:
         magcrop = MagCrop(model.vlm)
     with torch.no_grad():
         result = model.parse(
-            image, args.prompt, magcrop=magcrop, granularity=granularity, max_new_tokens=args.max_new_tokens
+            image,
+            args.prompt,
+            magcrop=magcrop,
+            granularity=granularity,
+            max_new_tokens=args.max_new_tokens,
+            zoom=args.zoom,
         )
     result.timings = {**timings, **result.timings}
     result.extra.update(
@@ -105,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             "prompt": args.prompt,
             "model": str(model_dir),
             "magcrop": magcrop is not None,
+            "zoom": args.zoom if magcrop is not None and granularity == "pixel" else None,
         }
     )
 

@@ -1,4 +1,4 @@
-"""`geomag train nano`: the reproducible GeoMag-nano recipe (seeded, resumable, progress bar)."""
+"""`geomag train nano`: the reproducible GeoMag-nano recipe (two stages, seeded, resumable, progress bars)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real", default=str(DEFAULT_REAL), help="folder of the real data (../shared/data/real)")
     p.add_argument("--scenes", type=int, default=300, help="number of generated GeoScenes (default 300)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int, help="optimizer steps (default: the preset's)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps of the joint stage (default: the preset's)")
+    p.add_argument(
+        "--decoder-scenes",
+        type=int,
+        default=1000,
+        help="extra referring GeoScenes for stage 2 (default 1000)",
+    )
+    p.add_argument("--decoder-epochs", type=int, default=6, help="epochs of stage 2 (default 6; 0 skips it)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     p.add_argument("--export", metavar="DIR", help="only export OUT's latest checkpoint to DIR, no training")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -41,15 +48,32 @@ def run(args: argparse.Namespace) -> int:
         path = nano.export(args.out, args.export)
         print(f"exported {args.out} -> {path}")
         return 0
-    train_jsonl = nano.ensure_mixture(Path(args.real), cache_dir(), args.scenes, args.seed)
-    samples = list(read_jsonl(train_jsonl))
-    overrides = {"seed": args.seed}
-    if args.max_steps:
-        overrides["max_steps"] = args.max_steps
-    model, cfg = nano.build_model(overrides)
-    print(
-        f"{len(samples)} samples from {train_jsonl}; {cfg.max_steps} steps x {cfg.grad_accum} x {cfg.batch_size}"
-    )
-    last = train(model, samples, cfg, args.out, resume=args.resume)
-    print(f"done: {last}")
+    out = Path(args.out)
+    if args.resume and (out / nano.WEIGHTS).is_file():
+        print(f"joint stage already finished in {out}")
+    else:
+        train_jsonl = nano.ensure_mixture(Path(args.real), cache_dir(), args.scenes, args.seed)
+        samples = list(read_jsonl(train_jsonl))
+        overrides = {"seed": args.seed}
+        if args.max_steps:
+            overrides["max_steps"] = args.max_steps
+        model, cfg = nano.build_model(overrides)
+        print(
+            f"{len(samples)} samples from {train_jsonl}; "
+            f"{cfg.max_steps} steps x {cfg.grad_accum} x {cfg.batch_size}"
+        )
+        last = train(model, samples, cfg, out, resume=args.resume)
+        del model  # stage 2 reloads the finished joint stage from OUT
+        print(f"joint stage done: {last}")
+    if args.decoder_epochs:
+        last = nano.decoder_stage(
+            out,
+            Path(args.real),
+            cache_dir(),
+            args.scenes,
+            args.decoder_scenes,
+            args.decoder_epochs,
+            args.seed,
+        )
+        print(f"decoder stage done: {last}")
     return 0

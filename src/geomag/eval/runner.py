@@ -13,8 +13,6 @@ Models plug in through the `Predictor` protocol; `load_predictor` picks the impl
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
 import time
@@ -32,7 +30,6 @@ from geomag.errors import GeoMagError
 from geomag.result import Result
 
 # Files that mark a folder as a GeoMag checkpoint (trainable parts + a JSON naming the base models).
-GEOMAG_CONFIG_FILES = ("geomag_model.json",)  # geomag.model.geomag.CONFIG_FILE
 RUN_KEYS = ("benchmark", "split", "data", "model", "magcrop")
 
 
@@ -98,23 +95,11 @@ class _FixedGranularity:
         )
 
 
-def geomag_checkpoint_file(folder: Path) -> Path | None:
-    return next((folder / n for n in GEOMAG_CONFIG_FILES if (folder / n).is_file()), None)
-
-
-def require_magcrop() -> Any:
-    """The geomag.magcrop module, or a clear error: `--magcrop on` never silently runs without it."""
-    if importlib.util.find_spec("geomag.magcrop") is None:
-        raise GeoMagError(
-            "--magcrop on needs geomag.magcrop, which this installation does not have; "
-            "run with --magcrop off or install a GeoMag version that includes MagCrop"
-        )
-    return importlib.import_module("geomag.magcrop")
-
-
 def _magcrop_for_vlm(vlm: Any) -> Callable[[Image.Image, str, str], tuple[Image.Image, dict]]:
     """MagCrop bound to a VLM: (image, prompt, granularity) -> (adjusted image, boxes in original pixels)."""
-    cropper = require_magcrop().MagCrop(vlm)
+    from geomag.magcrop import MagCrop
+
+    cropper = MagCrop(vlm)
 
     def adjust(image: Image.Image, prompt: str, granularity: str) -> tuple[Image.Image, dict]:
         adjusted, plan = cropper.adjust(image, prompt, granularity)
@@ -128,23 +113,18 @@ def load_predictor(
 ) -> Predictor:
     """A Predictor for a model folder or hub id.
 
-    A GeoMag checkpoint (a folder holding one of GEOMAG_CONFIG_FILES) loads through
-    geomag.model.geomag.GeoMagModel and gives masks; any other LLaVA-style folder loads as a plain
-    VLM (geomag.model.vlm.VLM) and answers with text only. `magcrop=True` fails clearly when MagCrop
-    is not available.
+    A GeoMag checkpoint (geomag.model.geomag.is_checkpoint) loads through GeoMagModel and gives masks;
+    any other LLaVA-style folder loads as a plain VLM (geomag.model.vlm.VLM) and answers with text only.
     """
     from geomag.hub import resolve_model
+    from geomag.model.geomag import GeoMagModel, is_checkpoint
 
-    if magcrop:
-        require_magcrop()
     folder = resolve_model(id_or_path, "model")
-    if geomag_checkpoint_file(folder) is not None:
-        if importlib.util.find_spec("geomag.model.geomag") is None:
-            raise GeoMagError(f"{folder} is a GeoMag checkpoint, but geomag.model.geomag is not available")
-        from geomag.model.geomag import GeoMagModel
+    if is_checkpoint(folder):
+        from geomag.magcrop import MagCrop
 
         model = GeoMagModel.from_pretrained(folder)
-        cropper = require_magcrop().MagCrop(model.vlm) if magcrop else None
+        cropper = MagCrop(model.vlm) if magcrop else None
         return GeoMagPredictor(model, magcrop=cropper, max_new_tokens=max_new_tokens)
     from geomag.model.vlm import VLM
 
@@ -286,8 +266,6 @@ def run_eval(
     split = split or bench.split
     if limit is not None and limit < 1:
         raise GeoMagError("--limit must be at least 1")
-    if magcrop:
-        require_magcrop()
     samples = load_benchmark(benchmark, data, split)[:limit]
     if not samples:
         raise GeoMagError(f"{data}: no {bench.title} samples in split '{split}'")

@@ -102,6 +102,11 @@ def add_seg_tokens(vlm: VLM) -> dict[str, int]:
     return ids
 
 
+def is_checkpoint(folder: str | os.PathLike[str]) -> bool:
+    """True for a GeoMag checkpoint folder (what `GeoMagModel.save_pretrained` writes)."""
+    return (Path(folder) / CONFIG_FILE).is_file()
+
+
 def seg_runs(
     positions: Sequence[int], input_ids: torch.Tensor, whitespace_ids: set[int], max_len: int
 ) -> list[list[int]]:
@@ -310,8 +315,13 @@ class GeoMagModel(nn.Module):
             "attention_mask": attention.to(device),
             "labels": labels.to(device),
             "pixel_values": torch.stack([r[2] for r in rows]).to(device),
-            # the encoder is frozen: its features are a function of the image, computed here once
-            "seg_features": self.seg_encoder.features(self.seg_encoder.preprocess(images)),
+            # the encoder is frozen: its features are a function of the image, computed here once,
+            # and only for batches that have a target (most nano samples are text-only)
+            "seg_features": (
+                self.seg_encoder.features(self.seg_encoder.preprocess(images))
+                if any(r[3] for r in rows)
+                else None
+            ),
             "seg_runs": [r[3] for r in rows],
             "mask_targets": [r[4].to(device) for r in rows],
         }
@@ -371,12 +381,13 @@ class GeoMagModel(nn.Module):
         n_prompt = inputs["input_ids"].shape[1]
         ids = torch.cat([inputs["input_ids"][0], answer_ids.to(inputs["input_ids"].device)])
         positions = [p for p in (ids == self.seg_token_id).nonzero().flatten().tolist() if p >= n_prompt]
+        runs = seg_runs(positions, ids, self._whitespace_ids, self.config.max_seg_per_target)
         return {
             "input_ids": ids[None],
             "attention_mask": torch.ones_like(ids)[None],
             "pixel_values": inputs["pixel_values"],
-            "seg_features": self.seg_encoder.features(self.seg_encoder.preprocess([image])),
-            "seg_runs": [seg_runs(positions, ids, self._whitespace_ids, self.config.max_seg_per_target)],
+            "seg_features": self.seg_encoder.features(self.seg_encoder.preprocess([image])) if runs else None,
+            "seg_runs": [runs],
         }
 
     @torch.no_grad()
@@ -420,6 +431,7 @@ class GeoMagModel(nn.Module):
         magcrop: Any = None,
         granularity: str | None = None,
         max_new_tokens: int = 128,
+        zoom: str | None = None,
     ) -> Result:
         """Generate an answer and decode one mask per [SEG] on the ORIGINAL image's grid.
 
@@ -428,6 +440,12 @@ class GeoMagModel(nn.Module):
         `image`, `boxes` (original pixels) and `granularity`. Every MagCrop plan spans the whole
         original extent (crops are pasted at their own positions; the image plan is a resize), so
         masks map to the original grid by resizing their logits. No [SEG] in the answer: no masks.
+
+        `zoom` ("crop1" or "crop2"; pixel plans of a `MagCrop` only): the model sees only that crop of
+        the adjusted image instead of all of it, so its fixed input resolution is spent on the crop
+        (crop1: full-detail C2 inside 4x-degraded C1; crop2: C2 alone); masks are pasted back at the
+        crop's position. Our reading of "magnifier" for small targets: stitching alone keeps the whole
+        extent in one model input, so a target of a few pixels stays a few pixels.
         """
         timings: dict[str, float] = {}
         original = image.convert("RGB")
@@ -444,6 +462,12 @@ class GeoMagModel(nn.Module):
             boxes = dict(getattr(plan, "boxes", {}) or {})
             granularity = granularity or getattr(plan, "granularity", None)
             timings["magcrop"] = time.perf_counter() - t
+        view = None  # (box on the adjusted image, box on the original) when zooming into crop1
+        if zoom not in (None, "crop1", "crop2"):
+            raise GeoMagError(f"zoom must be 'crop1' or 'crop2', not '{zoom}'")
+        if zoom and granularity == "pixel" and zoom in boxes and hasattr(plan, "box_to_adjusted"):
+            view = (plan.box_to_adjusted(boxes[zoom]), boxes[zoom])
+            seen = seen.crop(view[0].to_tuple())
         t = time.perf_counter()
         inputs = self.vlm.prepare(seen, prompt)
         out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
@@ -455,7 +479,15 @@ class GeoMagModel(nn.Module):
         text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
         timings["generate"] = time.perf_counter() - t
         t = time.perf_counter()
-        masks, scores = self._masks(self._answer_ids(seen, prompt, new), original.size)
+        if view is None:
+            masks, scores = self._masks(self._answer_ids(seen, prompt, new), original.size)
+        else:
+            x0, y0, x1, y1 = view[1].to_tuple()
+            masks, scores = self._masks(self._answer_ids(seen, prompt, new), (x1 - x0, y1 - y0))
+            for i, m in enumerate(masks):
+                full = np.zeros((original.height, original.width), dtype=bool)
+                full[y0:y1, x0:x1] = m
+                masks[i] = full
         timings["decode"] = time.perf_counter() - t
         from geomag.data.samples import gcg_phrases
 

@@ -124,12 +124,17 @@ def load_optimizer(
     torch.set_rng_state(tensors["rng.torch"])
 
 
-def _save_checkpoint(
-    model: Any, optimizer: torch.optim.Optimizer, names: list[str], out: Path, state: dict[str, Any]
+def write_checkpoint(
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    names: list[str],
+    folder: Path,
+    state: dict[str, Any],
+    state_file: str = STATE_FILE,
 ) -> None:
-    """Write out/checkpoint atomically: build it in a temporary folder, then swap it in."""
-    final = out / CHECKPOINT_DIR
-    tmp = out / f".{CHECKPOINT_DIR}.tmp"
+    """Replace `folder` atomically with the model's trainable tensors, the optimizer and `state` (JSON):
+    build it in a temporary folder, then swap it in, so a stop mid-write never loses the last one."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
@@ -138,11 +143,11 @@ def _save_checkpoint(
         "optimizer": save_optimizer(optimizer, names, tmp / OPTIMIZER_FILE),
         "param_names": names,
     }
-    (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
-    old = out / f".{CHECKPOINT_DIR}.old"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
+    (tmp / state_file).write_text(json.dumps(state, indent=2))
+    old = folder.with_name(f".{folder.name}.old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
     if old.exists():
         shutil.rmtree(old)
 
@@ -244,11 +249,11 @@ def _train(
             bar.update(1)
             bar.set_postfix(loss=f"{sums['loss']:.4f}", mask=f"{sums['mask_loss']:.4f}")
             if (cfg.save_every and step % cfg.save_every == 0) or step == total:
-                _save_checkpoint(
+                write_checkpoint(
                     model,
                     optimizer,
                     names,
-                    out,
+                    out / CHECKPOINT_DIR,
                     {"step": step, "position": list(position), "train": cfg.to_dict(), "last": last},
                 )
     finally:

@@ -1,9 +1,13 @@
 """The GeoMag-nano recipe: the `nano` preset trained on the nano mixture (real data + GeoScenes).
 
-Seeded, resumable (the loop's checkpoint/), with a progress bar. `export` turns the latest
-checkpoint of a run, finished or not, into a GeoMag checkpoint folder (trainable tensors +
-geomag_model.json); shipping copies that into the package (src/geomag/assets/nano), where
-`geomag parse` finds it.
+Two stages, both seeded and resumable, with progress bars:
+  1. joint: LoRA, projector, token rows and pixel decoder on the whole mixture (OUT/checkpoint,
+     final model in OUT);
+  2. decoder: the pixel decoder alone on the frozen [SEG] states of the mixture's masks plus extra
+     referring GeoScenes (geomag.train.decoder_stage; OUT/decoder).
+`export` turns the latest checkpoint of a run, finished or not, into a GeoMag checkpoint folder
+(trainable tensors + geomag_model.json); shipping copies that into the package
+(src/geomag/assets/nano), where `geomag parse` finds it.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from typing import Any
 from geomag.errors import GeoMagError
 
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "nano"
+WEIGHTS = "trainable.safetensors"
 
 
 def shipped_checkpoint() -> Path | None:
     """The nano checkpoint inside the package, or None when none ships."""
-    return SHIPPED if (SHIPPED / "geomag_model.json").is_file() else None
+    from geomag.model.geomag import is_checkpoint
+
+    return SHIPPED if is_checkpoint(SHIPPED) else None
 
 
 def mixture_dir(cache: Path, n_scenes: int, seed: int) -> Path:
@@ -54,13 +61,69 @@ def build_model(overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
     return model, TrainConfig.from_dict(config["train"])
 
 
-def export(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
-    """Write the latest checkpoint of a nano run as a GeoMag checkpoint folder at dest."""
+DECODER_DIR = "decoder"
+DECODER_VAL_SEED = 20_000_000  # validation scenes of the decoder stage (nano_eval uses 10_000_000+)
+
+
+def latest_weights(run_dir: str | os.PathLike[str]) -> Path:
+    """The newest checkpoint of a run: the decoder stage's if it has one, else the joint stage's."""
+    from geomag.train.decoder_stage import CHECKPOINT
     from geomag.train.loop import CHECKPOINT_DIR
 
-    weights = Path(run_dir) / CHECKPOINT_DIR / "trainable.safetensors"
-    if not weights.is_file():
-        raise GeoMagError(f"no checkpoint in {run_dir} (expected {weights})")
+    run = Path(run_dir)
+    for weights in (run / DECODER_DIR / CHECKPOINT / WEIGHTS, run / CHECKPOINT_DIR / WEIGHTS):
+        if weights.is_file():
+            return weights
+    raise GeoMagError(f"no checkpoint in {run_dir} (expected {run / CHECKPOINT_DIR / WEIGHTS})")
+
+
+def decoder_stage(
+    run_dir: str | os.PathLike[str],
+    real_root: Path,
+    cache: Path,
+    mixture_scenes: int,
+    n_scenes: int,
+    epochs: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Stage 2 on the finished joint stage in run_dir (resumes an interrupted stage 2).
+
+    Data: every sample with masks of the stage-1 mixture plus `n_scenes` extra referring GeoScenes
+    (written once to OUT/decoder/refseg.jsonl); validation: 30 held-out 512 px scenes."""
+    import random
+
+    from geomag.data.samples import read_jsonl, write_jsonl
+    from geomag.model.geomag import GeoMagModel
+    from geomag.train.decoder_stage import CHECKPOINT, DecoderStageConfig, train_decoder
+    from geomag.train.nano_data import referring_samples, scene_samples
+
+    run = Path(run_dir)
+    if not (run / WEIGHTS).is_file():
+        raise GeoMagError(f"{run} has no finished joint stage ({WEIGHTS}); run or resume stage 1 first")
+    folder = run / DECODER_DIR
+    with_masks = [s for s in read_jsonl(ensure_mixture(real_root, cache, mixture_scenes, seed)) if s.masks]
+    extra_file = folder / f"refseg-s{seed}-n{n_scenes}.jsonl"
+    if not extra_file.is_file():
+        write_jsonl(referring_samples(n_scenes, seed, folder / "images"), extra_file)
+    extra = list(read_jsonl(extra_file))
+    val_dir = folder / "val-images"
+    val_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    val = [
+        s
+        for k in range(30)
+        for s in scene_samples(DECODER_VAL_SEED + k, (512, 512), val_dir, rng)
+        if s.task == "refseg"
+    ]
+    model = GeoMagModel.from_pretrained(run)
+    cfg = DecoderStageConfig(epochs=epochs, seed=seed)
+    resume = (folder / CHECKPOINT).is_dir()
+    return train_decoder(model, with_masks + extra, folder, cfg, val=val, resume=resume)
+
+
+def export(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Write the latest checkpoint of a nano run as a GeoMag checkpoint folder at dest."""
+    weights = latest_weights(run_dir)
     model, _ = build_model()
     model.load_trainable(weights)
     return model.save_pretrained(dest)

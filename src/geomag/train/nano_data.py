@@ -138,6 +138,39 @@ def scene_samples(seed: int, size: tuple[int, int], image_dir: Path, rng: random
         yield Sample(image, GCG_PROMPT, scene.gcg["text"], "gcg", masks=masks, meta=meta)
 
 
+DECODER_SEED_OFFSET = 500_000  # the decoder stage's extra scenes: seeds the mixture never reaches
+
+
+def referring_samples(
+    n_scenes: int, seed: int, image_dir: Path, sizes: tuple[int, ...] = (512, 768), per_scene: int = 4
+) -> list[Sample]:
+    """Referring-segmentation samples (up to `per_scene` expressions each) from extra GeoScenes, for the
+    decoder stage, which needs thousands of masks the joint stage cannot afford."""
+    from geomag.data.scenes import generate_scene
+
+    image_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    out = []
+    for i in tqdm(range(n_scenes), desc="GeoScenes (refseg)", unit="scene"):
+        scene_seed = seed * 1_000_003 + DECODER_SEED_OFFSET + i
+        side = sizes[i % len(sizes)]
+        scene = generate_scene(scene_seed, (side, side))
+        path = image_dir / f"scene_{scene_seed:06d}.png"
+        scene.image.save(path)
+        for r in rng.sample(scene.referring, min(per_scene, len(scene.referring))):
+            out.append(
+                Sample(
+                    str(path),
+                    REFSEG_PROMPT.format(expression=r["expression"]),
+                    REFSEG_ANSWER,
+                    "refseg",
+                    masks=[{"rle": mask_to_rle(scene.full_mask(r["object"]))}],
+                    meta={"source": "geoscenes", "seed": scene_seed},
+                )
+            )
+    return out
+
+
 def build_mixture(
     real_root: str | Path,
     out_dir: str | Path,
