@@ -123,6 +123,23 @@ def seg_runs(
     return runs
 
 
+def mask_targets(
+    arrays: Sequence[np.ndarray], run_lengths: Sequence[int], size: int, name: str
+) -> torch.Tensor:
+    """One soft target per [SEG] run [T, size, size] (area-resampled): a run's [SEG] must share a mask."""
+    per_target, k = [], 0
+    for n in run_lengths:
+        group = arrays[k : k + n]
+        if len(group) != n or any(not np.array_equal(group[0], m) for m in group[1:]):
+            raise GeoMagError(
+                f"{name}: consecutive [SEG] tokens refer to one target but have different masks"
+            )
+        per_target.append(group[0])
+        k += n
+    t = torch.from_numpy(np.stack(per_target)).float()[:, None]
+    return F.interpolate(t, size=(size, size), mode="area")[:, 0]
+
+
 class GeoMagModel(nn.Module):
     """VLM (+LoRA) that answers with [SEG] tokens, and a pixel decoder that turns each into a mask."""
 
@@ -254,10 +271,11 @@ class GeoMagModel(nn.Module):
         return self.vlm.device
 
     def prepare_batch(
-        self, samples: Sequence[Sample], root: str | os.PathLike[str] | None = None
+        self, samples: Sequence[Sample], root: str | os.PathLike[str] | None = None, masks: bool = True
     ) -> dict[str, Any]:
-        """Tokenised inputs with labels (prompt and padding -100), seg-encoder pixels, [SEG] runs and
-        mask targets on the seg encoder's grid."""
+        """Tokenised inputs with labels (prompt and padding -100), seg-encoder features, [SEG] runs and
+        mask targets on the seg encoder's grid. `masks=False` skips the encoder and the targets (for
+        callers that only need the [SEG] states)."""
         if not samples:
             raise GeoMagError("empty batch")
         rows, images = [], []
@@ -277,24 +295,13 @@ class GeoMagModel(nn.Module):
                 )
             runs = seg_runs(positions, ids, self._whitespace_ids, self.config.max_seg_per_target)
             targets = torch.zeros(0, size, size)
-            if runs:
+            if runs and masks:
                 if len(s.masks) != len(positions):
                     raise GeoMagError(
                         f"{s.image}: the answer has {len(positions)} [SEG] but {len(s.masks)} masks"
                     )
                 arrays = s.mask_arrays(image.width, image.height, root)
-                per_target = []
-                k = 0
-                for run in runs:
-                    group = arrays[k : k + len(run)]
-                    if any(not np.array_equal(group[0], m) for m in group[1:]):
-                        raise GeoMagError(
-                            f"{s.image}: consecutive [SEG] tokens refer to one target but have different masks"
-                        )
-                    per_target.append(group[0])
-                    k += len(run)
-                t = torch.from_numpy(np.stack(per_target)).float()[:, None]
-                targets = F.interpolate(t, size=(size, size), mode="area")[:, 0]
+                targets = mask_targets(arrays, [len(run) for run in runs], size, s.image)
             labels = ids.clone()
             labels[:n_prompt] = -100
             rows.append((ids, labels, full["pixel_values"][0], runs, targets))
@@ -319,7 +326,7 @@ class GeoMagModel(nn.Module):
             # and only for batches that have a target (most nano samples are text-only)
             "seg_features": (
                 self.seg_encoder.features(self.seg_encoder.preprocess(images))
-                if any(r[3] for r in rows)
+                if masks and any(r[3] for r in rows)
                 else None
             ),
             "seg_runs": [r[3] for r in rows],

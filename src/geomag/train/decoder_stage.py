@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from geomag.data.samples import Sample
 from geomag.errors import GeoMagError
+from geomag.model.geomag import mask_targets
 from geomag.model.losses import bce_loss, dice_loss, mask_iou
 from geomag.train.loop import OPTIMIZER_FILE, epoch_order, load_optimizer, write_checkpoint
 
@@ -78,12 +79,13 @@ def collect_states(
     shift = 1 if model.config.seg_hidden == "before" else 0
     states: list[list[torch.Tensor]] = []
     for s in tqdm(samples, desc="[SEG] states", unit="sample"):
-        batch = model.prepare_batch([s], root)
+        batch = model.prepare_batch([s], root, masks=False)
         hidden = model.llm(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
             pixel_values=batch["pixel_values"].to(model.llm.dtype),
             output_hidden_states=True,
+            logits_to_keep=1,  # only the hidden states are used
         ).hidden_states[-1][0]
         states.append([hidden[torch.tensor(run) - shift].float().clone() for run in batch["seg_runs"][0]])
     tensors = {f"{i}.{t}": x.contiguous() for i, per in enumerate(states) for t, x in enumerate(per)}
@@ -104,31 +106,17 @@ def _inputs(
     model: Any, samples: Sequence[Sample], states: list[list[torch.Tensor]], group: list[int], root: Any
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
     """(frozen seg-encoder features, [SEG] states per target, mask targets on the encoder grid) of
-    all targets of one image's samples."""
+    all targets of one image's samples. A target's state has one row per [SEG] of its run."""
     image = samples[group[0]].load_image(root)
     size = model.seg_encoder.image_size
     with torch.no_grad():
         features = model.seg_encoder.features(model.seg_encoder.preprocess([image]))
-    masks, target_states = [], []
+    targets, target_states = [], []
     for i in group:
         arrays = samples[i].mask_arrays(image.width, image.height, root)
-        masks += _one_mask_per_target(arrays, len(states[i]))
+        targets.append(mask_targets(arrays, [st.shape[0] for st in states[i]], size, samples[i].image))
         target_states += states[i]
-    t = torch.from_numpy(np.stack(masks)).float()[:, None]
-    return features, target_states, F.interpolate(t, size=(size, size), mode="area")[:, 0]
-
-
-def _one_mask_per_target(arrays: list[np.ndarray], n_targets: int) -> list[np.ndarray]:
-    """Consecutive [SEG] of a run share one mask (a Sample keeps one mask per [SEG])."""
-    if len(arrays) == n_targets:
-        return arrays
-    unique = [arrays[0]]
-    for m in arrays[1:]:
-        if not np.array_equal(m, unique[-1]):
-            unique.append(m)
-    if len(unique) != n_targets:
-        raise GeoMagError(f"{len(arrays)} masks do not group into {n_targets} targets")
-    return unique
+    return features, target_states, torch.cat(targets)
 
 
 def _loss(
