@@ -18,6 +18,7 @@ import argparse
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 
 def tiles(width: int, height: int, tile: int, overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
@@ -77,7 +78,7 @@ def main() -> None:
 
     pairs: dict[str, list] = {m: [] for m in args.methods}
     seconds: dict[str, float] = dict.fromkeys(args.methods, 0.0)
-    for scene, refs in split:
+    for scene, refs in tqdm(split, desc="4K scenes", unit="scene"):
         image, ref = scene.image, refs[0]
         prompt = REFSEG_PROMPT.format(expression=ref["expression"])
         gt = scene.full_mask(ref["object"])

@@ -53,6 +53,16 @@ def test_parse_region_with_magcrop_writes_result(checkpoint, court_image, tmp_pa
     assert "[region]" in capsys.readouterr().out
 
 
+def test_parse_pixel_zoom_records_the_view(checkpoint, court_image, tmp_path):
+    out = tmp_path / "zoom"
+    argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(checkpoint)]
+    rc = main([*argv, "--zoom", "crop2", "--out", str(out), "--max-new-tokens", "4"])
+    assert rc == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["granularity"] == "pixel" and result["extra"]["zoom"] == "crop2"
+    assert set(result["boxes"]) == {"crop1", "crop2"}
+
+
 def test_parse_geotiff_without_magcrop_writes_geojson(checkpoint, real_data, tmp_path):
     out = tmp_path / "geo"
     tif = real_data / "neon-trees" / "OSBS_029.tif"
