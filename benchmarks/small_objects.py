@@ -10,6 +10,7 @@ each method: P@0.5 / oIoU / mIoU (original resolution) and seconds per image.
   oracle   a crop around the true box (side 2x the box, at least --oracle-min px): the upper bound
 
     python benchmarks/small_objects.py [--model CKPT] [--n 20] [--seed 777] [--tile 256]
+        [--answer-tokens 1] [--layer -1] [--methods none magcrop zoom1 zoom2 tiling oracle]
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main() -> None:
     from geomag.data.scenes import small_target_split
     from geomag.eval.metrics import refseg_metrics
     from geomag.imaging import Box
-    from geomag.magcrop import MagCrop
+    from geomag.magcrop import MagCrop, MagCropConfig
     from geomag.model.geomag import GeoMagModel
     from geomag.train.nano import shipped_checkpoint
 
@@ -56,15 +57,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--tile", type=int, default=None, help="tile side (default: the VLM input size)")
     ap.add_argument("--oracle-min", type=int, default=256)
+    ap.add_argument("--answer-tokens", type=int, default=1, help="PSC: greedy answer tokens in the loss")
+    ap.add_argument("--layer", type=int, default=-1, help="PSC: decoder layer of the attention")
     ap.add_argument("--methods", nargs="*", default=["none", "magcrop", "zoom1", "zoom2", "tiling", "oracle"])
     args = ap.parse_args()
     model_dir = args.model or shipped_checkpoint()
     if model_dir is None:
         raise SystemExit("no shipped nano checkpoint; pass --model")
     model = GeoMagModel.from_pretrained(model_dir)
-    magcrop = MagCrop(model.vlm)
+    magcrop = MagCrop(model.vlm, MagCropConfig(answer_tokens=args.answer_tokens, layer=args.layer))
     tile = args.tile or max(model.vlm.input_size)
-    print(f"model {model_dir}; GeoScenes-4K small-target split: n={args.n}, seed={args.seed}, tile={tile}")
+    print(
+        f"model {model_dir}; GeoScenes-4K small-target split: n={args.n}, seed={args.seed}, tile={tile}; "
+        f"PSC layer {args.layer}, answer tokens {args.answer_tokens}"
+    )
     split = small_target_split(args.n, seed=args.seed)
 
     def best(image, prompt, box=None):
