@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"exported {args.out} -> {path}")
         return 0
     out = Path(args.out)
-    if args.resume and (out / nano.WEIGHTS).is_file():
+    if args.resume and (out / nano.WEIGHTS_FILE).is_file():
         print(f"joint stage already finished in {out}")
     else:
         train_jsonl = nano.ensure_mixture(Path(args.real), cache_dir(), args.scenes, args.seed)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from geomag.data.samples import Sample
 from geomag.errors import GeoMagError
-from geomag.model.geomag import mask_targets
+from geomag.model.geomag import WEIGHTS_FILE, mask_targets
 from geomag.model.losses import bce_loss, dice_loss, mask_iou
 from geomag.train.loop import OPTIMIZER_FILE, epoch_order, load_optimizer, write_checkpoint
 
@@ -119,17 +119,22 @@ def _inputs(
     return features, target_states, torch.cat(targets)
 
 
+def _logits(model: Any, states: list[torch.Tensor], features: list[torch.Tensor], size: int) -> torch.Tensor:
+    """Fused mask logits [T, size, size], upsampled to the encoder grid where the targets live."""
+    fused, _ = model.pixel_decoder(states, features)
+    return F.interpolate(fused[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+
 def _loss(
     model: Any,
     cfg: DecoderStageConfig,
     states: list[torch.Tensor],
     features: list[torch.Tensor],
     target: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    fused, _ = model.pixel_decoder(states, features)
-    logits = F.interpolate(fused[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    loss = cfg.bce_weight * bce_loss(logits, target) + cfg.dice_weight * dice_loss(logits, target)
-    return loss, logits
+) -> torch.Tensor:
+    """Mask BCE + Dice of the fused logits, as the joint stage (with this stage's weights)."""
+    logits = _logits(model, states, features, target.shape[-1])
+    return cfg.bce_weight * bce_loss(logits, target) + cfg.dice_weight * dice_loss(logits, target)
 
 
 def evaluate(
@@ -141,11 +146,8 @@ def evaluate(
     with torch.no_grad():
         for group in _image_groups(samples):
             features, target_states, target = _inputs(model, samples, states, group, root)
-            fused, _ = model.pixel_decoder(target_states, features)
-            logits = F.interpolate(
-                fused[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False
-            )
-            ious += mask_iou(logits[:, 0] > 0, target > 0.5).tolist()
+            logits = _logits(model, target_states, features, target.shape[-1])
+            ious += mask_iou(logits > 0, target > 0.5).tolist()
     iou = np.asarray(ious)
     return {
         "mIoU": float(iou.mean()) if iou.size else 0.0,
@@ -192,7 +194,7 @@ def train_decoder(
     epoch, history = 0, []
     if resume:
         state = json.loads((ckpt / STATE_FILE).read_text())
-        model.load_trainable(ckpt / "trainable.safetensors")
+        model.load_trainable(ckpt / WEIGHTS_FILE)
         load_optimizer(optimizer, names, ckpt / OPTIMIZER_FILE, state["optimizer"])
         epoch, history = int(state["epoch"]), state["history"]
         schedule.last_epoch = epoch * steps_per_epoch
@@ -206,7 +208,7 @@ def train_decoder(
         bar = tqdm(order, desc=f"decoder epoch {epoch + 1}/{cfg.epochs}", unit="image")
         for k, group in enumerate(bar):
             features, target_states, target = _inputs(model, samples, states, group, root)
-            loss, _ = _loss(model, cfg, target_states, features, target)
+            loss = _loss(model, cfg, target_states, features, target)
             (loss / cfg.images_per_step).backward()
             total_loss += loss.item()
             if (k + 1) % cfg.images_per_step == 0 or k + 1 == len(order):

@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from geomag.errors import GeoMagError
+from geomag.model.geomag import WEIGHTS_FILE, is_checkpoint
 
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "nano"
-WEIGHTS = "trainable.safetensors"
 
 
 def shipped_checkpoint() -> Path | None:
     """The nano checkpoint inside the package, or None when none ships."""
-    from geomag.model.geomag import is_checkpoint
-
     return SHIPPED if is_checkpoint(SHIPPED) else None
 
 
@@ -71,10 +69,10 @@ def latest_weights(run_dir: str | os.PathLike[str]) -> Path:
     from geomag.train.loop import CHECKPOINT_DIR
 
     run = Path(run_dir)
-    for weights in (run / DECODER_DIR / CHECKPOINT / WEIGHTS, run / CHECKPOINT_DIR / WEIGHTS):
+    for weights in (run / DECODER_DIR / CHECKPOINT / WEIGHTS_FILE, run / CHECKPOINT_DIR / WEIGHTS_FILE):
         if weights.is_file():
             return weights
-    raise GeoMagError(f"no checkpoint in {run_dir} (expected {run / CHECKPOINT_DIR / WEIGHTS})")
+    raise GeoMagError(f"no checkpoint in {run_dir} (expected {run / CHECKPOINT_DIR / WEIGHTS_FILE})")
 
 
 def decoder_stage(
@@ -89,7 +87,8 @@ def decoder_stage(
     """Stage 2 on the finished joint stage in run_dir (resumes an interrupted stage 2).
 
     Data: every sample with masks of the stage-1 mixture plus `n_scenes` extra referring GeoScenes
-    (written once to OUT/decoder/refseg.jsonl); validation: 30 held-out 512 px scenes."""
+    (written once to OUT/decoder/refseg-s<seed>-n<scenes>.jsonl); validation: 30 held-out 512 px
+    scenes."""
     import random
 
     from geomag.data.samples import read_jsonl, write_jsonl
@@ -98,8 +97,8 @@ def decoder_stage(
     from geomag.train.nano_data import referring_samples, scene_samples
 
     run = Path(run_dir)
-    if not (run / WEIGHTS).is_file():
-        raise GeoMagError(f"{run} has no finished joint stage ({WEIGHTS}); run or resume stage 1 first")
+    if not (run / WEIGHTS_FILE).is_file():
+        raise GeoMagError(f"{run} has no finished joint stage ({WEIGHTS_FILE}); run or resume stage 1 first")
     folder = run / DECODER_DIR
     with_masks = [s for s in read_jsonl(ensure_mixture(real_root, cache, mixture_scenes, seed)) if s.masks]
     extra_file = folder / f"refseg-s{seed}-n{n_scenes}.jsonl"
