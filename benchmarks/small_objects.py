@@ -36,17 +36,11 @@ def tiles(width: int, height: int, tile: int, overlap: float = 0.2) -> list[tupl
     ]
 
 
-def paste_mask(full: tuple[int, int], box: tuple[int, int, int, int], mask: np.ndarray) -> np.ndarray:
-    out = np.zeros((full[1], full[0]), dtype=bool)
-    out[box[1] : box[3], box[0] : box[2]] = mask
-    return out
-
-
 def main() -> None:
     from geomag.data.loaders.common import REFSEG_PROMPT
     from geomag.data.scenes import small_target_split
     from geomag.eval.metrics import refseg_metrics
-    from geomag.imaging import Box
+    from geomag.imaging import Box, paste_mask
     from geomag.magcrop import MagCrop, MagCropConfig
     from geomag.model.geomag import GeoMagModel
     from geomag.train.nano import shipped_checkpoint
@@ -79,7 +73,7 @@ def main() -> None:
         if not r.masks:
             return None, 0.0
         i = int(np.argmax(r.scores))
-        full = r.masks[i] if box is None else paste_mask(image.size, box, r.masks[i])
+        full = r.masks[i] if box is None else paste_mask(image.size, Box(*box), r.masks[i])
         return full, r.scores[i]
 
     pairs: dict[str, list] = {m: [] for m in args.methods}

@@ -17,6 +17,7 @@ from geomag.imaging import (
     load_image,
     overlay_heatmap,
     paste,
+    paste_mask,
     reduced_size,
     resize,
 )
@@ -172,3 +173,14 @@ def test_pictures():
     over = overlay_heatmap(img, heat)
     assert over.size == img.size and np.asarray(over)[-1, -1].sum() > np.asarray(over)[0, 0].sum()
     assert resize(img, (6, 4)).size == (6, 4)
+
+
+def test_paste_mask_places_a_crop_mask_on_the_whole_grid():
+    crop_mask = np.zeros((3, 4), dtype=bool)
+    crop_mask[1, 2] = True
+    full = paste_mask((10, 6), Box(5, 2, 9, 5), crop_mask)
+    assert full.shape == (6, 10) and full.sum() == 1 and full[3, 7]
+    with pytest.raises(GeoMagError, match="does not match box"):
+        paste_mask((10, 6), Box(5, 2, 9, 5), np.zeros((4, 4), dtype=bool))
+    with pytest.raises(GeoMagError):
+        paste_mask((8, 6), Box(5, 2, 9, 5), crop_mask)  # box outside the image

@@ -215,6 +215,17 @@ def paste(canvas: Image.Image, patch: Image.Image, box: Box) -> Image.Image:
     return out
 
 
+def paste_mask(size: tuple[int, int], box: Box, mask: np.ndarray) -> np.ndarray:
+    """A boolean mask of a crop -> a (height, width) mask of the whole image, False outside the box."""
+    box.check_inside(*size)
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != (box.height, box.width):
+        raise GeoMagError(f"mask shape {m.shape} does not match box {box.to_list()}")
+    out = np.zeros((size[1], size[0]), dtype=bool)
+    out[box.y0 : box.y1, box.x0 : box.x1] = m
+    return out
+
+
 def reduced_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
     """(width, height) divided by `factor`, rounded, at least 1x1: the small side of D()."""
     return max(1, round(size[0] / factor)), max(1, round(size[1] / factor))

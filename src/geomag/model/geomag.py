@@ -469,7 +469,7 @@ class GeoMagModel(nn.Module):
             boxes = dict(getattr(plan, "boxes", {}) or {})
             granularity = granularity or getattr(plan, "granularity", None)
             timings["magcrop"] = time.perf_counter() - t
-        view = None  # (box on the adjusted image, box on the original) when zooming into crop1
+        view = None  # (box on the adjusted image, box on the original) when zooming into a crop
         if zoom not in (None, "crop1", "crop2"):
             raise GeoMagError(f"zoom must be 'crop1' or 'crop2', not '{zoom}'")
         if zoom and granularity == "pixel" and zoom in boxes and hasattr(plan, "box_to_adjusted"):
@@ -489,12 +489,11 @@ class GeoMagModel(nn.Module):
         if view is None:
             masks, scores = self._masks(self._answer_ids(seen, prompt, new), original.size)
         else:
-            x0, y0, x1, y1 = view[1].to_tuple()
-            masks, scores = self._masks(self._answer_ids(seen, prompt, new), (x1 - x0, y1 - y0))
-            for i, m in enumerate(masks):
-                full = np.zeros((original.height, original.width), dtype=bool)
-                full[y0:y1, x0:x1] = m
-                masks[i] = full
+            from geomag.imaging import paste_mask
+
+            crop = view[1]
+            masks, scores = self._masks(self._answer_ids(seen, prompt, new), (crop.width, crop.height))
+            masks = [paste_mask(original.size, crop, m) for m in masks]
         timings["decode"] = time.perf_counter() - t
         from geomag.data.samples import gcg_phrases
 

@@ -14,6 +14,7 @@ import csv
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -98,6 +99,18 @@ def real_captions(root: Path) -> list[Sample]:
     return out
 
 
+def refseg_sample(scene: Any, ref: dict[str, Any], image: str, meta: dict[str, Any]) -> Sample:
+    """The referring-segmentation sample of one GeoScenes expression: its exact mask as COCO RLE."""
+    return Sample(
+        image,
+        REFSEG_PROMPT.format(expression=ref["expression"]),
+        REFSEG_ANSWER,
+        "refseg",
+        masks=[{"rle": mask_to_rle(scene.full_mask(ref["object"]))}],
+        meta=meta,
+    )
+
+
 def scene_samples(seed: int, size: tuple[int, int], image_dir: Path, rng: random.Random) -> Iterator[Sample]:
     """Samples of all six tasks from one generated scene (its PNG is written to image_dir)."""
     from geomag.data.scenes import SCENE_TYPES, generate_scene
@@ -124,15 +137,7 @@ def scene_samples(seed: int, size: tuple[int, int], image_dir: Path, rng: random
     for r in rng.sample(scene.roc, min(2, len(scene.roc))):
         yield Sample(image, ROC_PROMPT.format(box=box_text(r["box"], w, h)), r["class"], "roc", meta=meta)
     for r in rng.sample(scene.referring, min(2, len(scene.referring))):
-        mask = scene.full_mask(r["object"])
-        yield Sample(
-            image,
-            REFSEG_PROMPT.format(expression=r["expression"]),
-            REFSEG_ANSWER,
-            "refseg",
-            masks=[{"rle": mask_to_rle(mask)}],
-            meta=meta,
-        )
+        yield refseg_sample(scene, r, image, meta)
     if scene.gcg and scene.gcg.get("objects"):
         masks = [{"rle": mask_to_rle(scene.full_mask(i))} for i in scene.gcg["objects"]]
         yield Sample(image, GCG_PROMPT, scene.gcg["text"], "gcg", masks=masks, meta=meta)
@@ -157,17 +162,11 @@ def referring_samples(
         scene = generate_scene(scene_seed, (side, side))
         path = image_dir / f"scene_{scene_seed:06d}.png"
         scene.image.save(path)
-        for r in rng.sample(scene.referring, min(per_scene, len(scene.referring))):
-            out.append(
-                Sample(
-                    str(path),
-                    REFSEG_PROMPT.format(expression=r["expression"]),
-                    REFSEG_ANSWER,
-                    "refseg",
-                    masks=[{"rle": mask_to_rle(scene.full_mask(r["object"]))}],
-                    meta={"source": "geoscenes", "seed": scene_seed},
-                )
-            )
+        meta = {"source": "geoscenes", "seed": scene_seed}
+        out += [
+            refseg_sample(scene, r, str(path), meta)
+            for r in rng.sample(scene.referring, min(per_scene, len(scene.referring)))
+        ]
     return out
 
 
