@@ -51,6 +51,7 @@ def heldout_scenes(work: Path, n: int, size: int) -> Path:
 
 def main() -> None:
     from geomag.eval.runner import run_eval
+    from geomag.magcrop import MagCropConfig
     from geomag.train.nano import shipped_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=300, help="samples per benchmark (class-balanced for AID)")
     ap.add_argument("--scenes", type=int, default=40)
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--candidates", type=int, default=2, help="crops tried by the mask-saliency row")
     ap.add_argument("--only", nargs="*", help="run only these rows")
     args = ap.parse_args()
     model = args.model or shipped_checkpoint()
@@ -68,22 +70,29 @@ def main() -> None:
     real, work = Path(args.real), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     scenes = heldout_scenes(work, args.scenes, args.size)
+    refseg = ("refsegrs", scenes / "refseg" / "refsegrs")
+    by_mask = {
+        "magcrop": True,
+        "magcrop_config": MagCropConfig(pixel_saliency="mask", candidates=args.candidates),
+        "zoom": "crop2",
+    }
     rows = {
-        "AID (held-out 20%)": ("aid", heldout_aid(real, work), False),
-        "RSVQA-LR test": ("rsvqa-lr", real / "rsvqa-lr" / "configilm_subset", False),
-        "RSVQA-HR test1": ("rsvqa-hr-test1", real / "rsvqa-hr" / "configilm_subset", False),
-        "GeoScenes VQA": ("rsvqa-lr", scenes / "vqa", False),
-        "GeoScenes ROC": ("dior-rsvg", scenes / "roc", False),
-        "GeoScenes captions": ("ucm-captions", scenes / "caption", False),
-        "GeoScenes refseg": ("refsegrs", scenes / "refseg" / "refsegrs", False),
-        "GeoScenes refseg + MagCrop": ("refsegrs", scenes / "refseg" / "refsegrs", True),
+        "AID (held-out 20%)": ("aid", heldout_aid(real, work), {}),
+        "RSVQA-LR test": ("rsvqa-lr", real / "rsvqa-lr" / "configilm_subset", {}),
+        "RSVQA-HR test1": ("rsvqa-hr-test1", real / "rsvqa-hr" / "configilm_subset", {}),
+        "GeoScenes VQA": ("rsvqa-lr", scenes / "vqa", {}),
+        "GeoScenes ROC": ("dior-rsvg", scenes / "roc", {}),
+        "GeoScenes captions": ("ucm-captions", scenes / "caption", {}),
+        "GeoScenes refseg": (*refseg, {}),
+        "GeoScenes refseg + MagCrop": (*refseg, {"magcrop": True}),
+        "GeoScenes refseg + MagCrop mask saliency": (*refseg, by_mask),
     }
     table = []
-    for name, (bench, data, magcrop) in rows.items():
+    for name, (bench, data, options) in rows.items():
         if args.only and name not in args.only:
             continue
         out = work / name.lower().replace(" ", "-").replace("%", "").replace("(", "").replace(")", "")
-        res = run_eval(bench, data, model, out, magcrop=magcrop, limit=args.limit, max_new_tokens=48)
+        res = run_eval(bench, data, model, out, limit=args.limit, max_new_tokens=48, **options)
         table.append((name, res))
     print(f"\nGeoMag-nano held-out results (model: {model})\n")
     print("| data | n | metrics |\n|---|---|---|")

@@ -5,12 +5,16 @@ each method: P@0.5 / oIoU / mIoU (original resolution) and seconds per image.
   none     the whole image, resized to the model's input
   magcrop  TMRA + PSC (pixel plan), the stitched image seen whole
   zoom1 / zoom2  the same plan, the model sees only its crop1 / crop2 (GeoMagModel.parse zoom=...)
+  mask     MagCrop with mask saliency (`pixel_saliency="mask"`): PSC's map is the pixel decoder's
+           mask probability over full-resolution tiles; the model sees crop2 of each of the
+           --candidates best crops, the most confident mask wins
   tiling   SAHI-style: tiles of --tile px (default: the VLM's input size) with 20 % overlap, edge
            tiles shifted inward; every tile is parsed and the highest-confidence mask wins
   oracle   a crop around the true box (side 2x the box, at least --oracle-min px): the upper bound
 
     python benchmarks/small_objects.py [--model CKPT] [--n 20] [--seed 777] [--tile 256]
-        [--answer-tokens 1] [--layer -1] [--methods none magcrop zoom1 zoom2 tiling oracle]
+        [--answer-tokens 1] [--layer -1] [--candidates 4]
+        [--methods none magcrop zoom1 zoom2 mask tiling oracle]
 """
 
 from __future__ import annotations
@@ -22,25 +26,11 @@ import numpy as np
 from tqdm import tqdm
 
 
-def tiles(width: int, height: int, tile: int, overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
-    """SAHI slices: fixed size, `overlap` between neighbours, the last row/column shifted inward."""
-    step = max(1, int(tile * (1 - overlap)))
-
-    def starts(n: int) -> list[int]:
-        if n <= tile:
-            return [0]
-        return sorted({*range(0, n - tile, step), n - tile})
-
-    return [
-        (x, y, min(x + tile, width), min(y + tile, height)) for y in starts(height) for x in starts(width)
-    ]
-
-
 def main() -> None:
     from geomag.data.loaders.common import REFSEG_PROMPT
     from geomag.data.scenes import small_target_split
     from geomag.eval.metrics import refseg_metrics
-    from geomag.imaging import Box, paste_mask
+    from geomag.imaging import Box, paste_mask, tile_boxes
     from geomag.magcrop import MagCrop, MagCropConfig
     from geomag.model.geomag import GeoMagModel
     from geomag.train.nano import shipped_checkpoint
@@ -53,17 +43,23 @@ def main() -> None:
     ap.add_argument("--oracle-min", type=int, default=256)
     ap.add_argument("--answer-tokens", type=int, default=1, help="PSC: greedy answer tokens in the loss")
     ap.add_argument("--layer", type=int, default=-1, help="PSC: decoder layer of the attention")
-    ap.add_argument("--methods", nargs="*", default=["none", "magcrop", "zoom1", "zoom2", "tiling", "oracle"])
+    ap.add_argument("--candidates", type=int, default=4, help="mask: crops tried per image")
+    ap.add_argument(
+        "--methods", nargs="*", default=["none", "magcrop", "zoom1", "zoom2", "mask", "tiling", "oracle"]
+    )
     args = ap.parse_args()
     model_dir = args.model or shipped_checkpoint()
     if model_dir is None:
         raise SystemExit("no shipped nano checkpoint; pass --model")
     model = GeoMagModel.from_pretrained(model_dir)
     magcrop = MagCrop(model.vlm, MagCropConfig(answer_tokens=args.answer_tokens, layer=args.layer))
+    by_mask = MagCrop(
+        model.vlm, MagCropConfig(pixel_saliency="mask", candidates=args.candidates), segmenter=model
+    )
     tile = args.tile or max(model.vlm.input_size)
     print(
         f"model {model_dir}; GeoScenes-4K small-target split: n={args.n}, seed={args.seed}, tile={tile}; "
-        f"PSC layer {args.layer}, answer tokens {args.answer_tokens}"
+        f"PSC layer {args.layer}, answer tokens {args.answer_tokens}; mask candidates {args.candidates}"
     )
     split = small_target_split(args.n, seed=args.seed)
 
@@ -97,8 +93,13 @@ def main() -> None:
                     zoom={"zoom1": "crop1", "zoom2": "crop2"}.get(method),
                 )
                 pred = r.masks[int(np.argmax(r.scores))] if r.masks else None
+            elif method == "mask":
+                r = model.parse(
+                    image, prompt, magcrop=by_mask, granularity="pixel", max_new_tokens=16, zoom="crop2"
+                )
+                pred = r.masks[int(np.argmax(r.scores))] if r.masks else None
             elif method == "tiling":
-                found = [best(image, prompt, b) for b in tiles(*image.size, tile)]
+                found = [best(image, prompt, b.to_tuple()) for b in tile_boxes(*image.size, tile)]
                 pred = max(found, key=lambda f: f[1])[0]
             else:
                 x0, y0, x1, y1 = scene.objects[ref["object"]].box

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geomag.boxsearch import SearchConfig, best_box, candidates
+from geomag.boxsearch import SearchConfig, best_box, candidates, peak_boxes
 from geomag.errors import GeoMagError
 from geomag.imaging import Box
 
@@ -92,3 +92,29 @@ def test_bad_heatmaps():
         best_box(np.full((4, 4), np.nan), (10, 10))
     with pytest.raises(GeoMagError, match="no pixels"):
         best_box(np.ones((4, 4)), (0, 10))
+
+
+# ------------------------------------------------------------------------------- peak boxes
+def test_peak_boxes_centre_on_separate_peaks_best_first():
+    grid = np.zeros((135, 256))  # a 4096x2160 image at 16 px per cell
+    grid[40:42, 100:102] = 0.9  # a 32 px blob at (1616, 656)
+    grid[100:104, 200:204] = 0.7  # a 64 px blob at (3232, 1632)
+    grid[41, 101] = 1.0
+    first, second, *rest = peak_boxes(grid, (4096, 2160), k=3, min_side=256)
+    assert first.contains(Box(1600, 640, 1632, 672)) and second.contains(Box(3200, 1600, 3264, 1664))
+    assert first.width == first.height == 256 and second.width == 256  # 2 x blob, at least min_side
+    assert abs((first.x0 + first.x1) / 2 - 1616) <= 16 and abs((first.y0 + first.y1) / 2 - 656) <= 16
+    assert all(b.iou(first) == 0 and b.iou(second) == 0 for b in rest)
+
+
+def test_peak_boxes_grow_with_the_blob_and_stay_inside():
+    grid = np.zeros((64, 64))
+    grid[0:20, 0:10] = 1.0  # a 320 x 160 px blob in the corner of a 1024 px image
+    (box,) = peak_boxes(grid, (1024, 1024), k=1, min_side=128)
+    assert box.x0 == 0 and box.y0 == 0 and box.width == box.height == 640  # 2 x 320
+    (capped,) = peak_boxes(grid, (1024, 1024), k=1, min_side=128, max_frac=0.5)
+    assert capped.width == 512
+    with pytest.raises(GeoMagError, match="k must be"):
+        peak_boxes(grid, (1024, 1024), k=0)
+    with pytest.raises(GeoMagError, match="finite"):
+        peak_boxes(np.full((4, 4), np.nan), (64, 64))

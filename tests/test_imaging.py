@@ -20,6 +20,7 @@ from geomag.imaging import (
     paste_mask,
     reduced_size,
     resize,
+    tile_boxes,
 )
 
 
@@ -184,3 +185,16 @@ def test_paste_mask_places_a_crop_mask_on_the_whole_grid():
         paste_mask((10, 6), Box(5, 2, 9, 5), np.zeros((4, 4), dtype=bool))
     with pytest.raises(GeoMagError):
         paste_mask((8, 6), Box(5, 2, 9, 5), crop_mask)  # box outside the image
+
+
+def test_tile_boxes_cover_the_image_with_full_size_tiles():
+    boxes = tile_boxes(1000, 500, 256, overlap=0.2)
+    assert all(b.width == 256 and b.height == 256 for b in boxes)
+    cover = np.zeros((500, 1000), bool)
+    for b in boxes:
+        cover[b.y0 : b.y1, b.x0 : b.x1] = True
+    assert cover.all()
+    assert boxes[-1].to_tuple() == (744, 244, 1000, 500)  # the last tile shifted inward
+    assert [b.to_tuple() for b in tile_boxes(100, 80, 256)] == [(0, 0, 100, 80)]
+    with pytest.raises(GeoMagError, match="overlap"):
+        tile_boxes(100, 100, 32, overlap=1.0)

@@ -160,6 +160,53 @@ def test_magcrop_input_errors(vlm):
     assert plan.box_source == "given" and adjusted.size == (64, 48)
 
 
+class PlantedSaliency:
+    """A stand-in for `GeoMagModel.mask_saliency`: hot blobs at fixed places (MagCrop's geometry only;
+    the real saliency is tested on a trained model in test_train_loop)."""
+
+    def __init__(self, spots: list[tuple[int, int, float]]) -> None:
+        self.spots, self.calls = spots, []
+
+    def mask_saliency(self, image, prompt, tile=None):
+        self.calls.append(image.size)
+        grid = np.zeros((image.height // 8, image.width // 8), np.float32)
+        for x, y, v in self.spots:
+            grid[y // 8 - 1 : y // 8 + 1, x // 8 - 1 : x // 8 + 1] = v
+        return grid
+
+
+def test_mask_saliency_candidates_nest_around_the_peaks(vlm):
+    img = textured(1200, 800)
+    segmenter = PlantedSaliency([(900, 600, 0.9), (200, 150, 0.6)])
+    magcrop = MagCrop(vlm, MagCropConfig(pixel_saliency="mask", candidates=2), segmenter=segmenter)
+    plans = magcrop.plans(img, PROMPT, "pixel")
+    assert len(plans) == 2 and segmenter.calls == [(1200, 800)]  # one saliency pass for all candidates
+    side = 2 * max(vlm.input_size)  # the default mask_crop
+    for (adjusted, plan), (x, y, _) in zip(plans, segmenter.spots, strict=True):
+        c1, c2 = plan.boxes["crop1"], plan.boxes["crop2"]
+        assert plan.box_source == "mask" and adjusted.size == (1200, 800)
+        assert c2.contains(Box(x - 4, y - 4, x + 4, y + 4)) and c2.width == c2.height == side
+        assert c1.contains(c2) and c1.width == 2 * side
+        json.dumps(plan.to_dict())
+    assert magcrop.adjust(img, PROMPT, "pixel")[1].boxes == plans[0][1].boxes
+    # region plans keep Eq. 4's attention search
+    assert (
+        MagCrop(vlm, MagCropConfig(pixel_saliency="mask"), segmenter=segmenter)
+        .adjust(img, PROMPT, "region")[1]
+        .box_source
+        == "psc"
+    )
+
+
+def test_mask_saliency_needs_a_segmenter(vlm):
+    with pytest.raises(GeoMagError, match="segmenter=model"):
+        MagCrop(vlm, MagCropConfig(pixel_saliency="mask")).adjust(textured(300, 200), PROMPT, "pixel")
+    with pytest.raises(GeoMagError, match="pixel_saliency"):
+        MagCrop(vlm, MagCropConfig(pixel_saliency="gradcam"))
+    with pytest.raises(GeoMagError, match="candidates"):
+        MagCrop(vlm, MagCropConfig(candidates=0))
+
+
 def test_granularity_from_a_classifier():
     img = textured(64, 48)
     adjusted, plan = MagCrop(None, classifier=lambda prompt: "image").adjust(img, PROMPT)

@@ -94,7 +94,7 @@ def test_overfit_one_real_sample(tiny_llava, court_sample, tmp_path):
     assert "[SEG]" in result.text and len(result.masks) == result.text.count("[SEG]")
     assert all(m.shape == (600, 800) and m.dtype == bool for m in result.masks)
     # zoom: the model sees only MagCrop's crop1; masks come back on the original grid, inside crop1
-    from geomag.magcrop import MagCrop
+    from geomag.magcrop import MagCrop, MagCropConfig
 
     zoomed = loaded.parse(
         image,
@@ -110,6 +110,23 @@ def test_overfit_one_real_sample(tiny_llava, court_sample, tmp_path):
         outside = m.copy()
         outside[y0:y1, x0:x1] = False
         assert not outside.any()
+    # mask saliency with one tile over the whole image: the decoder's own mask probability, so it
+    # peaks on the court and agrees with predict_masks cell by cell
+    heat = loaded.mask_saliency(image, court_sample.prompt, tile=800)
+    assert heat.shape == (600 // 8, 800 // 8) and heat.min() >= 0 and heat.max() <= 1
+    r, c = np.unravel_index(int(heat.argmax()), heat.shape)
+    assert gt[r * 8 + 4, c * 8 + 4]
+    assert ((heat > 0.5) == masks[0][4::8, 4::8]).mean() > 0.97
+    tiled = loaded.mask_saliency(image, court_sample.prompt, tile=400, overlap=0.2)  # 3 x 2 tiles
+    assert tiled.shape == heat.shape and tiled.min() >= 0 and tiled.max() <= 1
+    # ... and MagCrop with it tries two crops, keeping the more confident answer
+    by_mask = MagCrop(loaded.vlm, MagCropConfig(pixel_saliency="mask", candidates=2), segmenter=loaded)
+    picked = loaded.parse(
+        image, court_sample.prompt, magcrop=by_mask, granularity="pixel", max_new_tokens=4, zoom="crop2"
+    )
+    tried = picked.extra["candidates"]
+    assert len(tried) == 2 and max(picked.scores, default=0.0) == max(t["score"] for t in tried)
+    assert picked.boxes["crop2"].to_list() in [t["boxes"]["crop2"] for t in tried]
 
 
 def test_resume_continues_the_same_run(tiny_llava, court_sample, tmp_path):

@@ -187,3 +187,69 @@ def best_box(heatmap: np.ndarray, image_size: tuple[int, int], config: SearchCon
     x0, x1 = _fit(x0, x1, config.min_size, math.floor(config.max_frac * width), width)
     y0, y1 = _fit(y0, y1, config.min_size, math.floor(config.max_frac * height), height)
     return Box(x0, y0, x1, y1).clamp(width, height)
+
+
+def peak_boxes(
+    heatmap: np.ndarray,
+    image_size: tuple[int, int],
+    k: int = 1,
+    min_side: int = 256,
+    max_frac: float = 0.75,
+    level: float = 0.5,
+) -> list[Box]:
+    """Up to `k` square crops around the strongest separate peaks of a fine heatmap (e.g. a mask
+    probability map; the grid maps linearly onto the `image_size` image), best first.
+
+    Each crop centres on its peak's blob (the 4-connected cells around the peak, within half the
+    largest side of it, whose heat is at least `level` x the peak's) and has side 2 x the blob's longer extent, at least `min_side` and at most
+    `max_frac` x the shorter image side, shifted inside the image: like an oracle crop of twice the
+    target's size. A crop's cells are cleared before the next peak is taken, so crops differ.
+    """
+    grid = np.array(heatmap, dtype=np.float64)
+    if grid.ndim != 2 or grid.size == 0 or not np.isfinite(grid).all():
+        raise GeoMagError(f"heatmap must be a finite, non-empty 2-D grid, got shape {grid.shape}")
+    if k < 1:
+        raise GeoMagError(f"k must be at least 1, got {k}")
+    width, height = int(image_size[0]), int(image_size[1])
+    rows, cols = grid.shape
+    sx, sy = width / cols, height / rows
+    limit = max(1, math.floor(max_frac * min(width, height)))
+    side_px = min(max(1, min_side), limit)
+    reach_r, reach_c = max(1, round(limit / 2 / sy)), max(1, round(limit / 2 / sx))
+    boxes: list[Box] = []
+    for _ in range(k):
+        r, c = np.unravel_index(int(np.argmax(grid)), grid.shape)
+        peak = grid[r, c]
+        if not np.isfinite(peak) or (boxes and peak <= 0):
+            break
+        a0, a1 = max(0, r - reach_r), min(rows, r + reach_r + 1)
+        b0, b1 = max(0, c - reach_c), min(cols, c + reach_c + 1)
+        hot_r, hot_c = np.nonzero(_blob(grid[a0:a1, b0:b1] >= level * peak, (r - a0, c - b0)))
+        y0, y1 = (a0 + hot_r.min()) * sy, (a0 + hot_r.max() + 1) * sy
+        x0, x1 = (b0 + hot_c.min()) * sx, (b0 + hot_c.max() + 1) * sx
+        side = int(np.clip(2 * max(x1 - x0, y1 - y0), side_px, limit))
+        bx = _fit((x0 + x1) / 2 - side / 2, (x0 + x1) / 2 + side / 2, side, side, width)
+        by = _fit((y0 + y1) / 2 - side / 2, (y0 + y1) / 2 + side / 2, side, side, height)
+        box = Box(bx[0], by[0], bx[1], by[1])
+        boxes.append(box)
+        grid[
+            math.floor(box.y0 / sy) : math.ceil(box.y1 / sy), math.floor(box.x0 / sx) : math.ceil(box.x1 / sx)
+        ] = -np.inf
+    return boxes
+
+
+def _blob(hot: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    """The 4-connected component of the boolean grid `hot` that holds `seed`."""
+    blob = np.zeros_like(hot)
+    blob[seed] = True
+    while True:
+        grown = blob.copy()
+        grown[1:] |= blob[:-1]
+        grown[:-1] |= blob[1:]
+        grown[:, 1:] |= blob[:, :-1]
+        grown[:, :-1] |= blob[:, 1:]
+        grown &= hot
+        grown[seed] = True
+        if (grown == blob).all():
+            return blob
+        blob = grown

@@ -226,6 +226,21 @@ def paste_mask(size: tuple[int, int], box: Box, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def tile_boxes(width: int, height: int, tile: int, overlap: float = 0.2) -> list[Box]:
+    """SAHI-style slices of an image: squares of side `tile` (or the image side, if smaller) with
+    `overlap` between neighbours; the last row and column are shifted inward to keep the full size."""
+    if tile < 1 or not 0 <= overlap < 1:
+        raise GeoMagError(f"tile must be >= 1 px and overlap in [0, 1), got {tile} and {overlap}")
+    step = max(1, int(tile * (1 - overlap)))
+
+    def starts(n: int) -> list[int]:
+        return [0] if n <= tile else sorted({*range(0, n - tile, step), n - tile})
+
+    return [
+        Box(x, y, min(x + tile, width), min(y + tile, height)) for y in starts(height) for x in starts(width)
+    ]
+
+
 def reduced_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
     """(width, height) divided by `factor`, rounded, at least 1x1: the small side of D()."""
     return max(1, round(size[0] / factor)), max(1, round(size[1] / factor))

@@ -49,6 +49,14 @@ class MagCropConfig:
     answer_tokens: int = 1  # greedy tokens in the PSC loss
     degrade_factor: int = 4  # D() of Eq. 3
     working_cap: int = 4096  # longer side above which the adjusted image is built at a reduced scale
+    # pixel plans: where PSC looks. "attention": Eq. 4's map (the paper); "mask": the pixel decoder's
+    # mask probability over full-resolution tiles (`GeoMagModel.mask_saliency`; needs `segmenter`)
+    pixel_saliency: str = "attention"
+    candidates: int = 1  # pixel plans with mask saliency: crops tried (`MagCrop.plans`), best first
+    saliency_tile: int | None = None  # tile side of the mask saliency (default: the encoder's input)
+    # smallest crop2 side of mask-saliency plans; default 2 x the VLM input side, the scale the model
+    # trains at (512 px GeoScenes seen at 256 px): chosen on a validation split, docs/magcrop.md
+    mask_crop: int | None = None
 
     def search(self, min_size: int) -> SearchConfig:
         return SearchConfig(
@@ -65,7 +73,7 @@ class MagCropPlan:
     adjusted_size: tuple[int, int]
     working_scale: float = 1.0  # region/pixel: adjusted px per original px (1.0 below working_cap)
     boxes: dict[str, Box] = field(default_factory=dict)
-    box_source: str = "none"  # "psc" (found by PSC) | "given" (passed in) | "none" (image plan)
+    box_source: str = "none"  # "psc" (Eq. 4 attention) | "mask" (mask saliency) | "given" | "none"
     heatmaps: dict[str, np.ndarray] = field(
         default_factory=dict
     )  # "crop1": over the image; "crop2": over crop1
@@ -217,13 +225,27 @@ class MagCrop:
 
     `vlm` (a `geomag.model.vlm.VLM`) is needed only to find crops (region/pixel plans without
     given boxes). `granularity=None` asks the task-granularity classifier (`classifier`, or
-    `geomag.granularity.load_classifier()` when none is given).
+    `geomag.granularity.load_classifier()` when none is given). `segmenter` (a `GeoMagModel`, or
+    anything with its `mask_saliency`) is needed for `pixel_saliency="mask"`.
     """
 
-    def __init__(self, vlm: Any = None, config: MagCropConfig | None = None, classifier: Any = None) -> None:
+    def __init__(
+        self,
+        vlm: Any = None,
+        config: MagCropConfig | None = None,
+        classifier: Any = None,
+        segmenter: Any = None,
+    ) -> None:
         self.vlm = vlm
         self.config = config or MagCropConfig()
         self.classifier = classifier
+        self.segmenter = segmenter
+        if self.config.pixel_saliency not in ("attention", "mask"):
+            raise GeoMagError(
+                f"pixel_saliency must be 'attention' or 'mask', not '{self.config.pixel_saliency}'"
+            )
+        if self.config.candidates < 1:
+            raise GeoMagError(f"candidates must be at least 1, got {self.config.candidates}")
 
     # --- pieces ----------------------------------------------------------------------------------
     def granularity_of(self, prompt: str) -> str:
@@ -291,6 +313,32 @@ class MagCrop:
             boxes[name], heatmaps[name], parent = box, heat, box
         return boxes, heatmaps, timings
 
+    def mask_candidates(
+        self, source: ImageSource, prompt: str
+    ) -> tuple[list[dict[str, Box]], dict[str, np.ndarray], dict[str, float]]:
+        """Pixel-plan crops (ORIGINAL pixels) from the mask saliency, best first: crop2 is a square
+        around a peak of the decoder's mask probability, twice the blob's extent and at least
+        `mask_crop` px (working scale); crop1 doubles it."""
+        from geomag.boxsearch import peak_boxes
+
+        if self.segmenter is None or self.vlm is None:
+            raise GeoMagError(
+                "pixel_saliency='mask' needs the GeoMag model: MagCrop(model.vlm, config, segmenter=model)"
+            )
+        cfg = self.config
+        canvas_size, scale = working_size(source.size, cfg.working_cap)
+        t0 = time.perf_counter()
+        heat = self.segmenter.mask_saliency(source.read(None, canvas_size), prompt, tile=cfg.saliency_tile)
+        timings = {"heatmap_crop1": time.perf_counter() - t0}
+        t0 = time.perf_counter()
+        side = cfg.mask_crop or 2 * max(self.vlm.input_size)
+        found = []
+        for c2 in peak_boxes(heat, canvas_size, cfg.candidates, side, cfg.max_frac):
+            inner = c2.scale(1 / scale, 1 / scale).clamp(*source.size)
+            found.append({"crop1": _grown(inner, 2, source.size), "crop2": inner})
+        timings["search_crop1"] = time.perf_counter() - t0
+        return found, {"crop1": _pooled(heat, 64)}, timings
+
     # --- the whole thing -------------------------------------------------------------------------
     def adjust(
         self,
@@ -300,6 +348,17 @@ class MagCrop:
         boxes: dict[str, Box] | None = None,
     ) -> tuple[Image.Image, MagCropPlan]:
         """The MagCrop-adjusted image and its plan. `boxes` skips PSC (all boxes the plan needs)."""
+        return self.plans(image, prompt, granularity, boxes)[0]
+
+    def plans(
+        self,
+        image: Image.Image | ImageSource | str | Path,
+        prompt: str,
+        granularity: str | None = None,
+        boxes: dict[str, Box] | None = None,
+    ) -> list[tuple[Image.Image, MagCropPlan]]:
+        """`adjust` for every candidate crop, best first: one plan, or up to `config.candidates` for
+        pixel plans with mask saliency (the caller keeps the most confident answer)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise GeoMagError("the prompt is empty")
         t_start = time.perf_counter()
@@ -313,26 +372,52 @@ class MagCrop:
             raise GeoMagError(f"granularity must be one of {', '.join(GRANULARITIES)}, got '{granularity}'")
         heatmaps: dict[str, np.ndarray] = {}
         box_source = "none"
+        options: list[dict[str, Box] | None] = [None]
         if granularity != "image":
             if boxes:
-                box_source = "given"
+                box_source, options = "given", [boxes]
+            elif granularity == "pixel" and self.config.pixel_saliency == "mask":
+                options, heatmaps, found = self.mask_candidates(source, prompt)
+                timings.update(found)
+                box_source = "mask"
             else:
-                boxes, heatmaps, found = self.find_boxes(source, prompt, granularity)
+                found_boxes, heatmaps, found = self.find_boxes(source, prompt, granularity)
+                options = [found_boxes]
                 timings.update(found)
                 box_source = "psc"
-        adjusted, plan = tmra(
-            source,
-            granularity,
-            boxes if granularity != "image" else None,
-            degrade_factor=self.config.degrade_factor,
-            working_cap=self.config.working_cap,
-        )
-        plan.heatmaps, plan.box_source = heatmaps, box_source
-        plan.timings = {**timings, **plan.timings, "total": time.perf_counter() - t_start}
-        return adjusted, plan
+        out = []
+        for option in options:
+            adjusted, plan = tmra(
+                source,
+                granularity,
+                option,
+                degrade_factor=self.config.degrade_factor,
+                working_cap=self.config.working_cap,
+            )
+            plan.heatmaps, plan.box_source = heatmaps, box_source
+            plan.timings = {**timings, **plan.timings, "total": time.perf_counter() - t_start}
+            out.append((adjusted, plan))
+        return out
 
     __call__ = adjust
 
 
 def _max_side(size: tuple[int, int], max_frac: float) -> int:
     return max(1, math.floor(max_frac * min(size)))
+
+
+def _grown(box: Box, factor: float, size: tuple[int, int]) -> Box:
+    """`box` grown `factor` times about its centre (at most the image), shifted inside the image."""
+    w, h = min(size[0], round(factor * box.width)), min(size[1], round(factor * box.height))
+    x0 = min(max(0, round((box.x0 + box.x1 - w) / 2)), size[0] - w)
+    y0 = min(max(0, round((box.y0 + box.y1 - h) / 2)), size[1] - h)
+    return Box(x0, y0, x0 + w, y0 + h)
+
+
+def _pooled(grid: np.ndarray, cells: int) -> np.ndarray:
+    """Max-pool a fine heatmap to at most `cells` cells along its longer side (for the plan record)."""
+    f = max(1, math.ceil(max(grid.shape) / cells))
+    rows, cols = math.ceil(grid.shape[0] / f), math.ceil(grid.shape[1] / f)
+    padded = np.zeros((rows * f, cols * f), dtype=np.float32)
+    padded[: grid.shape[0], : grid.shape[1]] = grid
+    return padded.reshape(rows, f, cols, f).max(axis=(1, 3))

@@ -8,6 +8,8 @@ from geomag.data.loaders import BENCHMARKS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from geomag.commands.magcrop import add_psc_arguments
+
     parser = sub.add_parser(
         "eval",
         help="evaluate a model on one of the paper's benchmarks",
@@ -26,6 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder (created; reused to resume)")
     parser.add_argument("--magcrop", choices=["on", "off"], default="off", help="adjust images with MagCrop")
+    add_psc_arguments(parser)
+    parser.add_argument(
+        "--zoom",
+        choices=["crop1", "crop2"],
+        default=None,
+        help="with --magcrop on, pixel tasks: the model sees only this crop (GeoMag checkpoints)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N samples")
     parser.add_argument(
         "--split", default=None, help="split to evaluate (default: the one the paper reports)"
@@ -35,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from geomag.commands.magcrop import psc_config
     from geomag.eval.runner import run_eval
 
     results = run_eval(
@@ -43,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         args.model,
         args.out,
         magcrop=args.magcrop == "on",
+        magcrop_config=psc_config(args),
+        zoom=args.zoom,
         limit=args.limit,
         split=args.split,
         max_new_tokens=args.max_new_tokens,

@@ -13,6 +13,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from geomag.errors import GeoMagError
 from geomag.outputs import check_out_dir, staged_output
@@ -65,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    add_psc_arguments(p)
     g = p.add_argument_group("raster input (GeoTIFF)")
     g.add_argument("--bands", default=None, help="1-based bands to use as RGB (or one for grey), e.g. 3,2,1")
     g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's own)")
@@ -73,14 +75,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_any_vlm(model: str | Path):
-    """The VLM of a GeoMag checkpoint (its LoRA included) or of a plain LLaVA-style folder / hub id."""
+def add_psc_arguments(p: argparse.ArgumentParser, saliency: str = "attention", candidates: int = 1) -> None:
+    """The options of where PSC looks for pixel plans (shared by magcrop, parse and eval)."""
+    g = p.add_argument_group("PSC for pixel prompts")
+    g.add_argument(
+        "--pixel-saliency",
+        choices=["attention", "mask"],
+        default=saliency,
+        help="attention: Eq. 4's gradient-weighted attention map (the paper); mask: the pixel "
+        "decoder's mask probability over full-resolution tiles (GeoMag checkpoints; finds small "
+        f"targets in large images) (default {saliency})",
+    )
+    g.add_argument(
+        "--candidates",
+        type=int,
+        default=candidates,
+        help=f"mask saliency: crops tried, the most confident mask wins (default {candidates})",
+    )
+
+
+def psc_config(args: argparse.Namespace, **settings: Any) -> Any:
+    """A MagCropConfig from add_psc_arguments' options (plus `settings`)."""
+    from geomag.magcrop import MagCropConfig
+
+    if args.candidates < 1:
+        raise GeoMagError(f"--candidates must be at least 1, got {args.candidates}")
+    return MagCropConfig(pixel_saliency=args.pixel_saliency, candidates=args.candidates, **settings)
+
+
+def load_any_vlm(model: str | Path) -> tuple[Any, Any]:
+    """(VLM, GeoMagModel or None): a GeoMag checkpoint's VLM (its LoRA included) and the model itself,
+    or a plain LLaVA-style folder / hub id's VLM."""
     from geomag.model.geomag import GeoMagModel, is_checkpoint
     from geomag.model.vlm import VLM
 
     if is_checkpoint(model):
-        return GeoMagModel.from_pretrained(model).vlm
-    return VLM.from_pretrained(model)
+        geomag = GeoMagModel.from_pretrained(model)
+        return geomag.vlm, geomag
+    return VLM.from_pretrained(model), None
 
 
 def _preview_size(size: tuple[int, int], longest: int = PREVIEW_MAX) -> tuple[int, int]:
@@ -122,9 +154,9 @@ def run(args: argparse.Namespace) -> int:
         except GeoMagError as exc:
             raise GeoMagError(f"--box {name}: {exc}") from None
 
-    from geomag.magcrop import MagCrop, MagCropConfig
+    from geomag.magcrop import MagCrop
 
-    config = MagCropConfig(min_crop=args.min_crop, layer=args.layer, working_cap=args.working_cap)
+    config = psc_config(args, min_crop=args.min_crop, layer=args.layer, working_cap=args.working_cap)
     granularity = args.granularity
     magcrop = MagCrop(None, config)
     if granularity is None:
@@ -144,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
                 "GeoMag-nano weights), or give the crop(s) with --box X0,Y0,X1,Y1"
             )
     if model is not None:
-        magcrop.vlm = load_any_vlm(model)
+        magcrop.vlm, magcrop.segmenter = load_any_vlm(model)
+    if config.pixel_saliency == "mask" and granularity == "pixel" and not boxes and magcrop.segmenter is None:
+        raise GeoMagError("--pixel-saliency mask needs a GeoMag checkpoint (--model), not a plain VLM")
     given = dict(zip(("crop1", "crop2"), boxes, strict=False)) or None
     adjusted, plan = magcrop.adjust(source, args.prompt, granularity, boxes=given)
     if magcrop.vlm is not None and not plan.heatmaps:  # show where the model looks, even without crops

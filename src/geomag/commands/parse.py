@@ -21,6 +21,7 @@ GCG_REQUEST = re.compile(r"(describ|description|caption|analy[sz]|explain).*(mas
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from geomag.commands.magcrop import add_psc_arguments
     from geomag.geoio import add_geo_arguments
 
     p = sub.add_parser(
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pixel prompts: the model sees only this MagCrop crop (magnified to its input), masks are "
         "pasted back; default: the whole adjusted image",
     )
+    add_psc_arguments(p)
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--out", default="out", help="output folder (default ./out)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
@@ -63,6 +65,7 @@ def default_model() -> Path:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from geomag.commands.magcrop import psc_config
     from geomag.geoio import save_geo_outputs_from_args, source_from_args
     from geomag.imaging import draw_boxes, overlay_masks
 
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.prompt.strip():
         raise GeoMagError("the prompt is empty")
     image_path, out = Path(args.image), Path(args.out)
+    config = psc_config(args)
     check_out_dir(out, args.overwrite, [image_path], ["result.json", "overlay.png"])
     model_dir = Path(args.model) if args.model else default_model()
     source = source_from_args(args, image_path)
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_magcrop and not (granularity == "pixel" and GCG_REQUEST.search(args.prompt)):
         from geomag.magcrop import MagCrop
 
-        magcrop = MagCrop(model.vlm)
+        magcrop = MagCrop(model.vlm, config, segmenter=model)
     with torch.no_grad():
         result = model.parse(
             image,
@@ -117,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
             "model": str(model_dir),
             "magcrop": magcrop is not None,
             "zoom": args.zoom if magcrop is not None and granularity == "pixel" else None,
+            "pixel_saliency": config.pixel_saliency
+            if magcrop is not None and granularity == "pixel"
+            else None,
         }
     )
 

@@ -18,7 +18,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Protocol
 
 import numpy as np
@@ -65,33 +64,24 @@ class VLMPredictor:
 class GeoMagPredictor:
     """The GeoMag model (geomag.model.geomag): text plus one mask per [SEG] on the original grid."""
 
-    def __init__(self, model: Any, magcrop: Any = None, max_new_tokens: int = 128) -> None:
+    def __init__(
+        self, model: Any, magcrop: Any = None, max_new_tokens: int = 128, zoom: str | None = None
+    ) -> None:
         self.model = model
         self.magcrop = magcrop  # a geomag.magcrop.MagCrop around model.vlm, or None
         self.max_new_tokens = max_new_tokens
+        self.zoom = zoom  # pixel plans: the crop the model sees (GeoMagModel.parse)
 
     def predict(self, image: Image.Image, prompt: str, task: str) -> Result:
-        granularity = TASK_GRANULARITY[task]
-        bound = None
-        if self.magcrop is not None and task != "gcg":  # GCG describes the whole image: no MagCrop
-            bound = _FixedGranularity(self.magcrop, granularity)
+        # the benchmark's granularity is known: eval measures MagCrop, not the granularity classifier
+        magcrop = self.magcrop if task != "gcg" else None  # GCG describes the whole image: no MagCrop
         return self.model.parse(
-            image, prompt, magcrop=bound, granularity=granularity, max_new_tokens=self.max_new_tokens
-        )
-
-
-class _FixedGranularity:
-    """MagCrop with the benchmark's known granularity, in the `adjust(image, prompt) -> plan` form
-    GeoMagModel.parse takes (eval measures MagCrop itself, not the granularity classifier)."""
-
-    def __init__(self, cropper: Any, granularity: str) -> None:
-        self.cropper = cropper
-        self.granularity = granularity
-
-    def adjust(self, image: Image.Image, prompt: str) -> SimpleNamespace:
-        adjusted, plan = self.cropper.adjust(image, prompt, self.granularity)
-        return SimpleNamespace(
-            image=adjusted, boxes=dict(plan.boxes), granularity=self.granularity, plan=plan
+            image,
+            prompt,
+            magcrop=magcrop,
+            granularity=TASK_GRANULARITY[task],
+            max_new_tokens=self.max_new_tokens,
+            zoom=self.zoom,
         )
 
 
@@ -109,12 +99,18 @@ def _magcrop_for_vlm(vlm: Any) -> Callable[[Image.Image, str, str], tuple[Image.
 
 
 def load_predictor(
-    id_or_path: str | os.PathLike[str], magcrop: bool = False, max_new_tokens: int = 64
+    id_or_path: str | os.PathLike[str],
+    magcrop: bool = False,
+    max_new_tokens: int = 64,
+    magcrop_config: Any = None,
+    zoom: str | None = None,
 ) -> Predictor:
     """A Predictor for a model folder or hub id.
 
     A GeoMag checkpoint (geomag.model.geomag.is_checkpoint) loads through GeoMagModel and gives masks;
     any other LLaVA-style folder loads as a plain VLM (geomag.model.vlm.VLM) and answers with text only.
+    `magcrop_config` (a `geomag.magcrop.MagCropConfig`) and `zoom` apply with `magcrop`; mask saliency
+    and zoom need a GeoMag checkpoint.
     """
     from geomag.hub import resolve_model
     from geomag.model.geomag import GeoMagModel, is_checkpoint
@@ -124,8 +120,10 @@ def load_predictor(
         from geomag.magcrop import MagCrop
 
         model = GeoMagModel.from_pretrained(folder)
-        cropper = MagCrop(model.vlm) if magcrop else None
-        return GeoMagPredictor(model, magcrop=cropper, max_new_tokens=max_new_tokens)
+        cropper = MagCrop(model.vlm, magcrop_config, segmenter=model) if magcrop else None
+        return GeoMagPredictor(model, magcrop=cropper, max_new_tokens=max_new_tokens, zoom=zoom)
+    if (magcrop_config is not None and magcrop_config.pixel_saliency == "mask") or zoom:
+        raise GeoMagError(f"{id_or_path} is a plain VLM: mask saliency and zoom need a GeoMag checkpoint")
     from geomag.model.vlm import VLM
 
     vlm = VLM.from_pretrained(folder)
@@ -258,6 +256,8 @@ def run_eval(
     split: str | None = None,
     max_new_tokens: int = 64,
     progress: bool = True,
+    magcrop_config: Any = None,
+    zoom: str | None = None,
 ) -> dict[str, Any]:
     """Predict the samples not yet in OUT/predictions.jsonl, then write results.json and results.md."""
     from tqdm import tqdm
@@ -286,12 +286,18 @@ def run_eval(
         "model": _model_key(model),
         "magcrop": bool(magcrop),
     }
+    if magcrop and magcrop_config is not None and magcrop_config.pixel_saliency != "attention":
+        run.update(pixel_saliency=magcrop_config.pixel_saliency, candidates=magcrop_config.candidates)
+    if magcrop and zoom:
+        run["zoom"] = zoom
     _check_run(out, run)
     pred_path = out / "predictions.jsonl"
     records = read_predictions(pred_path)
     todo = [s for s in samples if s.meta["id"] not in records]
     if todo:
-        predictor = load_predictor(model, magcrop=magcrop, max_new_tokens=max_new_tokens)
+        predictor = load_predictor(
+            model, magcrop=magcrop, max_new_tokens=max_new_tokens, magcrop_config=magcrop_config, zoom=zoom
+        )
         with pred_path.open("a") as f:
             for s in tqdm(todo, desc=f"eval {benchmark}", unit="sample", disable=not progress):
                 result = predictor.predict(s.load_image(), s.prompt, s.task)

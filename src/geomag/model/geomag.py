@@ -44,6 +44,7 @@ from torch import nn
 
 from geomag.data.samples import Sample
 from geomag.errors import GeoMagError
+from geomag.imaging import Box
 from geomag.model.losses import bce_loss, dice_loss
 from geomag.model.pixel_decoder import build_pixel_decoder
 from geomag.model.presets import ModelConfig
@@ -56,6 +57,7 @@ NEW_TOKENS = (SEG_TOKEN, P_OPEN, P_CLOSE)
 CONFIG_FILE = "geomag_model.json"
 WEIGHTS_FILE = "trainable.safetensors"
 FORMAT_VERSION = 1
+SALIENCY_STRIDE = 8  # original pixels per cell of `GeoMagModel.mask_saliency`
 
 
 @dataclass
@@ -369,21 +371,87 @@ class GeoMagModel(nn.Module):
         self, hidden: torch.Tensor, runs: list[list[list[int]]], features: list[torch.Tensor]
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Fused and per-scale mask logits per sample, on the mask head's output grid."""
-        shift = 1 if self.config.seg_hidden == "before" else 0
         fused, scales = [], []
         for i, sample_runs in enumerate(runs):
             if not sample_runs:
                 fused.append(hidden.new_zeros((0, 1, 1), dtype=torch.float32))
                 scales.append(hidden.new_zeros((0, 1, 1, 1), dtype=torch.float32))
                 continue
-            states = [hidden[i, torch.tensor(run, device=hidden.device) - shift] for run in sample_runs]
-            f, s = self.pixel_decoder(states, [feat[i : i + 1] for feat in features])
+            f, s = self.pixel_decoder(
+                self._seg_states(hidden[i], sample_runs), [feat[i : i + 1] for feat in features]
+            )
             fused.append(f)
             scales.append(s)
         return fused, scales
 
+    def _seg_states(self, hidden: torch.Tensor, runs: list[list[int]]) -> list[torch.Tensor]:
+        """The [SEG] hidden states of one sample (hidden [L, H]), one [n, H] tensor per run."""
+        shift = 1 if self.config.seg_hidden == "before" else 0
+        return [hidden[torch.tensor(run, device=hidden.device) - shift] for run in runs]
+
     # --- inference --------------------------------------------------------------------------------
-    def _answer_ids(self, image: Image.Image, prompt: str, answer_ids: torch.Tensor) -> dict[str, Any]:
+    @torch.no_grad()
+    def mask_saliency(
+        self,
+        image: Image.Image,
+        prompt: str,
+        tile: int | None = None,
+        overlap: float = 0.0,
+        batch_size: int = 8,
+    ) -> np.ndarray:
+        """Where the pixel decoder finds the prompt's target in `image`: the mask probability on a
+        grid of 1/`SALIENCY_STRIDE` of the image's pixels, in [0, 1].
+
+        Why: a LLaVA-style input sees a 4K image at a few hundred pixels, so a target of a few dozen
+        pixels is invisible to its attention (Eq. 4's map), while the mask head runs on the frozen
+        encoder's stride-4..32 maps and can run at full resolution. The [SEG] state comes from ONE
+        VLM pass over the whole image with the referring answer teacher-forced; the encoder and mask
+        head then run on SAHI-style tiles of `tile` px (default: the encoder's input size; `overlap`
+        between neighbours, the last ones shifted inward), overlaps keep the maximum. Cost: one LLM forward plus one encoder pass per tile.
+        """
+        from geomag.data.loaders.common import REFSEG_ANSWER
+        from geomag.imaging import tile_boxes
+
+        image = image.convert("RGB")
+        ids = self.vlm.tokenizer(
+            " " + REFSEG_ANSWER, add_special_tokens=False, return_tensors="pt"
+        ).input_ids[0]
+        batch = self._answer_ids(image.resize(self.vlm.input_size), prompt, ids, features=False)
+        out = self.llm(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch["pixel_values"].to(self.llm.dtype),
+            output_hidden_states=True,
+        )
+        runs = batch["seg_runs"][0]
+        if not runs:
+            raise GeoMagError(f"'{REFSEG_ANSWER}' holds no [SEG] token for this tokenizer: no mask saliency")
+        prompts = self.pixel_decoder.prompts(self._seg_states(out.hidden_states[-1][0], runs))
+        width, height = image.size
+        stride = SALIENCY_STRIDE
+        grid = np.zeros((max(1, height // stride), max(1, width // stride)), dtype=np.float32)
+        boxes = tile_boxes(width, height, tile or self.seg_encoder.image_size, overlap)
+        for k in range(0, len(boxes), batch_size):
+            chunk = boxes[k : k + batch_size]
+            features = self.seg_encoder.features(
+                self.seg_encoder.preprocess([image.crop(b.to_tuple()) for b in chunk])
+            )
+            for i, b in enumerate(chunk):
+                fused, _ = self.pixel_decoder.decode(prompts[:1], [f[i : i + 1] for f in features])
+                r0, c0 = b.y0 // stride, b.x0 // stride
+                r1, c1 = (
+                    min(grid.shape[0], max(r0 + 1, b.y1 // stride)),
+                    min(grid.shape[1], max(c0 + 1, b.x1 // stride)),
+                )
+                prob = torch.sigmoid(
+                    F.interpolate(fused[None].float(), size=(r1 - r0, c1 - c0), mode="bilinear")
+                )
+                np.maximum(grid[r0:r1, c0:c1], prob[0, 0].cpu().numpy(), out=grid[r0:r1, c0:c1])
+        return grid
+
+    def _answer_ids(
+        self, image: Image.Image, prompt: str, answer_ids: torch.Tensor, features: bool = True
+    ) -> dict[str, Any]:
         inputs = self.vlm.prepare(image, prompt)
         n_prompt = inputs["input_ids"].shape[1]
         ids = torch.cat([inputs["input_ids"][0], answer_ids.to(inputs["input_ids"].device)])
@@ -393,7 +461,9 @@ class GeoMagModel(nn.Module):
             "input_ids": ids[None],
             "attention_mask": torch.ones_like(ids)[None],
             "pixel_values": inputs["pixel_values"],
-            "seg_features": self.seg_encoder.features(self.seg_encoder.preprocess([image])) if runs else None,
+            "seg_features": (
+                self.seg_encoder.features(self.seg_encoder.preprocess([image])) if runs and features else None
+            ),
             "seg_runs": [runs],
         }
 
@@ -442,8 +512,9 @@ class GeoMagModel(nn.Module):
     ) -> Result:
         """Generate an answer and decode one mask per [SEG] on the ORIGINAL image's grid.
 
-        `magcrop`: a `geomag.magcrop.MagCrop` (called as `adjust(image, prompt, granularity)` ->
-        (adjusted image, plan)), or any object whose `adjust(image, prompt)` returns a record with
+        `magcrop`: a `geomag.magcrop.MagCrop` (called as `plans(image, prompt, granularity)` ->
+        [(adjusted image, plan)]; with several candidate plans each is answered and the answer whose
+        best mask is the most confident wins, `Result.extra["candidates"]` lists them), or any object whose `adjust(image, prompt)` returns a record with
         `image`, `boxes` (original pixels) and `granularity`. Every MagCrop plan spans the whole
         original extent (crops are pasted at their own positions; the image plan is a resize), so
         masks map to the original grid by resizing their logits. No [SEG] in the answer: no masks.
@@ -456,22 +527,61 @@ class GeoMagModel(nn.Module):
         """
         timings: dict[str, float] = {}
         original = image.convert("RGB")
-        seen, boxes = original, {}
+        if zoom not in (None, "crop1", "crop2"):
+            raise GeoMagError(f"zoom must be 'crop1' or 'crop2', not '{zoom}'")
+        plans: list[tuple[Image.Image, Any]] = [(original, None)]
         if magcrop is not None:
             from geomag.magcrop import MagCrop
 
             t = time.perf_counter()
             if isinstance(magcrop, MagCrop):
-                seen, plan = magcrop.adjust(original, prompt, granularity)
+                plans = magcrop.plans(original, prompt, granularity)
             else:
                 plan = magcrop.adjust(original, prompt)
-                seen = plan.image
-            boxes = dict(getattr(plan, "boxes", {}) or {})
-            granularity = granularity or getattr(plan, "granularity", None)
+                plans = [(plan.image, plan)]
+            granularity = granularity or getattr(plans[0][1], "granularity", None)
             timings["magcrop"] = time.perf_counter() - t
+        best: tuple[str, list[np.ndarray], list[float], dict[str, Box]] | None = None
+        tried = []
+        for seen, plan in plans:
+            boxes = dict(getattr(plan, "boxes", {}) or {})
+            text, masks, scores = self._answer(
+                original, seen, prompt, plan, boxes, granularity, zoom, max_new_tokens, timings
+            )
+            tried.append(
+                {"boxes": {k: b.to_list() for k, b in boxes.items()}, "score": max(scores, default=0.0)}
+            )
+            if best is None or max(scores, default=0.0) > max(best[2], default=0.0):
+                best = (text, masks, scores, boxes)
+        text, masks, scores, boxes = best
+        from geomag.data.samples import gcg_phrases
+
+        return Result(
+            text=text,
+            granularity=granularity or "unspecified",
+            image_size=original.size,
+            boxes=boxes,
+            masks=masks,
+            scores=scores,
+            phrases=gcg_phrases(text),
+            timings=timings,
+            extra={"candidates": tried} if len(tried) > 1 else {},
+        )
+
+    def _answer(
+        self,
+        original: Image.Image,
+        seen: Image.Image,
+        prompt: str,
+        plan: Any,
+        boxes: dict[str, Box],
+        granularity: str | None,
+        zoom: str | None,
+        max_new_tokens: int,
+        timings: dict[str, float],
+    ) -> tuple[str, list[np.ndarray], list[float]]:
+        """Answer and masks (original grid) for one adjusted image; adds to `timings`."""
         view = None  # (box on the adjusted image, box on the original) when zooming into a crop
-        if zoom not in (None, "crop1", "crop2"):
-            raise GeoMagError(f"zoom must be 'crop1' or 'crop2', not '{zoom}'")
         if zoom and granularity == "pixel" and zoom in boxes and hasattr(plan, "box_to_adjusted"):
             view = (plan.box_to_adjusted(boxes[zoom]), boxes[zoom])
             seen = seen.crop(view[0].to_tuple())
@@ -484,7 +594,7 @@ class GeoMagModel(nn.Module):
         if stop.numel():
             new = new[: int(stop[0])]
         text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
-        timings["generate"] = time.perf_counter() - t
+        timings["generate"] = timings.get("generate", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
         if view is None:
             masks, scores = self._masks(self._answer_ids(seen, prompt, new), original.size)
@@ -494,16 +604,5 @@ class GeoMagModel(nn.Module):
             crop = view[1]
             masks, scores = self._masks(self._answer_ids(seen, prompt, new), (crop.width, crop.height))
             masks = [paste_mask(original.size, crop, m) for m in masks]
-        timings["decode"] = time.perf_counter() - t
-        from geomag.data.samples import gcg_phrases
-
-        return Result(
-            text=text,
-            granularity=granularity or "unspecified",
-            image_size=original.size,
-            boxes=boxes,
-            masks=masks,
-            scores=scores,
-            phrases=gcg_phrases(text),
-            timings=timings,
-        )
+        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t
+        return text, masks, scores

@@ -159,7 +159,13 @@ class PixelDecoder(nn.Module):
         self, seg_states: list[torch.Tensor], features: list[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(fused logits [T, h, w], per-scale logits [T, L, h, w]) for the targets of ONE image."""
-        per_scale = self.head(features, self.prompts(seg_states))
+        return self.decode(self.prompts(seg_states), features)
+
+    def decode(
+        self, prompts: torch.Tensor, features: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` from prompt embeddings [T, D] (`prompts`): one embedding can decode many images."""
+        per_scale = self.head(features, prompts)
         w = torch.softmax(self.scale_weights, dim=0)
         return torch.einsum("l,tlhw->thw", w, per_scale), per_scale
 
