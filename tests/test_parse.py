@@ -63,6 +63,33 @@ def test_parse_pixel_zoom_records_the_view(checkpoint, court_image, tmp_path):
     assert set(result["boxes"]) == {"crop1", "crop2"}
 
 
+def test_parse_pixel_defaults_to_mask_saliency_candidates(checkpoint, court_image, tmp_path):
+    argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(checkpoint)]
+    assert main([*argv, "--out", str(tmp_path / "a"), "--max-new-tokens", "4"]) == 0
+    result = json.loads((tmp_path / "a" / "result.json").read_text())
+    extra = result["extra"]
+    assert extra["pixel_saliency"] == "mask" and extra["zoom"] == "crop2"
+    assert len(extra["candidates"]) == 2 and result["boxes"]["crop2"] in [
+        c["boxes"]["crop2"] for c in extra["candidates"]
+    ]
+    rc = main([*argv, "--pixel-saliency", "attention", "--out", str(tmp_path / "b"), "--max-new-tokens", "4"])
+    extra = json.loads((tmp_path / "b" / "result.json").read_text())["extra"]
+    assert rc == 0 and extra["pixel_saliency"] == "attention" and extra["zoom"] is None
+    assert "candidates" not in extra
+    assert main([*argv, "--candidates", "0", "--out", str(tmp_path / "c")]) == 2
+
+
+def test_magcrop_command_with_mask_saliency(checkpoint, tiny_llava, court_image, tmp_path):
+    argv = ["magcrop", str(court_image), "--prompt", "Segment the tennis court.", "--granularity", "pixel"]
+    rc = main([*argv, "--model", str(checkpoint), "--pixel-saliency", "mask", "--out", str(tmp_path / "a")])
+    record = json.loads((tmp_path / "a" / "magcrop.json").read_text())
+    assert rc == 0 and record["box_source"] == "mask"
+    assert (tmp_path / "a" / "heatmap_crop1.png").is_file()
+    # a plain VLM has no pixel decoder to ask
+    rc = main([*argv, "--model", str(tiny_llava), "--pixel-saliency", "mask", "--out", str(tmp_path / "b")])
+    assert rc == 2 and not (tmp_path / "b").exists()
+
+
 def test_parse_geotiff_without_magcrop_writes_geojson(checkpoint, real_data, tmp_path):
     out = tmp_path / "geo"
     tif = real_data / "neon-trees" / "OSBS_029.tif"

@@ -17,6 +17,8 @@ from geomag.outputs import check_out_dir, staged_output
 
 MAX_PIXELS = 120_000_000  # parse reads the image whole; larger rasters: geomag magcrop or a window
 # A grounded description (GCG) describes the whole image: the paper applies no MagCrop to it.
+# pixel prompts: where MagCrop crops (docs/magcrop.md; benchmarks/small_objects.py measured both)
+PIXEL_SALIENCY, CANDIDATES = "mask", 2
 GCG_REQUEST = re.compile(r"(describ|description|caption|analy[sz]|explain).*(mask|segment)", re.I | re.S)
 
 
@@ -38,11 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-magcrop", action="store_true", help="feed the whole image, resized, to the VLM")
     p.add_argument(
         "--zoom",
-        choices=["crop1", "crop2"],
-        help="pixel prompts: the model sees only this MagCrop crop (magnified to its input), masks are "
-        "pasted back; default: the whole adjusted image",
+        choices=["crop1", "crop2", "none"],
+        help="pixel prompts: the model sees only this MagCrop crop (at its input size), masks are pasted "
+        "back; none: the whole adjusted image (default: crop2 with mask saliency, none with attention)",
     )
-    add_psc_arguments(p)
+    add_psc_arguments(p, saliency=PIXEL_SALIENCY, candidates=CANDIDATES)
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--out", default="out", help="output folder (default ./out)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         from geomag.magcrop import MagCrop
 
         magcrop = MagCrop(model.vlm, config, segmenter=model)
+    zoom = args.zoom or ("crop2" if config.pixel_saliency == "mask" else "none")
+    zoom = None if zoom == "none" else zoom
     with torch.no_grad():
         result = model.parse(
             image,
@@ -111,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             magcrop=magcrop,
             granularity=granularity,
             max_new_tokens=args.max_new_tokens,
-            zoom=args.zoom,
+            zoom=zoom,
         )
     result.timings = {**timings, **result.timings}
     result.extra.update(
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             "prompt": args.prompt,
             "model": str(model_dir),
             "magcrop": magcrop is not None,
-            "zoom": args.zoom if magcrop is not None and granularity == "pixel" else None,
+            "zoom": zoom if magcrop is not None and granularity == "pixel" else None,
             "pixel_saliency": config.pixel_saliency
             if magcrop is not None and granularity == "pixel"
             else None,
