@@ -407,15 +407,14 @@ class GeoMagModel(nn.Module):
         encoder's stride-4..32 maps and can run at full resolution. The [SEG] state comes from ONE
         VLM pass over the whole image with the referring answer teacher-forced; the encoder and mask
         head then run on SAHI-style tiles of `tile` px (default: the encoder's input size; `overlap`
-        between neighbours, the last ones shifted inward), overlaps keep the maximum. Cost: one LLM forward plus one encoder pass per tile.
+        between neighbours, the last ones shifted inward), overlaps keep the maximum. Cost: one LLM
+        forward plus one encoder and mask-head pass per tile.
         """
         from geomag.data.loaders.common import REFSEG_ANSWER
         from geomag.imaging import tile_boxes
 
         image = image.convert("RGB")
-        ids = self.vlm.tokenizer(
-            " " + REFSEG_ANSWER, add_special_tokens=False, return_tensors="pt"
-        ).input_ids[0]
+        ids = self._answer_tokens(REFSEG_ANSWER)
         batch = self._answer_ids(image.resize(self.vlm.input_size), prompt, ids, features=False)
         out = self.llm(
             input_ids=batch["input_ids"],
@@ -448,6 +447,10 @@ class GeoMagModel(nn.Module):
                 )
                 np.maximum(grid[r0:r1, c0:c1], prob[0, 0].cpu().numpy(), out=grid[r0:r1, c0:c1])
         return grid
+
+    def _answer_tokens(self, answer: str) -> torch.Tensor:
+        """Token ids of an answer as generation continues the prompt (leading space, no specials)."""
+        return self.vlm.tokenizer(" " + answer, add_special_tokens=False, return_tensors="pt").input_ids[0]
 
     def _answer_ids(
         self, image: Image.Image, prompt: str, answer_ids: torch.Tensor, features: bool = True
@@ -496,8 +499,7 @@ class GeoMagModel(nn.Module):
     ) -> list[np.ndarray]:
         """Masks for a given answer (teacher-forced), one per [SEG], on an `out_size` (W, H) grid
         (default: the image's own size). An answer without [SEG] gives []."""
-        ids = self.vlm.tokenizer(" " + answer, add_special_tokens=False, return_tensors="pt").input_ids[0]
-        batch = self._answer_ids(image.convert("RGB"), prompt, ids)
+        batch = self._answer_ids(image.convert("RGB"), prompt, self._answer_tokens(answer))
         return self._masks(batch, out_size or image.size)[0]
 
     @torch.no_grad()
