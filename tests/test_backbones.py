@@ -90,3 +90,17 @@ def test_build_backbone_registry() -> None:
     assert not net.training and len(net.stage_channels) == 4
     with pytest.raises(GeoMagError, match="unknown backbone"):
         build_backbone("resnet50")
+
+
+def test_folding_batchnorm_keeps_the_outputs(lite0: torch.nn.Module) -> None:
+    """The frozen mask encoder folds its BatchNorms into the convolutions: same maps, also for input
+    sizes whose TF "SAME" padding is asymmetric (100 px) and symmetric (96 px)."""
+    import copy
+
+    folded = copy.deepcopy(lite0).fold_batchnorm()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    for size in (96, 100):
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.no_grad():
+            for a, b in zip(lite0.forward_features(x), folded.forward_features(x), strict=True):
+                torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)

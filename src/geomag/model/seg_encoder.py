@@ -124,6 +124,8 @@ class CnnSegEncoder(SegEncoder):
         self.name = name
         self.pretrained = pretrained
         self.backbone = build_backbone(name, pretrained=pretrained)
+        if hasattr(self.backbone, "fold_batchnorm"):  # frozen for good: BN folded into the convs
+            self.backbone.fold_batchnorm()
         self.image_size = int(image_size or self.backbone.input_size)
         self.channels = [int(c) for c in self.backbone.stage_channels]
         self.strides = [int(s) for s in self.backbone.strides]
