@@ -201,9 +201,10 @@ def peak_boxes(
     probability map; the grid maps linearly onto the `image_size` image), best first.
 
     Each crop centres on its peak's blob (the 4-connected cells around the peak, within half the
-    largest side of it, whose heat is at least `level` x the peak's) and has side 2 x the blob's longer extent, at least `min_side` and at most
-    `max_frac` x the shorter image side, shifted inside the image: like an oracle crop of twice the
-    target's size. A crop's cells are cleared before the next peak is taken, so crops differ.
+    largest side of it, whose heat is at least `level` x the peak's) and has side 2 x the blob's
+    longer extent, at least `min_side` and at most `max_frac` x the shorter image side, shifted
+    inside the image: like an oracle crop of twice the target's size. A crop's cells are cleared
+    before the next peak is taken, so crops differ.
     """
     grid = np.array(heatmap, dtype=np.float64)
     if grid.ndim != 2 or grid.size == 0 or not np.isfinite(grid).all():
