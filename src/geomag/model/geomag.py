@@ -389,6 +389,20 @@ class GeoMagModel(nn.Module):
         shift = 1 if self.config.seg_hidden == "before" else 0
         return [hidden[torch.tensor(run, device=hidden.device) - shift] for run in runs]
 
+    @torch.no_grad()
+    def seg_states(self, batch: dict[str, Any]) -> list[torch.Tensor]:
+        """The [SEG] hidden states of a one-sample batch (`prepare_batch` or `_answer_ids`), one
+        [n, H] tensor per target: one LLM forward under no_grad that computes no vocabulary logits
+        beyond the last position (only the hidden states are used)."""
+        hidden = self.llm(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch["pixel_values"].to(self.llm.dtype),
+            output_hidden_states=True,
+            logits_to_keep=1,
+        ).hidden_states[-1][0]
+        return self._seg_states(hidden, batch["seg_runs"][0])
+
     # --- inference --------------------------------------------------------------------------------
     @torch.no_grad()
     def mask_saliency(
@@ -416,16 +430,9 @@ class GeoMagModel(nn.Module):
         image = image.convert("RGB")
         ids = self._answer_tokens(REFSEG_ANSWER)
         batch = self._answer_ids(image.resize(self.vlm.input_size), prompt, ids, features=False)
-        out = self.llm(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            pixel_values=batch["pixel_values"].to(self.llm.dtype),
-            output_hidden_states=True,
-        )
-        runs = batch["seg_runs"][0]
-        if not runs:
+        if not batch["seg_runs"][0]:
             raise GeoMagError(f"'{REFSEG_ANSWER}' holds no [SEG] token for this tokenizer: no mask saliency")
-        prompts = self.pixel_decoder.prompts(self._seg_states(out.hidden_states[-1][0], runs))
+        prompts = self.pixel_decoder.prompts(self.seg_states(batch))
         width, height = image.size
         stride = SALIENCY_STRIDE
         grid = np.zeros((max(1, height // stride), max(1, width // stride)), dtype=np.float32)
@@ -516,8 +523,9 @@ class GeoMagModel(nn.Module):
 
         `magcrop`: a `geomag.magcrop.MagCrop` (called as `plans(image, prompt, granularity)` ->
         [(adjusted image, plan)]; with several candidate plans each is answered and the answer whose
-        best mask is the most confident wins, `Result.extra["candidates"]` lists them), or any object whose `adjust(image, prompt)` returns a record with
-        `image`, `boxes` (original pixels) and `granularity`. Every MagCrop plan spans the whole
+        best mask is the most confident wins, `Result.extra["candidates"]` lists them), or any
+        object whose `adjust(image, prompt)` returns a record with `image`, `boxes` (original
+        pixels) and `granularity`. Every MagCrop plan spans the whole
         original extent (crops are pasted at their own positions; the image plan is a resize), so
         masks map to the original grid by resizing their logits. No [SEG] in the answer: no masks.
 
@@ -550,11 +558,10 @@ class GeoMagModel(nn.Module):
             text, masks, scores = self._answer(
                 original, seen, prompt, plan, boxes, granularity, zoom, max_new_tokens, timings
             )
-            tried.append(
-                {"boxes": {k: b.to_list() for k, b in boxes.items()}, "score": max(scores, default=0.0)}
-            )
-            if best is None or max(scores, default=0.0) > max(best[2], default=0.0):
+            score = max(scores, default=0.0)
+            if not tried or score > max(t["score"] for t in tried):
                 best = (text, masks, scores, boxes)
+            tried.append({"boxes": {k: b.to_list() for k, b in boxes.items()}, "score": score})
         text, masks, scores, boxes = best
         from geomag.data.samples import gcg_phrases
 

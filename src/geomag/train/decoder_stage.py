@@ -76,18 +76,10 @@ def collect_states(
         tensors = load_file(str(out / STATES_FILE))
         return [[tensors[f"{i}.{t}"] for t in range(n)] for i, n in enumerate(saved["targets"])]
     model.eval()
-    shift = 1 if model.config.seg_hidden == "before" else 0
     states: list[list[torch.Tensor]] = []
     for s in tqdm(samples, desc="[SEG] states", unit="sample"):
         batch = model.prepare_batch([s], root, masks=False)
-        hidden = model.llm(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            pixel_values=batch["pixel_values"].to(model.llm.dtype),
-            output_hidden_states=True,
-            logits_to_keep=1,  # only the hidden states are used
-        ).hidden_states[-1][0]
-        states.append([hidden[torch.tensor(run) - shift].float().clone() for run in batch["seg_runs"][0]])
+        states.append([x.float().clone() for x in model.seg_states(batch)])
     tensors = {f"{i}.{t}": x.contiguous() for i, per in enumerate(states) for t, x in enumerate(per)}
     save_file(tensors, str(out / STATES_FILE))
     index.write_text(json.dumps({"samples": keys, "targets": [len(p) for p in states]}))
