@@ -16,9 +16,9 @@ from geomag.errors import GeoMagError
 from geomag.outputs import check_out_dir, staged_output
 
 MAX_PIXELS = 120_000_000  # parse reads the image whole; larger rasters: geomag magcrop or a window
-# A grounded description (GCG) describes the whole image: the paper applies no MagCrop to it.
 # pixel prompts: where MagCrop crops (docs/magcrop.md; benchmarks/small_objects.py measured both)
 PIXEL_SALIENCY, CANDIDATES = "mask", 2
+# A grounded description (GCG) describes the whole image: the paper applies no MagCrop to it.
 GCG_REQUEST = re.compile(r"(describ|description|caption|analy[sz]|explain).*(mask|segment)", re.I | re.S)
 
 
@@ -118,16 +118,15 @@ def run(args: argparse.Namespace) -> int:
             zoom=zoom,
         )
     result.timings = {**timings, **result.timings}
+    pixel_plan = magcrop is not None and granularity == "pixel"
     result.extra.update(
         {
             "image": str(image_path),
             "prompt": args.prompt,
             "model": str(model_dir),
             "magcrop": magcrop is not None,
-            "zoom": zoom if magcrop is not None and granularity == "pixel" else None,
-            "pixel_saliency": config.pixel_saliency
-            if magcrop is not None and granularity == "pixel"
-            else None,
+            "zoom": zoom if pixel_plan else None,
+            "pixel_saliency": config.pixel_saliency if pixel_plan else None,
         }
     )
 
