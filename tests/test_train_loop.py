@@ -119,14 +119,18 @@ def test_overfit_one_real_sample(tiny_llava, court_sample, tmp_path):
     assert ((heat > 0.5) == masks[0][4::8, 4::8]).mean() > 0.97
     tiled = loaded.mask_saliency(image, court_sample.prompt, tile=400, overlap=0.2)  # 3 x 2 tiles
     assert tiled.shape == heat.shape and tiled.min() >= 0 and tiled.max() <= 1
-    # ... and MagCrop with it tries two crops, keeping the more confident answer
+    # ... and MagCrop with it ranks two crops by the referring mask's confidence, answering the best
     by_mask = MagCrop(loaded.vlm, MagCropConfig(pixel_saliency="mask", candidates=2), segmenter=loaded)
     picked = loaded.parse(
         image, court_sample.prompt, magcrop=by_mask, granularity="pixel", max_new_tokens=4, zoom="crop2"
     )
     tried = picked.extra["candidates"]
-    assert len(tried) == 2 and max(picked.scores, default=0.0) == max(t["score"] for t in tried)
-    assert picked.boxes["crop2"].to_list() in [t["boxes"]["crop2"] for t in tried]
+    best = max(tried, key=lambda t: t["score"])
+    assert len(tried) == 2 and picked.boxes["crop2"].to_list() == best["boxes"]["crop2"]
+    assert best["score"] > 0.5 and "rank" in picked.timings
+    crop = picked.boxes["crop2"]
+    own = loaded._referring_score(image.crop(crop.to_tuple()), court_sample.prompt)
+    assert own == pytest.approx(best["score"], abs=1e-5)  # the score of what the model saw
 
 
 def test_resume_continues_the_same_run(tiny_llava, court_sample, tmp_path):

@@ -522,12 +522,13 @@ class GeoMagModel(nn.Module):
         """Generate an answer and decode one mask per [SEG] on the ORIGINAL image's grid.
 
         `magcrop`: a `geomag.magcrop.MagCrop` (called as `plans(image, prompt, granularity)` ->
-        [(adjusted image, plan)]; with several candidate plans each is answered and the answer whose
-        best mask is the most confident wins, `Result.extra["candidates"]` lists them), or any
-        object whose `adjust(image, prompt)` returns a record with `image`, `boxes` (original
-        pixels) and `granularity`. Every MagCrop plan spans the whole
+        [(adjusted image, plan)]), or any object whose `adjust(image, prompt)` returns a record with
+        `image`, `boxes` (original pixels) and `granularity`. Every MagCrop plan spans the whole
         original extent (crops are pasted at their own positions; the image plan is a resize), so
         masks map to the original grid by resizing their logits. No [SEG] in the answer: no masks.
+        With several candidate plans, each is ranked by the confidence of the mask of the referring
+        answer, teacher-forced (one forward each instead of a generation), and only the best one is
+        answered; `Result.extra["candidates"]` lists their boxes and scores.
 
         `zoom` ("crop1" or "crop2"; pixel plans of a `MagCrop` only): the model sees only that crop of
         the adjusted image instead of all of it, so its fixed input resolution is spent on the crop
@@ -551,18 +552,20 @@ class GeoMagModel(nn.Module):
                 plans = [(plan.image, plan)]
             granularity = granularity or getattr(plans[0][1], "granularity", None)
             timings["magcrop"] = time.perf_counter() - t
-        best: tuple[str, list[np.ndarray], list[float], dict[str, Box]] | None = None
         tried = []
-        for seen, plan in plans:
-            boxes = dict(getattr(plan, "boxes", {}) or {})
-            text, masks, scores = self._answer(
-                original, seen, prompt, plan, boxes, granularity, zoom, max_new_tokens, timings
-            )
-            score = max(scores, default=0.0)
-            if not tried or score > max(t["score"] for t in tried):
-                best = (text, masks, scores, boxes)
-            tried.append({"boxes": {k: b.to_list() for k, b in boxes.items()}, "score": score})
-        text, masks, scores, boxes = best
+        if len(plans) > 1:
+            t = time.perf_counter()
+            for seen, plan in plans:
+                boxes = dict(getattr(plan, "boxes", {}) or {})
+                score = self._referring_score(self._view(seen, plan, boxes, granularity, zoom)[0], prompt)
+                tried.append({"boxes": {k: b.to_list() for k, b in boxes.items()}, "score": score})
+            plans = [plans[int(np.argmax([c["score"] for c in tried]))]]
+            timings["rank"] = time.perf_counter() - t
+        seen, plan = plans[0]
+        boxes = dict(getattr(plan, "boxes", {}) or {})
+        text, masks, scores = self._answer(
+            original, seen, prompt, plan, boxes, granularity, zoom, max_new_tokens, timings
+        )
         from geomag.data.samples import gcg_phrases
 
         return Result(
@@ -590,10 +593,7 @@ class GeoMagModel(nn.Module):
         timings: dict[str, float],
     ) -> tuple[str, list[np.ndarray], list[float]]:
         """Answer and masks (original grid) for one adjusted image; adds to `timings`."""
-        view = None  # (box on the adjusted image, box on the original) when zooming into a crop
-        if zoom and granularity == "pixel" and zoom in boxes and hasattr(plan, "box_to_adjusted"):
-            view = (plan.box_to_adjusted(boxes[zoom]), boxes[zoom])
-            seen = seen.crop(view[0].to_tuple())
+        seen, crop = self._view(seen, plan, boxes, granularity, zoom)
         t = time.perf_counter()
         inputs = self.vlm.prepare(seen, prompt)
         out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
@@ -605,13 +605,30 @@ class GeoMagModel(nn.Module):
         text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
         timings["generate"] = timings.get("generate", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
-        if view is None:
+        if crop is None:
             masks, scores = self._masks(self._answer_ids(seen, prompt, new), original.size)
         else:
             from geomag.imaging import paste_mask
 
-            crop = view[1]
             masks, scores = self._masks(self._answer_ids(seen, prompt, new), (crop.width, crop.height))
             masks = [paste_mask(original.size, crop, m) for m in masks]
         timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t
         return text, masks, scores
+
+    @staticmethod
+    def _view(
+        seen: Image.Image, plan: Any, boxes: dict[str, Box], granularity: str | None, zoom: str | None
+    ) -> tuple[Image.Image, Box | None]:
+        """What the model sees of an adjusted image: all of it, or with `zoom` (pixel plans) only
+        that crop, returned with the crop's box on the original image."""
+        if zoom and granularity == "pixel" and zoom in boxes and hasattr(plan, "box_to_adjusted"):
+            return seen.crop(plan.box_to_adjusted(boxes[zoom]).to_tuple()), boxes[zoom]
+        return seen, None
+
+    def _referring_score(self, image: Image.Image, prompt: str) -> float:
+        """How confidently the model finds the prompt's target in `image`: the confidence of the mask
+        of the referring answer (teacher-forced), on the image's own grid."""
+        from geomag.data.loaders.common import REFSEG_ANSWER
+
+        batch = self._answer_ids(image, prompt, self._answer_tokens(REFSEG_ANSWER))
+        return max(self._masks(batch, image.size)[1], default=0.0)
