@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="OMP/MKL threads of the parse process")
     ap.add_argument("--zoom", choices=["crop1", "crop2", "none"], default=None)
     ap.add_argument("--pixel-saliency", choices=["mask", "attention"], default=None)
+    ap.add_argument("--port", type=int, default=8799, help="port of the `geomag serve` process")
     ap.add_argument("--work", default=None, help="folder for the test image and outputs (default: temp)")
     args = ap.parse_args()
     if not PHOTO.is_file():
@@ -50,82 +51,52 @@ def main() -> None:
     if not image.is_file():
         Image.open(PHOTO).convert("RGB").crop((0, 0, 4096, 2160)).save(image, quality=95)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    geomag = [sys.executable, "-m", "geomag.cli"]
 
-    def parse(prompt: str, out: Path) -> tuple[float, dict]:
-        cmd = [
-            sys.executable,
-            "-m",
-            "geomag.cli",
-            "parse",
-            str(image),
-            prompt,
-            "--out",
-            str(out),
-            "--overwrite",
-        ]
-        if args.zoom:
-            cmd += ["--zoom", args.zoom]
-        if args.pixel_saliency:
-            cmd += ["--pixel-saliency", args.pixel_saliency]
+    def parse(prompt: str, out: Path, server: str | None) -> tuple[float, dict]:
+        cmd = [*geomag, "parse", str(image), prompt, "--out", str(out), "--overwrite"]
+        cmd += ["--zoom", args.zoom] if args.zoom else []
+        cmd += ["--pixel-saliency", args.pixel_saliency] if args.pixel_saliency else []
+        cmd += ["--server", server] if server else []
         t = time.perf_counter()
         subprocess.run(cmd, check=True, env=env, capture_output=True)
         wall = time.perf_counter() - t
         return wall, json.loads((out / "result.json").read_text())
 
-    parse(PROMPTS["image"], work / "warmup")
-    print(f"image {image.name} (4096x2160), {args.threads} threads, median of {args.repeat} runs\n")
-    print("| granularity | wall s | classify | load | magcrop | generate | decode | answer |")
-    print("|---|---|---|---|---|---|---|---|")
-    for granularity, prompt in PROMPTS.items():
-        runs = [parse(prompt, work / granularity) for _ in range(args.repeat)]
-        wall = statistics.median(r[0] for r in runs)
-        stage = {
-            k: statistics.median(r[1]["timings"].get(k, 0.0) for r in runs)
-            for k in ("classify", "load", "magcrop", "generate", "decode")
-        }
-        text = runs[-1][1]["text"].replace("|", "/")[:40]
-        cells = " | ".join(f"{stage[k]:.2f}" for k in stage)
-        print(f"| {runs[-1][1]['granularity']} ({granularity} prompt) | {wall:.2f} | {cells} | {text} |")
-    in_process(image, args)
+    def table(server: str | None) -> None:
+        stages = ("classify", "load", "magcrop", "rank", "generate", "decode")
+        print(f"| granularity | wall s | {' | '.join(stages)} | answer |")
+        print("|---" * (len(stages) + 3) + "|")
+        for granularity, prompt in PROMPTS.items():
+            runs = [parse(prompt, work / granularity, server) for _ in range(args.repeat)]
+            wall = statistics.median(r[0] for r in runs)
+            cells = " | ".join(
+                f"{statistics.median(r[1]['timings'].get(k, 0.0) for r in runs):.2f}" for k in stages
+            )
+            text = runs[-1][1]["text"].replace("|", "/")[:40]
+            print(f"| {runs[-1][1]['granularity']} ({granularity} prompt) | {wall:.2f} | {cells} | {text} |")
 
-
-def in_process(image: Path, args: argparse.Namespace) -> None:
-    """Median seconds of classify + parse in a process that has loaded the model and classifier."""
-    import torch
-
-    from geomag.commands.parse import CANDIDATES, PIXEL_SALIENCY
-    from geomag.granularity import load_classifier
-    from geomag.imaging import load_image
-    from geomag.magcrop import MagCrop, MagCropConfig
-    from geomag.model.geomag import GeoMagModel
-    from geomag.train.nano import shipped_checkpoint
-
-    torch.set_num_threads(args.threads)
-    classifier = load_classifier()
-    model = GeoMagModel.from_pretrained(shipped_checkpoint())
-    saliency = args.pixel_saliency or PIXEL_SALIENCY
-    config = MagCropConfig(pixel_saliency=saliency, candidates=CANDIDATES)
-    magcrop = MagCrop(model.vlm, config, segmenter=model)
-    zoom = args.zoom or ("crop2" if saliency == "mask" else "none")
-    print(f"\nin one warm process ({args.threads} threads; image already read), median of {args.repeat}:\n")
-    print("| granularity | classify + parse s |\n|---|---|")
-    picture = load_image(image)
-    for granularity, prompt in PROMPTS.items():
-        times = []
-        for _ in range(args.repeat + 1):  # the first run warms up
-            t = time.perf_counter()
-            g = classifier.predict([prompt])[0][0]
-            with torch.no_grad():
-                model.parse(
-                    picture,
-                    prompt,
-                    magcrop=magcrop,
-                    granularity=g,
-                    max_new_tokens=96,
-                    zoom=None if zoom == "none" else zoom,
-                )
-            times.append(time.perf_counter() - t)
-        print(f"| {g} ({granularity} prompt) | {statistics.median(times[1:]):.2f} |")
+    parse(PROMPTS["image"], work / "warmup", None)
+    print(f"image {image.name} (4096x2160), {args.threads} threads, median of {args.repeat} runs")
+    print("\n`geomag parse` as a new process:\n")
+    table(None)
+    log = (work / "serve.log").open("w")  # the server's request lines and errors
+    cmd = [*geomag, "serve", "--port", str(args.port)]
+    serve = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        first = serve.stdout.readline()
+        if not first.startswith("GeoMag server at "):
+            raise SystemExit(f"geomag serve did not start: {first}")
+        url = first.split()[3]
+        parse(PROMPTS["image"], work / "warmup", url)
+        print(
+            f"\n`geomag parse --server {url}` (a new client process each time; `geomag serve` started once):\n"
+        )
+        table(url)
+    finally:
+        serve.terminate()
+        serve.wait()
+        log.close()
 
 
 if __name__ == "__main__":

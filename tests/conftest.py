@@ -47,3 +47,25 @@ def tiny_bert(tiny_dir: Path) -> Path:
     from geomag.testing import build_tiny_bert
 
     return build_tiny_bert(tiny_dir / "bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_llava: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GeoMag checkpoint folder: the tiny LLaVA + the real EfficientNet-Lite0 mask encoder at 64 px,
+    untrained decoder (seeded)."""
+    import torch
+
+    from geomag.model.geomag import GeoMagModel
+    from geomag.model.presets import ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vlm=str(tiny_llava), seg_encoder="efficientnet_lite0", seg_image_size=64, decoder_dim=16
+    )
+    return GeoMagModel.from_config(cfg).save_pretrained(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="session")
+def court_image(real_data: Path) -> Path:
+    """A real 800x800 GeoPixelD image with tennis courts."""
+    return real_data / "geopixel" / "data" / "GeoPixelD" / "train" / "P0224_0_800_0_800.png"

@@ -5,28 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from geomag.cli import main
-from geomag.model.geomag import GeoMagModel
-from geomag.model.presets import ModelConfig
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tiny_llava, tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        vlm=str(tiny_llava), seg_encoder="efficientnet_lite0", seg_image_size=64, decoder_dim=16
-    )
-    return GeoMagModel.from_config(cfg).save_pretrained(tmp_path_factory.mktemp("ckpt"))
-
-
-@pytest.fixture(scope="module")
-def court_image(real_data):
-    return real_data / "geopixel" / "data" / "GeoPixelD" / "train" / "P0224_0_800_0_800.png"
-
-
-def test_parse_region_with_magcrop_writes_result(checkpoint, court_image, tmp_path, capsys):
+def test_parse_region_with_magcrop_writes_result(tiny_checkpoint, court_image, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(
         [
@@ -34,7 +17,7 @@ def test_parse_region_with_magcrop_writes_result(checkpoint, court_image, tmp_pa
             str(court_image),
             "Is there a tennis court?",
             "--model",
-            str(checkpoint),
+            str(tiny_checkpoint),
             "--out",
             str(out),
             "--max-new-tokens",
@@ -53,9 +36,9 @@ def test_parse_region_with_magcrop_writes_result(checkpoint, court_image, tmp_pa
     assert "[region]" in capsys.readouterr().out
 
 
-def test_parse_pixel_zoom_records_the_view(checkpoint, court_image, tmp_path):
+def test_parse_pixel_zoom_records_the_view(tiny_checkpoint, court_image, tmp_path):
     out = tmp_path / "zoom"
-    argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(checkpoint)]
+    argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(tiny_checkpoint)]
     rc = main([*argv, "--zoom", "crop2", "--out", str(out), "--max-new-tokens", "4"])
     assert rc == 0
     result = json.loads((out / "result.json").read_text())
@@ -63,8 +46,8 @@ def test_parse_pixel_zoom_records_the_view(checkpoint, court_image, tmp_path):
     assert set(result["boxes"]) == {"crop1", "crop2"}
 
 
-def test_parse_pixel_defaults_to_mask_saliency_candidates(checkpoint, court_image, tmp_path):
-    argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(checkpoint)]
+def test_parse_pixel_defaults_to_mask_saliency_candidates(tiny_checkpoint, court_image, tmp_path):
+    argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(tiny_checkpoint)]
     assert main([*argv, "--out", str(tmp_path / "a"), "--max-new-tokens", "4"]) == 0
     result = json.loads((tmp_path / "a" / "result.json").read_text())
     extra = result["extra"]
@@ -79,9 +62,11 @@ def test_parse_pixel_defaults_to_mask_saliency_candidates(checkpoint, court_imag
     assert main([*argv, "--candidates", "0", "--out", str(tmp_path / "c")]) == 2
 
 
-def test_magcrop_command_with_mask_saliency(checkpoint, tiny_llava, court_image, tmp_path):
+def test_magcrop_command_with_mask_saliency(tiny_checkpoint, tiny_llava, court_image, tmp_path):
     argv = ["magcrop", str(court_image), "--prompt", "Segment the tennis court.", "--granularity", "pixel"]
-    rc = main([*argv, "--model", str(checkpoint), "--pixel-saliency", "mask", "--out", str(tmp_path / "a")])
+    rc = main(
+        [*argv, "--model", str(tiny_checkpoint), "--pixel-saliency", "mask", "--out", str(tmp_path / "a")]
+    )
     record = json.loads((tmp_path / "a" / "magcrop.json").read_text())
     assert rc == 0 and record["box_source"] == "mask"
     assert (tmp_path / "a" / "heatmap_crop1.png").is_file()
@@ -90,7 +75,7 @@ def test_magcrop_command_with_mask_saliency(checkpoint, tiny_llava, court_image,
     assert rc == 2 and not (tmp_path / "b").exists()
 
 
-def test_parse_geotiff_without_magcrop_writes_geojson(checkpoint, real_data, tmp_path):
+def test_parse_geotiff_without_magcrop_writes_geojson(tiny_checkpoint, real_data, tmp_path):
     out = tmp_path / "geo"
     tif = real_data / "neon-trees" / "OSBS_029.tif"
     rc = main(
@@ -99,7 +84,7 @@ def test_parse_geotiff_without_magcrop_writes_geojson(checkpoint, real_data, tmp
             str(tif),
             "Segment the largest tree crown.",
             "--model",
-            str(checkpoint),
+            str(tiny_checkpoint),
             "--out",
             str(out),
             "--no-magcrop",
@@ -143,10 +128,12 @@ def test_parse_bad_input_exits_2_without_output(argv, message, court_image, tmp_
     assert not out.exists()
 
 
-def test_parse_refuses_non_empty_out(checkpoint, court_image, tmp_path, capsys):
+def test_parse_refuses_non_empty_out(tiny_checkpoint, court_image, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("user data")
-    rc = main(["parse", str(court_image), "Is there a ship?", "--model", str(checkpoint), "--out", str(out)])
+    rc = main(
+        ["parse", str(court_image), "Is there a ship?", "--model", str(tiny_checkpoint), "--out", str(out)]
+    )
     assert rc == 2 and "not empty" in capsys.readouterr().err
     assert (out / "mine.txt").read_text() == "user data"

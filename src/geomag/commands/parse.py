@@ -8,9 +8,11 @@ GeoTIFF input, optional georeferenced masks / GeoJSON.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from geomag.errors import GeoMagError
 from geomag.outputs import check_out_dir, staged_output
@@ -48,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--out", default="out", help="output folder (default ./out)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="run the job in a `geomag serve` process on this machine (e.g. http://127.0.0.1:8765), "
+        "which has everything loaded already",
+    )
     add_geo_arguments(p)
     p.set_defaults(func=run)
 
@@ -65,6 +73,41 @@ def default_model() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        from geomag.server import request
+
+        print(request(args.server, "parse", server_args(args)), end="")
+    else:
+        print(parse_job(args), end="")
+    return 0
+
+
+def server_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed arguments as a `geomag serve` job takes them: paths absolute (the server has its own
+    working directory), without the handler and the server address."""
+    job = {k: v for k, v in vars(args).items() if k not in ("func", "server", "command")}
+    for key in ("image", "out", "model"):
+        if job.get(key):
+            job[key] = str(Path(job[key]).absolute())
+    return job
+
+
+def serve_job(job: dict[str, Any]) -> str:
+    """`parse_job` for a server request (see `server_args`; the server checked that the client runs
+    the same geomag version, so every option is there)."""
+    return parse_job(argparse.Namespace(**job))
+
+
+@functools.lru_cache(maxsize=1)
+def load_model(model_dir: Path) -> Any:
+    """The checkpoint in `model_dir`, loaded once per process (a server keeps the last one)."""
+    from geomag.model.geomag import GeoMagModel
+
+    return GeoMagModel.from_pretrained(model_dir)
+
+
+def parse_job(args: argparse.Namespace) -> str:
+    """Run one parse as the CLI arguments say; write the outputs; return the text to print."""
     import torch
 
     from geomag.commands.magcrop import psc_config
@@ -96,10 +139,8 @@ def run(args: argparse.Namespace) -> int:
         granularity = load_classifier().predict([args.prompt])[0][0]
     timings["classify"] = time.perf_counter() - t
 
-    from geomag.model.geomag import GeoMagModel
-
     t = time.perf_counter()
-    model = GeoMagModel.from_pretrained(model_dir)
+    model = load_model(model_dir.resolve())
     timings["load"] = time.perf_counter() - t
     magcrop = None
     if not args.no_magcrop and not (granularity == "pixel" and GCG_REQUEST.search(args.prompt)):
@@ -137,6 +178,4 @@ def run(args: argparse.Namespace) -> int:
         save_geo_outputs_from_args(args, result, source, staged)
         result.timings["total"] = time.perf_counter() - t_start
         result.save(staged)
-    print(result.text)
-    print(f"[{granularity}] {len(result.masks)} mask(s), {result.timings['total']:.2f} s -> {out}")
-    return 0
+    return f"{result.text}\n[{granularity}] {len(result.masks)} mask(s), {result.timings['total']:.2f} s -> {out}\n"

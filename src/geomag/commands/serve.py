@@ -1,0 +1,53 @@
+"""`geomag serve`: keep the classifier and a checkpoint loaded for `geomag parse --server URL`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from geomag.server import DEFAULT_PORT, HOST
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="keep GeoMag loaded so that `geomag parse --server URL` starts in a fraction of a second",
+        description="Load the granularity classifier and a GeoMag checkpoint once and run `geomag parse "
+        f"--server http://{HOST}:PORT` jobs, one at a time, until Ctrl+C. Listens on {HOST} only: "
+        "jobs read and write files as the user who started the server.",
+    )
+    p.add_argument("--model", help="GeoMag checkpoint folder to preload (default: the shipped GeoMag-nano)")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0: any free)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from geomag.commands.parse import default_model, load_model, serve_job
+    from geomag.errors import GeoMagError
+    from geomag.granularity import load_classifier
+    from geomag.server import make_server
+
+    model_dir = (Path(args.model) if args.model else default_model()).resolve()
+    t = time.perf_counter()
+    load_classifier()
+    load_model(model_dir)
+    try:
+        server = make_server({"parse": serve_job}, args.port, info={"model": str(model_dir)})
+    except OSError as exc:
+        raise GeoMagError(
+            f"cannot listen on {HOST}:{args.port} ({exc.strerror}); pick another --port"
+        ) from None
+    url = f"http://{HOST}:{server.server_address[1]}"
+    print(f"GeoMag server at {url} ({model_dir}, loaded in {time.perf_counter() - t:.1f} s); Ctrl+C stops it")
+    print(f"  geomag parse IMAGE PROMPT --server {url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("geomag serve: stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
