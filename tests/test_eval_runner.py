@@ -140,3 +140,17 @@ def test_magcrop_on_gives_psc_boxes(real_data, tiny_llava, tmp_path):
     res = run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", magcrop=True, limit=1, max_new_tokens=2)
     rec = json.loads(lines(tmp_path / "mc" / "predictions.jsonl")[0])
     assert res["magcrop"] is True and "crop1" in rec["boxes"]  # a region question: one PSC crop
+    # the same folder with other MagCrop settings is another run: refused, not resumed
+    from geomag.magcrop import MagCropConfig
+
+    with pytest.raises(GeoMagError, match="magcrop_layer: -1 there, 8 now"):
+        run_eval(
+            "rsvqa-lr",
+            data,
+            tiny_llava,
+            tmp_path / "mc",
+            magcrop=True,
+            magcrop_config=MagCropConfig(layer=8),
+            limit=2,
+        )
+    assert len(lines(tmp_path / "mc" / "predictions.jsonl")) == 1

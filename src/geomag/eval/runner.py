@@ -28,10 +28,8 @@ from geomag.data.samples import TASK_GRANULARITY, Sample, decode_mask, gcg_phras
 from geomag.errors import GeoMagError
 from geomag.result import Result
 
+
 # Files that mark a folder as a GeoMag checkpoint (trainable parts + a JSON naming the base models).
-RUN_KEYS = ("benchmark", "split", "data", "model", "magcrop")
-
-
 class Predictor(Protocol):
     """Anything that answers one (image, prompt) of a task with a Result (masks on the image's grid)."""
 
@@ -85,11 +83,13 @@ class GeoMagPredictor:
         )
 
 
-def _magcrop_for_vlm(vlm: Any) -> Callable[[Image.Image, str, str], tuple[Image.Image, dict]]:
+def _magcrop_for_vlm(
+    vlm: Any, config: Any = None
+) -> Callable[[Image.Image, str, str], tuple[Image.Image, dict]]:
     """MagCrop bound to a VLM: (image, prompt, granularity) -> (adjusted image, boxes in original pixels)."""
     from geomag.magcrop import MagCrop
 
-    cropper = MagCrop(vlm)
+    cropper = MagCrop(vlm, config)
 
     def adjust(image: Image.Image, prompt: str, granularity: str) -> tuple[Image.Image, dict]:
         adjusted, plan = cropper.adjust(image, prompt, granularity)
@@ -128,7 +128,7 @@ def load_predictor(
 
     vlm = VLM.from_pretrained(folder)
     return VLMPredictor(
-        vlm, magcrop=_magcrop_for_vlm(vlm) if magcrop else None, max_new_tokens=max_new_tokens
+        vlm, magcrop=_magcrop_for_vlm(vlm, magcrop_config) if magcrop else None, max_new_tokens=max_new_tokens
     )
 
 
@@ -179,7 +179,7 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
     run_file = out / "run.json"
     if run_file.is_file():
         old = json.loads(run_file.read_text())
-        diff = [k for k in RUN_KEYS if old.get(k) != run[k]]
+        diff = [k for k in sorted(old.keys() | run.keys()) if old.get(k) != run.get(k)]
         if diff:
             what = ", ".join(f"{k}: {old.get(k)!r} there, {run[k]!r} now" for k in diff)
             raise GeoMagError(f"{out} holds predictions of another run ({what}); choose another --out")
@@ -286,9 +286,12 @@ def run_eval(
         "model": _model_key(model),
         "magcrop": bool(magcrop),
     }
-    if magcrop and magcrop_config is not None and magcrop_config.pixel_saliency != "attention":
-        run.update(pixel_saliency=magcrop_config.pixel_saliency, candidates=magcrop_config.candidates)
-    if magcrop and zoom:
+    if magcrop:  # every MagCrop setting: predictions made with other crops are not resumed
+        from dataclasses import asdict
+
+        from geomag.magcrop import MagCropConfig
+
+        run.update({f"magcrop_{k}": v for k, v in asdict(magcrop_config or MagCropConfig()).items()})
         run["zoom"] = zoom
     _check_run(out, run)
     pred_path = out / "predictions.jsonl"
