@@ -11,49 +11,7 @@ from safetensors import safe_open
 
 from geomag.errors import GeoMagError
 from geomag.model.backbones import efficientnet_lite0
-from geomag.model.cnn_tower import GeoCnnVisionConfig, GeoCnnVisionModel, image_processor_for
-
-
-def _tiny_cnn_llava(out: Path, vision: GeoCnnVisionConfig):
-    """A LLaVA with the CNN tower and a tiny random Llama (the real loading code is what gets tested)."""
-    from transformers import LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
-
-    from geomag.testing import build_tiny_tokenizer
-
-    tok = build_tiny_tokenizer(out)
-    text = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        vocab_size=len(tok),
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=tok.convert_tokens_to_ids("<image>"),
-        image_seq_length=vision.num_image_tokens,
-        vision_feature_select_strategy="full",
-        vision_feature_layer=-1,
-    )
-    torch.manual_seed(0)
-    eager = {"text_config": "eager", "vision_config": "eager"}  # PSC reads attention maps
-    model = LlavaForConditionalGeneration._from_config(config, attn_implementation=eager).eval()
-    model.generation_config.pad_token_id = tok.pad_token_id
-    processor = LlavaProcessor(
-        image_processor=image_processor_for(vision),
-        tokenizer=tok,
-        patch_size=vision.patch_size,
-        vision_feature_select_strategy="full",
-        num_additional_image_tokens=0,
-    )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return model, processor
+from geomag.model.cnn_tower import GeoCnnVisionConfig, GeoCnnVisionModel
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +20,16 @@ def aid_image(real_data: Path) -> Image.Image:
 
 
 def test_cnn_tower_in_llava_forward_generate_save_reload(tmp_path: Path, aid_image: Image.Image) -> None:
-    from geomag.hub import load_vlm
+    from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
-    vision = GeoCnnVisionConfig(image_size=128, token_grid=4)
-    model, processor = _tiny_cnn_llava(tmp_path, vision)
+    from geomag.hub import load_vlm
+    from geomag.testing import build_tiny_llava
+
+    build_tiny_llava(tmp_path, vision=GeoCnnVisionConfig(image_size=128, token_grid=4))
+    # a plain transformers load: the tower's weights come from the package, not the checkpoint
+    eager = {"text_config": "eager", "vision_config": "eager"}  # attention maps, as PSC reads them
+    model = LlavaForConditionalGeneration.from_pretrained(tmp_path, attn_implementation=eager).eval()
+    processor = LlavaProcessor.from_pretrained(tmp_path)
     package = efficientnet_lite0().state_dict()
     tower = model.model.vision_tower
     assert isinstance(tower, GeoCnnVisionModel)
@@ -92,7 +56,7 @@ def test_cnn_tower_in_llava_forward_generate_save_reload(tmp_path: Path, aid_ima
     assert out.attentions[-1].shape[-1] == inputs["input_ids"].shape[1]
     assert tokens.shape[1] == inputs["input_ids"].shape[1] + 3
 
-    # the checkpoint holds no backbone weights; reloading fills them from the package again
+    # the checkpoint holds no backbone weights; GeoMag's loader fills them from the package as well
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
         assert not [k for k in f.keys() if "backbone" in k]  # noqa: SIM118
     reloaded, reprocessor = load_vlm(tmp_path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -31,8 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Deprecation notices of the libraries underneath are for GeoMag's developers, not its users.
+    # Deprecation notices of the libraries underneath are for GeoMag's developers, not its users, and
+    # so are Hugging Face's "Loading weights" bars (read by huggingface_hub when transformers is first
+    # imported, inside the commands); GeoMag's own progress bars stay.
     warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -7,6 +7,7 @@ loading code is what gets tested. Nothing here downloads anything.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN]
@@ -50,10 +51,14 @@ def build_tiny_tokenizer(out_dir: str | Path, vocab_size: int = 400):
     return fast
 
 
-def build_tiny_llava(out_dir: str | Path, image_size: int = 56, patch_size: int = 14, seed: int = 0) -> Path:
+def build_tiny_llava(
+    out_dir: str | Path, image_size: int = 56, patch_size: int = 14, seed: int = 0, vision: Any = None
+) -> Path:
     """LlavaForConditionalGeneration: CLIP vision (2 layers, 32 wide) + Llama (3 layers, 64 wide).
 
     image_size / patch_size patches per side (default 4x4 = 16 image tokens); CLS dropped ("default").
+    `vision`: a `GeoCnnVisionConfig` to use as the tower instead (its own size and token grid, all
+    tokens kept: strategy "full"), e.g. to test nano's CNN tower without SmolLM2.
     """
     import torch
     from transformers import (
@@ -67,16 +72,27 @@ def build_tiny_llava(out_dir: str | Path, image_size: int = 56, patch_size: int 
 
     out = Path(out_dir)
     tokenizer = build_tiny_tokenizer(out)
-    grid = image_size // patch_size
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=image_size,
-        patch_size=patch_size,
-        projection_dim=32,
-    )
+    strategy, extra_tokens = ("default", 1) if vision is None else ("full", 0)
+    if vision is None:
+        grid = image_size // patch_size
+        vision = CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=image_size,
+            patch_size=patch_size,
+            projection_dim=32,
+        )
+        image_processor = CLIPImageProcessorPil(
+            size={"shortest_edge": image_size},
+            crop_size={"height": image_size, "width": image_size},
+        )
+    else:
+        from geomag.model.cnn_tower import image_processor_for
+
+        grid, patch_size = vision.token_grid, vision.patch_size
+        image_processor = image_processor_for(vision)
     text = LlamaConfig(
         hidden_size=64,
         intermediate_size=128,
@@ -94,7 +110,7 @@ def build_tiny_llava(out_dir: str | Path, image_size: int = 56, patch_size: int 
         text_config=text,
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         image_seq_length=grid * grid,
-        vision_feature_select_strategy="default",
+        vision_feature_select_strategy=strategy,
         vision_feature_layer=-1,
         projector_hidden_act="gelu",
     )
@@ -102,16 +118,12 @@ def build_tiny_llava(out_dir: str | Path, image_size: int = 56, patch_size: int 
     model = LlavaForConditionalGeneration(config).eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": image_size},
-        crop_size={"height": image_size, "width": image_size},
-    )
     processor = LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=patch_size,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
+        vision_feature_select_strategy=strategy,
+        num_additional_image_tokens=extra_tokens,
         chat_template=None,
     )
     processor.save_pretrained(out)
