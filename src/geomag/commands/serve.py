@@ -13,7 +13,7 @@ from geomag.server import DEFAULT_PORT, HOST
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
-        help="keep GeoMag loaded so that `geomag parse --server URL` starts in a fraction of a second",
+        help="keep GeoMag loaded so that `geomag parse --server URL` skips the ~5 s of start-up",
         description="Load the granularity classifier and a GeoMag checkpoint once and run `geomag parse "
         f"--server http://{HOST}:PORT` jobs, one at a time, until Ctrl+C. Listens on {HOST} only: "
         "jobs read and write files as the user who started the server.",
