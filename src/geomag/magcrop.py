@@ -361,7 +361,7 @@ class MagCrop:
         boxes: dict[str, Box] | None = None,
     ) -> list[tuple[Image.Image, MagCropPlan]]:
         """`adjust` for every candidate crop, best first: one plan, or up to `config.candidates` for
-        pixel plans with mask saliency (the caller keeps the most confident answer)."""
+        pixel plans with mask saliency (`GeoMagModel.parse` ranks them and answers the best one)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise GeoMagError("the prompt is empty")
         t_start = time.perf_counter()
