@@ -6,8 +6,8 @@ each method: P@0.5 / oIoU / mIoU (original resolution) and seconds per image.
   magcrop  TMRA + PSC (pixel plan), the stitched image seen whole
   zoom1 / zoom2  the same plan, the model sees only its crop1 / crop2 (GeoMagModel.parse zoom=...)
   mask     MagCrop with mask saliency (`pixel_saliency="mask"`): PSC's map is the pixel decoder's
-           mask probability over full-resolution tiles; the model sees crop2 of each of the
-           --candidates best crops, the most confident mask wins
+           mask probability over tiles of the image reduced to 2048 px; the --candidates best
+           crops are ranked by their referring mask's confidence, the model answers crop2 of the best
   tiling   SAHI-style: tiles of --tile px (default: the VLM's input size) with 20 % overlap, edge
            tiles shifted inward; every tile is parsed and the highest-confidence mask wins
   oracle   a crop around the true box (side 2x the box, at least --oracle-min px): the upper bound

@@ -90,7 +90,8 @@ def add_psc_arguments(p: argparse.ArgumentParser, saliency: str = "attention", c
         "--candidates",
         type=int,
         default=candidates,
-        help=f"mask saliency: crops tried, the most confident mask wins (default {candidates})",
+        help=f"mask saliency: candidate crops around the strongest peaks; parse answers the best-ranked one "
+        f"(default {candidates})",
     )
 
 
