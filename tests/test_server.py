@@ -61,13 +61,19 @@ def test_parse_through_server_equals_local_parse(
         assert served_masks == local_masks and (tmp_path / name / "overlay.png").is_file()
 
 
-def test_server_reports_user_errors_and_keeps_serving(tiny_checkpoint, server_url, tmp_path, capsys):
+def test_server_reports_user_errors_and_keeps_serving(
+    tiny_checkpoint, court_image, server_url, tmp_path, capsys
+):
     rc = main(["parse", str(tmp_path / "missing.png"), "Is there a ship?", "--model", str(tiny_checkpoint),
                "--out", str(tmp_path / "out"), "--server", server_url])  # fmt: skip
     assert rc == 2 and "not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     with urllib.request.urlopen(server_url + "/health") as response:
         assert json.loads(response.read())["geomag"]
+    # the address without its scheme works too
+    bare = server_url.removeprefix("http://")
+    argv = ["parse", str(court_image), "Is there a ship?", "--model", str(tiny_checkpoint)]
+    assert main([*argv, "--max-new-tokens", "2", "--out", str(tmp_path / "bare"), "--server", bare]) == 0
 
 
 def test_server_refuses_another_geomag_version(server_url):

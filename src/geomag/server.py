@@ -82,6 +82,8 @@ def make_server(
 def request(url: str, job: str, args: dict[str, Any], timeout: float = 3600.0) -> str:
     """Run `job` with `args` on the server at `url`; returns what it printed. Server-side user errors
     and an unreachable server raise GeoMagError."""
+    if "://" not in url:  # "127.0.0.1:8765" as `geomag serve` prints it, without the scheme
+        url = "http://" + url
     body = json.dumps({"geomag": __version__, "args": args}).encode()
     req = urllib.request.Request(
         url.rstrip("/") + "/" + job, data=body, headers={"Content-Type": "application/json"}
