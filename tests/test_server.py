@@ -109,6 +109,8 @@ def test_serve_command_runs_until_interrupted(tiny_checkpoint, court_image, tmp_
         assert proc.wait(timeout=60) == 0
 
 
-def test_serve_bad_model_exits_2(tmp_path, capsys):
+def test_serve_bad_model_or_port_exits_2(tiny_checkpoint, tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path / "nope"), "--port", "0"]) == 2
     assert "not a GeoMag checkpoint" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tiny_checkpoint), "--port", "99999"]) == 2
+    assert "--port must be between 0 and 65535" in capsys.readouterr().err

@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from geomag.granularity import load_classifier
     from geomag.server import make_server
 
+    if not 0 <= args.port <= 65535:
+        raise GeoMagError(f"--port must be between 0 and 65535, not {args.port}")
     model_dir = (Path(args.model) if args.model else default_model()).resolve()
     t = time.perf_counter()
     load_classifier()
