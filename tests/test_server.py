@@ -114,3 +114,10 @@ def test_serve_bad_model_or_port_exits_2(tiny_checkpoint, tmp_path, capsys):
     assert "not a GeoMag checkpoint" in capsys.readouterr().err
     assert main(["serve", "--model", str(tiny_checkpoint), "--port", "99999"]) == 2
     assert "--port must be between 0 and 65535" in capsys.readouterr().err
+    taken = make_server({}, port=0)
+    try:
+        port = str(taken.server_address[1])
+        assert main(["serve", "--model", str(tiny_checkpoint), "--port", port]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    finally:
+        taken.server_close()
