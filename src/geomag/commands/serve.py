@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep GeoMag loaded so that `geomag parse --server URL` skips the ~5 s of start-up",
         description="Load the granularity classifier and a GeoMag checkpoint once and run `geomag parse "
         f"--server http://{HOST}:PORT` jobs, one at a time, until Ctrl+C. Listens on {HOST} only: "
-        "jobs read and write files as the user who started the server.",
+        "jobs read and write files as the user who started the server. A checkpoint is read once: restart the "
+        "server after retraining into the same folder.",
     )
     p.add_argument("--model", help="GeoMag checkpoint folder to preload (default: the shipped GeoMag-nano)")
     p.add_argument(
