@@ -153,4 +153,6 @@ def test_magcrop_on_gives_psc_boxes(real_data, tiny_llava, tmp_path):
             magcrop_config=MagCropConfig(layer=8),
             limit=2,
         )
+    with pytest.raises(GeoMagError, match="magcrop: True there, False now"):  # keys only the old run has
+        run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", magcrop=False, limit=2)
     assert len(lines(tmp_path / "mc" / "predictions.jsonl")) == 1

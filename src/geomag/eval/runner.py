@@ -29,7 +29,6 @@ from geomag.errors import GeoMagError
 from geomag.result import Result
 
 
-# Files that mark a folder as a GeoMag checkpoint (trainable parts + a JSON naming the base models).
 class Predictor(Protocol):
     """Anything that answers one (image, prompt) of a task with a Result (masks on the image's grid)."""
 
@@ -181,7 +180,7 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
         old = json.loads(run_file.read_text())
         diff = [k for k in sorted(old.keys() | run.keys()) if old.get(k) != run.get(k)]
         if diff:
-            what = ", ".join(f"{k}: {old.get(k)!r} there, {run[k]!r} now" for k in diff)
+            what = ", ".join(f"{k}: {old.get(k)!r} there, {run.get(k)!r} now" for k in diff)
             raise GeoMagError(f"{out} holds predictions of another run ({what}); choose another --out")
     elif (out / "predictions.jsonl").is_file():
         raise GeoMagError(f"{out} holds predictions.jsonl but no run.json; choose another --out")
