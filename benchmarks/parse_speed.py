@@ -3,12 +3,11 @@
 The image is a 4096x2160 window of the real 4592x3072 GeoChat aerial photo in ../shared/data/real
 (written to --work as JPEG; not shipped). One warm-up run fills the caches (the "first start"), then
 each prompt runs --repeat times; the table gives the median wall time of the whole command and the
-median of each stage from result.json. A second table times the same parses inside one Python
-process that has already loaded everything (what a notebook or a server calling
-`GeoMagModel.parse` gets): classifier + MagCrop + answer + masks, no start-up.
+median of each stage from result.json. The second table times the same commands with `--server`,
+sent to a `geomag serve` process started once before them (a new client process each time).
 
     python benchmarks/parse_speed.py [--repeat 3] [--threads 2] [--zoom crop1|crop2|none]
-        [--pixel-saliency mask|attention]
+        [--pixel-saliency mask|attention] [--port 8799]
 """
 
 from __future__ import annotations

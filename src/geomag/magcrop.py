@@ -50,7 +50,8 @@ class MagCropConfig:
     degrade_factor: int = 4  # D() of Eq. 3
     working_cap: int = 4096  # longer side above which the adjusted image is built at a reduced scale
     # pixel plans: where PSC looks. "attention": Eq. 4's map (the paper); "mask": the pixel decoder's
-    # mask probability over full-resolution tiles (`GeoMagModel.mask_saliency`; needs `segmenter`)
+    # mask probability over tiles of the image reduced to `saliency_cap` (`GeoMagModel.mask_saliency`;
+    # needs `segmenter`)
     pixel_saliency: str = "attention"
     candidates: int = 1  # pixel plans with mask saliency: crops tried (`MagCrop.plans`), best first
     saliency_tile: int | None = None  # tile side of the mask saliency (default: the encoder's input)

@@ -83,7 +83,7 @@ def add_psc_arguments(p: argparse.ArgumentParser, saliency: str = "attention", c
         choices=["attention", "mask"],
         default=saliency,
         help="attention: Eq. 4's gradient-weighted attention map (the paper); mask: the pixel "
-        "decoder's mask probability over full-resolution tiles (GeoMag checkpoints; meant for small "
+        "decoder's mask probability over tiles of the image reduced to 2048 px (GeoMag checkpoints; meant for small "
         f"targets in large images) (default {saliency})",
     )
     g.add_argument(

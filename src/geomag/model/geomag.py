@@ -552,17 +552,16 @@ class GeoMagModel(nn.Module):
                 plans = [(plan.image, plan)]
             granularity = granularity or getattr(plans[0][1], "granularity", None)
             timings["magcrop"] = time.perf_counter() - t
+        options = [(seen, plan, dict(getattr(plan, "boxes", {}) or {})) for seen, plan in plans]
         tried = []
-        if len(plans) > 1:
+        if len(options) > 1:
             t = time.perf_counter()
-            for seen, plan in plans:
-                boxes = dict(getattr(plan, "boxes", {}) or {})
+            for seen, plan, boxes in options:
                 score = self._referring_score(self._view(seen, plan, boxes, granularity, zoom)[0], prompt)
                 tried.append({"boxes": {k: b.to_list() for k, b in boxes.items()}, "score": score})
-            plans = [plans[int(np.argmax([c["score"] for c in tried]))]]
+            options = [options[int(np.argmax([c["score"] for c in tried]))]]
             timings["rank"] = time.perf_counter() - t
-        seen, plan = plans[0]
-        boxes = dict(getattr(plan, "boxes", {}) or {})
+        seen, plan, boxes = options[0]
         text, masks, scores = self._answer(
             original, seen, prompt, plan, boxes, granularity, zoom, max_new_tokens, timings
         )
@@ -603,7 +602,7 @@ class GeoMagModel(nn.Module):
         if stop.numel():
             new = new[: int(stop[0])]
         text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
-        timings["generate"] = timings.get("generate", 0.0) + time.perf_counter() - t
+        timings["generate"] = time.perf_counter() - t
         t = time.perf_counter()
         if crop is None:
             masks, scores = self._masks(self._answer_ids(seen, prompt, new), original.size)
@@ -612,7 +611,7 @@ class GeoMagModel(nn.Module):
 
             masks, scores = self._masks(self._answer_ids(seen, prompt, new), (crop.width, crop.height))
             masks = [paste_mask(original.size, crop, m) for m in masks]
-        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t
+        timings["decode"] = time.perf_counter() - t
         return text, masks, scores
 
     @staticmethod
