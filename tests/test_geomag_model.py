@@ -111,6 +111,20 @@ def test_save_load_identical_and_only_trainable(model, geopixeld, tmp_path, tiny
     ma = model.predict_masks(image, geopixeld.prompt, geopixeld.answer)
     mb = loaded.predict_masks(image, geopixeld.prompt, geopixeld.answer)
     assert len(ma) == 4 and all(np.array_equal(x, y) for x, y in zip(ma, mb, strict=True))
+    # from_pretrained writes the new tokens' rows into the embedding / lm_head (exact: the logits above
+    # are equal); train() takes them out, and loading new weights into a merged model refreshes them
+    assert loaded.token_rows_merged() and not model.token_rows_merged()
+    assert not loaded.train().token_rows_merged()
+    loaded.eval().merge_token_rows()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "trainable_tokens_delta" in n:
+                p.add_(1.0)
+    model.save_pretrained(out / "again")
+    loaded.load_trainable(out / "again" / WEIGHTS_FILE)
+    assert loaded.token_rows_merged()
+    with torch.no_grad():
+        assert torch.equal(model(batch).logits, loaded(batch).logits)
 
 
 def test_parse_masks_on_original_grid_and_no_seg(model, real_data):

@@ -8,6 +8,7 @@ from PIL import Image
 
 from geomag.errors import GeoMagError
 from geomag.imaging import (
+    MASK_COLORS,
     Box,
     PilSource,
     crop,
@@ -16,6 +17,7 @@ from geomag.imaging import (
     draw_boxes,
     load_image,
     overlay_heatmap,
+    overlay_masks,
     paste,
     paste_mask,
     reduced_size,
@@ -174,6 +176,22 @@ def test_pictures():
     over = overlay_heatmap(img, heat)
     assert over.size == img.size and np.asarray(over)[-1, -1].sum() > np.asarray(over)[0, 0].sum()
     assert resize(img, (6, 4)).size == (6, 4)
+
+
+def test_overlay_masks_tints_mask_pixels_only():
+    base = np.random.default_rng(0).integers(0, 256, (40, 60, 3)).astype(np.uint8)
+    a, b, empty = (np.zeros((40, 60), dtype=bool) for _ in range(3))
+    a[5:9, 10:12] = True
+    a[30, 50] = True  # a mask of two parts: its bounding box holds unmasked pixels too
+    b[20:25, 0:60] = True
+    out = np.asarray(overlay_masks(rgb(base), [a, empty, b]))
+    for mask, color in ((a, MASK_COLORS[0]), (b, MASK_COLORS[2])):
+        expected = np.rint(0.5 * base[mask].astype(np.float32) + 0.5 * np.array(color, np.float32))
+        assert np.array_equal(out[mask], expected.astype(np.uint8))
+    untouched = ~(a | b)
+    assert np.array_equal(out[untouched], base[untouched])
+    with pytest.raises(GeoMagError, match="shape"):
+        overlay_masks(rgb(base), [np.zeros((40, 59), dtype=bool)])
 
 
 def test_paste_mask_places_a_crop_mask_on_the_whole_grid():

@@ -123,6 +123,20 @@ def test_working_cap_builds_a_smaller_canvas_from_windows():
     assert plan.mask_to_original(np.zeros((180, 300), bool)).shape == (360, 600)
 
 
+@pytest.mark.parametrize("cap", [4096, 300])
+def test_only_one_crop_equals_that_crop_of_the_whole_plan(cap):
+    img = textured(600, 360, seed=3)
+    boxes = {"crop1": Box(100, 60, 400, 300), "crop2": Box(203, 101, 297, 203)}
+    whole, plan = tmra(PilSource(img), "pixel", boxes, working_cap=cap)
+    for name in ("crop1", "crop2"):
+        part, part_plan = tmra(PilSource(img), "pixel", boxes, working_cap=cap, only=name)
+        expected = whole.crop(plan.box_to_adjusted(boxes[name]).to_tuple())
+        np.testing.assert_array_equal(np.asarray(part), np.asarray(expected))
+        assert part_plan.only == name and part_plan.adjusted_size == plan.adjusted_size
+    with pytest.raises(GeoMagError, match="pixel plan"):
+        tmra(PilSource(img), "region", {"crop1": boxes["crop1"]}, only="crop1")
+
+
 # -------------------------------------------------------------------------------- MagCrop + PSC
 def test_magcrop_finds_nested_crops_with_psc(vlm, real_data):
     img = Image.open(real_data / "dota" / "images" / "P1888.png").convert("RGB")  # 712 x 557, vehicles

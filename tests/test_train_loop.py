@@ -66,17 +66,31 @@ def test_gradients_reach_trainable_parts_only(tiny_llava, court_sample):
     assert frozen and all(grads[n] is None for n in frozen)
 
 
-def test_overfit_one_real_sample(tiny_llava, court_sample, tmp_path):
-    """30 steps on one sample: mask IoU >= 0.9 on the ORIGINAL 800x600 grid; w, b and LoRA move."""
+@pytest.fixture(scope="module")
+def court_run(tiny_llava, court_sample, tmp_path_factory) -> tuple[GeoMagModel, dict, dict, Path]:
+    """100 steps on the court sample, enough for the tiny LLM to write its answer and stop: (the model,
+    its trainable tensors before, last metrics, run folder)."""
     model = _cnn_model(tiny_llava)
-    w0 = model.pixel_decoder.scale_weights.detach().clone()
-    b0 = model.pixel_decoder.seg_weights.detach().clone()
-    lora_a0 = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n}
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     cfg = TrainConfig(
-        lr=3e-3, warmup_steps=2, batch_size=1, grad_accum=1, max_steps=30, decay=False, cache_inputs=True
+        lr=1e-2, warmup_steps=2, batch_size=1, grad_accum=1, max_steps=100, decay=False, cache_inputs=True
     )
-    last = train(model, [court_sample], cfg, tmp_path / "run", progress=False)
-    assert last["step"] == 30 and last["mask_loss"] < 0.2
+    run = tmp_path_factory.mktemp("court-run") / "run"
+    last = train(model, [court_sample], cfg, run, progress=False)
+    return model, before, last, run
+
+
+@pytest.fixture(scope="module")
+def trained_court(court_run) -> GeoMagModel:
+    return GeoMagModel.from_pretrained(court_run[3])
+
+
+def test_overfit_one_real_sample(court_run, trained_court, court_sample):
+    """100 steps on one sample: mask IoU >= 0.9 on the ORIGINAL 800x600 grid; w, b and LoRA move."""
+    model, before, last, _ = court_run
+    w0, b0 = before["pixel_decoder.scale_weights"], before["pixel_decoder.seg_weights"]
+    lora_a0 = {n: p for n, p in before.items() if "lora_A" in n}
+    assert last["step"] == 100 and last["mask_loss"] < 0.2
     image = court_sample.load_image()
     gt = court_sample.mask_arrays(*image.size)[0]
     masks = model.predict_masks(image, court_sample.prompt, court_sample.answer)
@@ -87,10 +101,10 @@ def test_overfit_one_real_sample(tiny_llava, court_sample, tmp_path):
     assert not torch.allclose(model.pixel_decoder.seg_weights[:2], b0[:2])
     assert any(not torch.equal(p, lora_a0[n]) for n, p in model.named_parameters() if "lora_A" in n)
     # the final model reloads from the output folder and gives the same masks
-    loaded = GeoMagModel.from_pretrained(tmp_path / "run")
+    loaded = trained_court
     again = loaded.predict_masks(image, court_sample.prompt, court_sample.answer)
     assert all(np.array_equal(a, b) for a, b in zip(masks, again, strict=True))
-    result = loaded.parse(image, court_sample.prompt, max_new_tokens=4)
+    result = loaded.parse(image, court_sample.prompt, max_new_tokens=12)
     assert "[SEG]" in result.text and len(result.masks) == result.text.count("[SEG]")
     assert all(m.shape == (600, 800) and m.dtype == bool for m in result.masks)
     # zoom: the model sees only MagCrop's crop1; masks come back on the original grid, inside crop1
@@ -101,7 +115,7 @@ def test_overfit_one_real_sample(tiny_llava, court_sample, tmp_path):
         court_sample.prompt,
         magcrop=MagCrop(loaded.vlm),
         granularity="pixel",
-        max_new_tokens=4,
+        max_new_tokens=12,
         zoom="crop1",
     )
     x0, y0, x1, y1 = zoomed.boxes["crop1"].to_tuple()
@@ -122,15 +136,52 @@ def test_overfit_one_real_sample(tiny_llava, court_sample, tmp_path):
     # ... and MagCrop with it ranks two crops by the referring mask's confidence, answering the best
     by_mask = MagCrop(loaded.vlm, MagCropConfig(pixel_saliency="mask", candidates=2), segmenter=loaded)
     picked = loaded.parse(
-        image, court_sample.prompt, magcrop=by_mask, granularity="pixel", max_new_tokens=4, zoom="crop2"
+        image, court_sample.prompt, magcrop=by_mask, granularity="pixel", max_new_tokens=12, zoom="crop2"
     )
     tried = picked.extra["candidates"]
     best = max(tried, key=lambda t: t["score"])
     assert len(tried) == 2 and picked.boxes["crop2"].to_list() == best["boxes"]["crop2"]
     assert best["score"] > 0.5 and "rank" in picked.timings
     crop = picked.boxes["crop2"]
-    own = loaded._referring_score(image.crop(crop.to_tuple()), court_sample.prompt)
+    own = loaded._referring_check(image.crop(crop.to_tuple()), court_sample.prompt).score
     assert own == pytest.approx(best["score"], abs=1e-5)  # the score of what the model saw
+
+
+def _generated(model: GeoMagModel, image: Image.Image, prompt: str, max_new_tokens: int) -> torch.Tensor:
+    inputs = model.vlm.prepare(image, prompt)
+    new = model.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    return new[0, inputs["input_ids"].shape[1] :]
+
+
+def test_checked_answer_is_what_generation_writes(trained_court, court_sample, monkeypatch):
+    """The ranking forward's answer replaces generation only when greedy decoding writes exactly it."""
+    import geomag.data.loaders.common as common
+    from geomag.magcrop import MagCrop, MagCropConfig
+
+    model, image = trained_court, court_sample.load_image()
+    new = _generated(model, image, court_sample.prompt, 16)
+    eos = model.vlm.tokenizer.eos_token_id
+    assert int(new[-1]) == eos  # the trained model ends its answer
+    written = new[:-1]
+    for answer, expected in ((written, True), (written[:-1], False), (model._answer_tokens("No."), False)):
+        batch = model._answer_ids(image, court_sample.prompt, answer)
+        _, vocab = model._forced(batch, keep=answer.numel() + 1)
+        assert model._writes_greedily(answer, vocab) is expected
+    # parse: with the trained answer as the referring answer, ranking holds it and nothing is generated
+    answer = model.vlm.tokenizer.decode(written).strip()
+    assert torch.equal(model._answer_tokens(answer), written)
+    monkeypatch.setattr(common, "REFSEG_ANSWER", answer)
+    magcrop = MagCrop(model.vlm, MagCropConfig(pixel_saliency="mask", candidates=2), segmenter=model)
+
+    def parse(max_new_tokens: int):
+        return model.parse(image, court_sample.prompt, magcrop, "pixel", max_new_tokens=max_new_tokens)
+
+    checked = parse(16)
+    assert checked.extra.get("answer_checked") and "generate" not in checked.timings
+    generated = parse(written.numel())  # too short a budget for the check: generation runs
+    assert "answer_checked" not in generated.extra and "generate" in generated.timings
+    assert checked.text == generated.text and checked.boxes == generated.boxes
+    assert all(np.array_equal(a, b) for a, b in zip(checked.masks, generated.masks, strict=True))
 
 
 def test_resume_continues_the_same_run(tiny_llava, court_sample, tmp_path):

@@ -83,6 +83,9 @@ class MagCropPlan:
     )  # "crop1": over the image; "crop2": over crop1
     timings: dict[str, float] = field(default_factory=dict)
     degrade_factor: int = 4
+    # the image that came with the plan is this crop of the adjusted image (what a zoomed model
+    # sees, composed without the rest of the canvas: `tmra(..., only=)`), or None: all of it
+    only: str | None = None
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -192,13 +195,21 @@ def tmra(
     *,
     degrade_factor: int = 4,
     working_cap: int = 4096,
+    only: str | None = None,
 ) -> tuple[Image.Image, MagCropPlan]:
-    """Eq. 2: the adjusted image for `granularity`, given the crop boxes (ORIGINAL pixels)."""
+    """Eq. 2: the adjusted image for `granularity`, given the crop boxes (ORIGINAL pixels).
+
+    `only` ("crop1" or "crop2", pixel plans): return just that crop of the adjusted image, equal to
+    `adjusted.crop(plan.box_to_adjusted(boxes[only]))` but without composing the rest of the canvas
+    (a zoomed model sees nothing else; ~0.15 s saved per 4K plan).
+    """
     if granularity not in GRANULARITIES:
         raise GeoMagError(f"granularity must be one of {', '.join(GRANULARITIES)}, got '{granularity}'")
     size = tuple(int(v) for v in source.size)
     if size[0] < 1 or size[1] < 1:
         raise GeoMagError(f"the image has zero size ({size[0]}x{size[1]})")
+    if only is not None and (granularity != "pixel" or only not in CROP_NAMES):
+        raise GeoMagError(f"only='{only}' needs a pixel plan and 'crop1' or 'crop2'")
     boxes = dict(boxes or {})
     _check_boxes(granularity, boxes, size)
     t0 = time.perf_counter()
@@ -211,7 +222,14 @@ def tmra(
             granularity, size, canvas_size, working_scale=s, boxes=boxes, degrade_factor=degrade_factor
         )
         c1 = plan.box_to_adjusted(boxes["crop1"])
-        if granularity == "region":
+        if only is not None:
+            plan.only = only
+            c2 = plan.box_to_adjusted(boxes["crop2"])
+            adjusted = source.read(boxes["crop2"], (c2.width, c2.height))
+            if only == "crop1":
+                d_c1 = degraded_read(source, boxes["crop1"], (c1.width, c1.height), degrade_factor)
+                adjusted = paste(d_c1, adjusted, c2.shift(-c1.x0, -c1.y0))
+        elif granularity == "region":
             canvas = degraded_read(source, None, canvas_size, degrade_factor)  # D(I)
             adjusted = paste(canvas, source.read(boxes["crop1"], (c1.width, c1.height)), c1)
         else:
@@ -360,9 +378,12 @@ class MagCrop:
         prompt: str,
         granularity: str | None = None,
         boxes: dict[str, Box] | None = None,
+        zoom: str | None = None,
     ) -> list[tuple[Image.Image, MagCropPlan]]:
         """`adjust` for every candidate crop, best first: one plan, or up to `config.candidates` for
-        pixel plans with mask saliency (`GeoMagModel.parse` ranks them and answers the best one)."""
+        pixel plans with mask saliency (`GeoMagModel.parse` ranks them and answers the best one).
+        `zoom` ("crop1" / "crop2"): pixel plans come with only that crop of their adjusted image
+        (`tmra(..., only=zoom)`, `MagCropPlan.only`); other plans are whole."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise GeoMagError("the prompt is empty")
         t_start = time.perf_counter()
@@ -397,6 +418,7 @@ class MagCrop:
                 option,
                 degrade_factor=self.config.degrade_factor,
                 working_cap=self.config.working_cap,
+                only=zoom if granularity == "pixel" else None,
             )
             plan.heatmaps, plan.box_source = heatmaps, box_source
             plan.timings = {**timings, **plan.timings, "total": time.perf_counter() - t_start}

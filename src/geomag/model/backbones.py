@@ -116,8 +116,9 @@ class MBConv(nn.Module):
         self._bn2 = _fold(self._project_conv, self._bn2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu6(self._bn0(self._expand_conv(x))) if self.has_expand else x
-        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+        # in place: a convolution's output is not needed for its backward; saves a copy per activation
+        h = F.relu6(self._bn0(self._expand_conv(x)), inplace=True) if self.has_expand else x
+        h = F.relu6(self._bn1(self._depthwise_conv(h)), inplace=True)
         h = self._bn2(self._project_conv(h))
         return h + x if self.residual else h
 
@@ -171,7 +172,7 @@ class EfficientNetLite0(nn.Module):
         return torch.from_numpy((resize_batch(list(images), size) - 127.0) / 128.0)
 
     def _run(self, x: torch.Tensor, keep: set[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         kept = []
         for i, block in enumerate(self._blocks):
             x = block(x)

@@ -72,6 +72,21 @@ class GeoMagOutput:
     scale_logits: list[torch.Tensor] = field(default_factory=list)
 
 
+@dataclass
+class ReferringCheck:
+    """The referring answer teacher-forced on one view (`GeoMagModel._referring_check`)."""
+
+    score: float  # confidence of its mask
+    answer_ids: torch.Tensor
+    mask_logits: torch.Tensor  # [T, h, w]
+    runs: list[list[int]]
+    greedy: bool  # greedy decoding writes exactly this answer, then stops
+
+    def fits(self, max_new_tokens: int) -> bool:
+        """Within a generation budget (the answer and its end token)."""
+        return self.answer_ids.numel() + 1 <= max_new_tokens
+
+
 def add_seg_tokens(vlm: VLM) -> dict[str, int]:
     """Add [SEG], <p>, </p> as special tokens, grow the embeddings if needed; {token: id}.
 
@@ -243,7 +258,37 @@ class GeoMagModel(nn.Module):
                 "the VLM is not the one this checkpoint was trained on"
             )
         model.load_trainable(folder / WEIGHTS_FILE)
-        return model.eval()
+        model.eval().merge_token_rows()
+        return model
+
+    def train(self, mode: bool = True) -> GeoMagModel:
+        """nn.Module.train, and merged token rows are taken out first (they would get no gradient)."""
+        if mode:
+            self.merge_token_rows(False)
+        return super().train(mode)
+
+    def merge_token_rows(self, merge: bool = True) -> None:
+        """Write the trained rows of [SEG], <p>, </p> into the embedding and lm_head (False: restore
+        the base rows and use the trainable copies again).
+
+        Why: unmerged, peft's TrainableTokens copies the whole embedding matrix (49k rows for nano)
+        to patch three rows in, on every forward and for the embedding and lm_head each: ~25 ms per
+        forward on 2 cores, half of nano's generation time. Merging is exact (rows are copied, not
+        added). `from_pretrained` merges; `train()` and `load_trainable` unmerge first.
+        """
+        from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+        for layer in self.llm.modules():
+            if isinstance(layer, TrainableTokensLayer) and layer.merged != merge:
+                if merge:
+                    layer.merge()
+                else:
+                    layer.unmerge()
+
+    def token_rows_merged(self) -> bool:
+        from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+        return any(m.merged for m in self.llm.modules() if isinstance(m, TrainableTokensLayer))
 
     def load_trainable(self, weights: str | os.PathLike[str]) -> None:
         """Load trainable tensors saved by `save_pretrained`; every trainable tensor must be present."""
@@ -252,6 +297,8 @@ class GeoMagModel(nn.Module):
         if not Path(weights).is_file():
             raise GeoMagError(f"weights file not found: {weights}")
         state = load_file(str(weights))
+        merged = self.token_rows_merged()
+        self.merge_token_rows(False)  # the merged rows are copies of the old tensors
         own = dict(self.named_parameters())
         trainable = {n for n, p in own.items() if p.requires_grad}
         missing, unexpected = sorted(trainable - set(state)), sorted(set(state) - trainable)
@@ -266,6 +313,7 @@ class GeoMagModel(nn.Module):
                         f"{weights}: {name} has shape {tuple(tensor.shape)}, expected {tuple(own[name].shape)}"
                     )
                 own[name].copy_(tensor)
+        self.merge_token_rows(merged)
 
     # --- inputs -----------------------------------------------------------------------------------
     @property
@@ -478,16 +526,31 @@ class GeoMagModel(nn.Module):
         }
 
     @torch.no_grad()
-    def _masks(
-        self, batch: dict[str, Any], out_size: tuple[int, int]
+    def _forced(self, batch: dict[str, Any], keep: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """One LLM forward of a one-sample `_answer_ids` batch: the fused mask logits per target
+        [T, h, w] and the vocabulary logits of the last `keep` positions [keep, V] (only those: the
+        lm_head over every position costs more than the mask head)."""
+        out = self.llm(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch["pixel_values"].to(self.llm.dtype),
+            output_hidden_states=True,
+            logits_to_keep=keep,
+        )
+        if not batch["seg_runs"][0]:
+            return out.logits.new_zeros((0, 1, 1)), out.logits[0]
+        fused, _ = self._decode(out.hidden_states[-1], batch["seg_runs"], batch["seg_features"])
+        return fused[0], out.logits[0]
+
+    @staticmethod
+    def _masks_on(
+        logits: torch.Tensor, runs: list[list[int]], out_size: tuple[int, int]
     ) -> tuple[list[np.ndarray], list[float]]:
-        """One boolean (H, W) mask per [SEG] (a run's fused mask repeated for each of its [SEG]), and
-        each mask's confidence: the mean predicted probability inside it (0 for an empty mask)."""
-        runs = batch["seg_runs"][0]
+        """One boolean (H, W) mask per [SEG] from fused mask logits [T, h, w] (a run's mask repeated
+        for each of its [SEG]), and each mask's confidence: the mean predicted probability inside it
+        (0 for an empty mask)."""
         if not runs:
             return [], []
-        out = self.forward(batch)
-        logits = out.mask_logits[0]
         width, height = out_size
         up = F.interpolate(
             logits[:, None].float(), size=(height, width), mode="bilinear", align_corners=False
@@ -500,6 +563,25 @@ class GeoMagModel(nn.Module):
             [masks[t] for t, run in enumerate(runs) for _ in run],
             [scores[t] for t, run in enumerate(runs) for _ in run],
         )
+
+    def _masks(
+        self, batch: dict[str, Any], out_size: tuple[int, int]
+    ) -> tuple[list[np.ndarray], list[float]]:
+        """Masks and confidences (`_masks_on`) of a `_answer_ids` batch on an `out_size` (W, H) grid."""
+        runs = batch["seg_runs"][0]
+        if not runs:
+            return [], []
+        return self._masks_on(self._forced(batch)[0], runs, out_size)
+
+    def _writes_greedily(self, answer_ids: torch.Tensor, logits: torch.Tensor) -> bool:
+        """Would greedy decoding write exactly `answer_ids` and then stop? `logits`: the vocabulary
+        logits of the answer's n positions and the one after it ([n + 1, V], teacher-forced). True
+        means `generate(do_sample=False)` returns these tokens: the check of speculative decoding,
+        with the answer as the draft."""
+        stop = self.llm.generation_config.eos_token_id
+        stop = {stop} if isinstance(stop, int) else set(stop or ())
+        best = logits.argmax(-1).to(answer_ids.device)
+        return bool(torch.equal(best[:-1], answer_ids)) and int(best[-1]) in stop
 
     def predict_masks(
         self, image: Image.Image, prompt: str, answer: str, out_size: tuple[int, int] | None = None
@@ -546,25 +628,32 @@ class GeoMagModel(nn.Module):
 
             t = time.perf_counter()
             if isinstance(magcrop, MagCrop):
-                plans = magcrop.plans(original, prompt, granularity)
+                plans = magcrop.plans(original, prompt, granularity, zoom=zoom)
             else:
                 plan = magcrop.adjust(original, prompt)
                 plans = [(plan.image, plan)]
             granularity = granularity or getattr(plans[0][1], "granularity", None)
             timings["magcrop"] = time.perf_counter() - t
         options = [(seen, plan, dict(getattr(plan, "boxes", {}) or {})) for seen, plan in plans]
-        tried = []
+        tried, checks = [], []
         if len(options) > 1:
             t = time.perf_counter()
             for seen, plan, boxes in options:
-                score = self._referring_score(self._view(seen, plan, boxes, granularity, zoom)[0], prompt)
-                tried.append({"boxes": {k: b.to_list() for k, b in boxes.items()}, "score": score})
-            options = [options[int(np.argmax([c["score"] for c in tried]))]]
+                check = self._referring_check(self._view(seen, plan, boxes, granularity, zoom)[0], prompt)
+                tried.append({"boxes": {k: b.to_list() for k, b in boxes.items()}, "score": check.score})
+                checks.append(check)
+            best = int(np.argmax([c.score for c in checks]))
+            options, checks = [options[best]], [checks[best]]
             timings["rank"] = time.perf_counter() - t
+        # the ranking forward already holds the answer when greedy decoding would write it
+        written = checks[0] if checks and checks[0].greedy and checks[0].fits(max_new_tokens) else None
         seen, plan, boxes = options[0]
         text, masks, scores = self._answer(
-            original, seen, prompt, plan, boxes, granularity, zoom, max_new_tokens, timings
+            original, seen, prompt, plan, boxes, granularity, zoom, max_new_tokens, timings, written
         )
+        extra: dict[str, Any] = {"candidates": tried} if len(tried) > 1 else {}
+        if written is not None:
+            extra["answer_checked"] = True
         from geomag.data.samples import gcg_phrases
 
         return Result(
@@ -576,7 +665,7 @@ class GeoMagModel(nn.Module):
             scores=scores,
             phrases=gcg_phrases(text),
             timings=timings,
-            extra={"candidates": tried} if len(tried) > 1 else {},
+            extra=extra,
         )
 
     def _answer(
@@ -590,28 +679,37 @@ class GeoMagModel(nn.Module):
         zoom: str | None,
         max_new_tokens: int,
         timings: dict[str, float],
+        written: ReferringCheck | None = None,
     ) -> tuple[str, list[np.ndarray], list[float]]:
-        """Answer and masks (original grid) for one adjusted image; adds to `timings`."""
+        """Answer and masks (original grid) for one adjusted image; adds to `timings`. `written`: the
+        referring answer on this view, checked to be what greedy decoding writes (no generation)."""
         seen, crop = self._view(seen, plan, boxes, granularity, zoom)
-        t = time.perf_counter()
-        inputs = self.vlm.prepare(seen, prompt)
-        out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        new = out[0, inputs["input_ids"].shape[1] :]
-        eos = self.vlm.tokenizer.eos_token_id
-        stop = (new == eos).nonzero().flatten() if eos is not None else torch.tensor([])
-        if stop.numel():
-            new = new[: int(stop[0])]
-        text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
-        timings["generate"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if crop is None:
-            masks, scores = self._masks(self._answer_ids(seen, prompt, new), original.size)
+        if written is not None:
+            new, logits, runs = written.answer_ids, written.mask_logits, written.runs
         else:
+            t = time.perf_counter()
+            inputs = self.vlm.prepare(seen, prompt)
+            out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            new = out[0, inputs["input_ids"].shape[1] :]
+            eos = self.vlm.tokenizer.eos_token_id
+            stop = (new == eos).nonzero().flatten() if eos is not None else torch.tensor([])
+            if stop.numel():
+                new = new[: int(stop[0])]
+            timings["generate"] = time.perf_counter() - t
+            t = time.perf_counter()
+            batch = self._answer_ids(seen, prompt, new)
+            runs = batch["seg_runs"][0]
+            logits = self._forced(batch)[0] if runs else None
+            timings["decode"] = time.perf_counter() - t
+        text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
+        t = time.perf_counter()
+        size = original.size if crop is None else (crop.width, crop.height)
+        masks, scores = self._masks_on(logits, runs, size) if runs else ([], [])
+        if crop is not None:
             from geomag.imaging import paste_mask
 
-            masks, scores = self._masks(self._answer_ids(seen, prompt, new), (crop.width, crop.height))
             masks = [paste_mask(original.size, crop, m) for m in masks]
-        timings["decode"] = time.perf_counter() - t
+        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t
         return text, masks, scores
 
     @staticmethod
@@ -621,13 +719,20 @@ class GeoMagModel(nn.Module):
         """What the model sees of an adjusted image: all of it, or with `zoom` (pixel plans) only
         that crop, returned with the crop's box on the original image."""
         if zoom and granularity == "pixel" and zoom in boxes and hasattr(plan, "box_to_adjusted"):
+            if getattr(plan, "only", None) == zoom:  # MagCrop composed only this crop
+                return seen, boxes[zoom]
             return seen.crop(plan.box_to_adjusted(boxes[zoom]).to_tuple()), boxes[zoom]
         return seen, None
 
-    def _referring_score(self, image: Image.Image, prompt: str) -> float:
-        """How confidently the model finds the prompt's target in `image`: the confidence of the mask
-        of the referring answer (teacher-forced), on the image's own grid."""
+    def _referring_check(self, image: Image.Image, prompt: str) -> ReferringCheck:
+        """How confidently the model finds the prompt's target in `image` (the confidence of the mask
+        of the referring answer, teacher-forced, on the image's own grid), from one forward that
+        also tells whether greedy decoding would write that answer."""
         from geomag.data.loaders.common import REFSEG_ANSWER
 
-        batch = self._answer_ids(image, prompt, self._answer_tokens(REFSEG_ANSWER))
-        return max(self._masks(batch, image.size)[1], default=0.0)
+        ids = self._answer_tokens(REFSEG_ANSWER)
+        batch = self._answer_ids(image, prompt, ids)
+        runs = batch["seg_runs"][0]
+        logits, vocab = self._forced(batch, keep=ids.numel() + 1)
+        score = max(self._masks_on(logits, runs, image.size)[1], default=0.0)
+        return ReferringCheck(score, ids, logits, runs, self._writes_greedily(ids, vocab))
