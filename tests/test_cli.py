@@ -31,3 +31,14 @@ def test_help_lists_built_subcommands():
 def test_unknown_command_exits_nonzero():
     res = subprocess.run([sys.executable, "-m", "geomag", "nosuch"], capture_output=True, text=True)
     assert res.returncode != 0 and "invalid choice" in res.stderr
+
+
+def test_building_the_cli_imports_no_heavy_library():
+    """`geomag parse --server` starts a new process per call: its parser must not pull in torch,
+    transformers or rasterio (they load inside the handlers)."""
+    code = (
+        "import sys; from geomag.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'transformers', 'rasterio', 'geomag.result') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

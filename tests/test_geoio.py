@@ -396,7 +396,8 @@ def test_real_rsvqa_and_world_wgs84(real_data):
 def test_cli_helpers(tmp_path):
     import argparse
 
-    from geomag.geoio import add_geo_arguments, save_geo_outputs_from_args, source_from_args
+    from geomag.commands.geo_options import add_geo_arguments
+    from geomag.geoio import save_geo_outputs_from_args, source_from_args
 
     parser = argparse.ArgumentParser()
     add_geo_arguments(parser)

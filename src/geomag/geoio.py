@@ -473,29 +473,8 @@ def save_geo_outputs(
 
 
 # --------------------------------------------------------------------------------------------------
-# CLI helpers: the `parse` and `magcrop` commands add these flags and call these two functions.
+# CLI helpers: `parse` and `magcrop` add the flags (geomag.commands.geo_options) and call these.
 # --------------------------------------------------------------------------------------------------
-
-
-def add_geo_arguments(parser: argparse.ArgumentParser) -> None:
-    """--bands, --nodata, --geojson, --wgs84, --mask-geotiff."""
-    g = parser.add_argument_group("geospatial input/output (GeoTIFF)")
-    g.add_argument("--bands", default=None, help="1-based bands to use as RGB (or one for grey), e.g. 3,2,1")
-    g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's own)")
-    add_geo_output_arguments(g)
-
-
-def add_geo_output_arguments(group: Any, masks: bool = True) -> None:
-    """--geojson, --wgs84 and (for commands that make masks) --mask-geotiff, on a parser or group."""
-    what = "masks.geojson and boxes.geojson" if masks else "boxes.geojson"
-    group.add_argument(
-        "--geojson", action="store_true", help=f"write {what} (map coordinates for GeoTIFF, else pixels)"
-    )
-    group.add_argument("--wgs84", action="store_true", help="GeoJSON in WGS84 longitude/latitude")
-    if masks:
-        group.add_argument(
-            "--mask-geotiff", action="store_true", help="write each mask as a GeoTIFF with the input's CRS"
-        )
 
 
 def source_from_args(args: argparse.Namespace, path: str | Path) -> ImageSource:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from geomag.commands.geo_options import add_geo_arguments
 from geomag.errors import GeoMagError
 from geomag.outputs import check_out_dir, staged_output
 
@@ -67,11 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     add_psc_arguments(p)
-    g = p.add_argument_group("raster input (GeoTIFF)")
-    g.add_argument("--bands", default=None, help="1-based bands to use as RGB (or one for grey), e.g. 3,2,1")
-    g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's own)")
-    g.add_argument("--geojson", action="store_true", help="also write boxes.geojson (map coords for GeoTIFF)")
-    g.add_argument("--wgs84", action="store_true", help="GeoJSON in WGS84 lon/lat (implies --geojson)")
+    add_geo_arguments(p, masks=False)
     p.set_defaults(func=run)
 
 

@@ -25,8 +25,8 @@ GCG_REQUEST = re.compile(r"(describ|description|caption|analy[sz]|explain).*(mas
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from geomag.commands.geo_options import add_geo_arguments
     from geomag.commands.magcrop import add_psc_arguments
-    from geomag.geoio import add_geo_arguments
 
     p = sub.add_parser(
         "parse",
