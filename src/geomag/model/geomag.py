@@ -276,19 +276,21 @@ class GeoMagModel(nn.Module):
         forward on 2 cores, half of nano's generation time. Merging is exact (rows are copied, not
         added). `from_pretrained` merges; `train()` and `load_trainable` unmerge first.
         """
-        from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
-
-        for layer in self.llm.modules():
-            if isinstance(layer, TrainableTokensLayer) and layer.merged != merge:
+        for layer in self._token_layers():
+            if layer.merged != merge:
                 if merge:
                     layer.merge()
                 else:
                     layer.unmerge()
 
     def token_rows_merged(self) -> bool:
+        return any(layer.merged for layer in self._token_layers())
+
+    def _token_layers(self) -> list[nn.Module]:
+        """peft's TrainableTokens layers: on the embedding and on the lm_head (tied or not)."""
         from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
 
-        return any(m.merged for m in self.llm.modules() if isinstance(m, TrainableTokensLayer))
+        return [m for m in self.llm.modules() if isinstance(m, TrainableTokensLayer)]
 
     def load_trainable(self, weights: str | os.PathLike[str]) -> None:
         """Load trainable tensors saved by `save_pretrained`; every trainable tensor must be present."""
