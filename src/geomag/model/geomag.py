@@ -273,8 +273,9 @@ class GeoMagModel(nn.Module):
 
         Why: unmerged, peft's TrainableTokens copies the whole embedding matrix (49k rows for nano)
         to patch three rows in, on every forward and for the embedding and lm_head each: ~25 ms per
-        forward on 2 cores, half of nano's generation time. Merging is exact (rows are copied, not
-        added). `from_pretrained` merges; `train()` and `load_trainable` unmerge first.
+        copy on 2 cores, ~50 ms per forward, half of nano's generation time. Merging is exact (rows
+        are copied, not added). `from_pretrained` merges; `train()` and `load_trainable` unmerge
+        first.
         """
         for layer in self._token_layers():
             if layer.merged != merge:
