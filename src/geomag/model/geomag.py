@@ -445,14 +445,19 @@ class GeoMagModel(nn.Module):
         """The [SEG] hidden states of a one-sample batch (`prepare_batch` or `_answer_ids`), one
         [n, H] tensor per target: one LLM forward under no_grad that computes no vocabulary logits
         beyond the last position (only the hidden states are used)."""
-        hidden = self.llm(
+        hidden = self._inference_pass(batch, keep=1).hidden_states[-1][0]
+        return self._seg_states(hidden, batch["seg_runs"][0])
+
+    def _inference_pass(self, batch: dict[str, Any], keep: int) -> Any:
+        """The LLM over a batch without labels, with hidden states, and vocabulary logits only for
+        the last `keep` positions (over every position the lm_head costs more than the mask head)."""
+        return self.llm(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
             pixel_values=batch["pixel_values"].to(self.llm.dtype),
             output_hidden_states=True,
-            logits_to_keep=1,
-        ).hidden_states[-1][0]
-        return self._seg_states(hidden, batch["seg_runs"][0])
+            logits_to_keep=keep,
+        )
 
     # --- inference --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -531,15 +536,8 @@ class GeoMagModel(nn.Module):
     @torch.no_grad()
     def _forced(self, batch: dict[str, Any], keep: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """One LLM forward of a one-sample `_answer_ids` batch: the fused mask logits per target
-        [T, h, w] and the vocabulary logits of the last `keep` positions [keep, V] (only those: the
-        lm_head over every position costs more than the mask head)."""
-        out = self.llm(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            pixel_values=batch["pixel_values"].to(self.llm.dtype),
-            output_hidden_states=True,
-            logits_to_keep=keep,
-        )
+        [T, h, w] and the vocabulary logits of the last `keep` positions [keep, V]."""
+        out = self._inference_pass(batch, keep)
         if not batch["seg_runs"][0]:
             return out.logits.new_zeros((0, 1, 1)), out.logits[0]
         fused, _ = self._decode(out.hidden_states[-1], batch["seg_runs"], batch["seg_features"])
@@ -707,7 +705,7 @@ class GeoMagModel(nn.Module):
         text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
         t = time.perf_counter()
         size = original.size if crop is None else (crop.width, crop.height)
-        masks, scores = self._masks_on(logits, runs, size) if runs else ([], [])
+        masks, scores = self._masks_on(logits, runs, size)
         if crop is not None:
             from geomag.imaging import paste_mask
 
