@@ -42,3 +42,9 @@ def test_building_the_cli_imports_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_train_nano_refuses_negative_decoder_epochs(tmp_path, capsys):
+    assert main(["train", "nano", "--out", str(tmp_path / "run"), "--decoder-epochs", "-1"]) == 2
+    assert "--decoder-epochs must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -38,10 +38,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from geomag.data.samples import read_jsonl
+    from geomag.errors import GeoMagError
     from geomag.model.backbones import cache_dir
     from geomag.train import nano
     from geomag.train.loop import train
 
+    if args.decoder_epochs < 0:
+        raise GeoMagError("--decoder-epochs must be >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.export:
