@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from geomag.data.loaders import BENCHMARKS
+from geomag.device import DEVICE_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--split", default=None, help="split to evaluate (default: the one the paper reports)"
     )
     parser.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit (default 64)")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     parser.set_defaults(func=run)
 
 
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         split=args.split,
         max_new_tokens=args.max_new_tokens,
+        device=args.device,
     )
     from geomag.eval.tables import markdown_table
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from geomag.commands.geo_options import add_geo_arguments
+from geomag.device import DEVICE_HELP
 from geomag.errors import GeoMagError
 from geomag.outputs import check_out_dir, staged_output
 
@@ -67,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     add_psc_arguments(p)
     add_geo_arguments(p, masks=False)
     p.set_defaults(func=run)
@@ -101,16 +103,16 @@ def psc_config(args: argparse.Namespace, **settings: Any) -> Any:
     return MagCropConfig(pixel_saliency=args.pixel_saliency, candidates=args.candidates, **settings)
 
 
-def load_any_vlm(model: str | Path) -> tuple[Any, Any]:
-    """(VLM, GeoMagModel or None): a GeoMag checkpoint's VLM (its LoRA included) and the model itself,
-    or a plain LLaVA-style folder / hub id's VLM."""
+def load_any_vlm(model: str | Path, device: str = "cpu") -> tuple[Any, Any]:
+    """(VLM, GeoMagModel or None) on `device`: a GeoMag checkpoint's VLM (its LoRA included) and the
+    model itself, or a plain LLaVA-style folder / hub id's VLM."""
     from geomag.model.geomag import GeoMagModel, is_checkpoint
     from geomag.model.vlm import VLM
 
     if is_checkpoint(model):
-        geomag = GeoMagModel.from_pretrained(model)
+        geomag = GeoMagModel.from_pretrained(model, device=device)
         return geomag.vlm, geomag
-    return VLM.from_pretrained(model), None
+    return VLM.from_pretrained(model).to(device), None
 
 
 def _preview_size(size: tuple[int, int], longest: int = PREVIEW_MAX) -> tuple[int, int]:
@@ -120,6 +122,7 @@ def _preview_size(size: tuple[int, int], longest: int = PREVIEW_MAX) -> tuple[in
 
 
 def run(args: argparse.Namespace) -> int:
+    from geomag.device import torch_device
     from geomag.imaging import Box, draw_boxes, overlay_heatmap
 
     t_start = time.perf_counter()
@@ -131,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         raise GeoMagError(f"--min-crop must be at least 1 pixel, got {args.min_crop}")
     if args.working_cap < 100:
         raise GeoMagError(f"--working-cap must be at least 100 pixels, got {args.working_cap}")
+    torch_device(args.device)
     check_out_dir(out, args.overwrite, [image_path], OUTPUT_FILES)
     boxes = [Box.parse(b) for b in (args.box or [])]
     if len(boxes) > 2:
@@ -174,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
                 "GeoMag-nano weights), or give the crop(s) with --box X0,Y0,X1,Y1"
             )
     if model is not None:
-        magcrop.vlm, magcrop.segmenter = load_any_vlm(model)
+        magcrop.vlm, magcrop.segmenter = load_any_vlm(model, args.device)
     if config.pixel_saliency == "mask" and granularity == "pixel" and not boxes and magcrop.segmenter is None:
         raise GeoMagError("--pixel-saliency mask needs a GeoMag checkpoint (--model), not a plain VLM")
     given = dict(zip(("crop1", "crop2"), boxes, strict=False)) or None

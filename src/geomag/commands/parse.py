@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from geomag.device import DEVICE_HELP
 from geomag.errors import GeoMagError
 from geomag.outputs import check_out_dir, staged_output
 
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_psc_arguments(p, saliency=PIXEL_SALIENCY, candidates=CANDIDATES)
     p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--device", help=DEVICE_HELP + "; with --server: the server's device")
     p.add_argument("--out", default="out", help="output folder (default ./out)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     p.add_argument(
@@ -92,18 +94,19 @@ def server_args(args: argparse.Namespace) -> dict[str, Any]:
     return job
 
 
-def serve_job(job: dict[str, Any]) -> str:
+def serve_job(job: dict[str, Any], device: str = "cpu") -> str:
     """`parse_job` for a server request (see `server_args`; the server checked that the client runs
-    the same geomag version, so every option is there)."""
-    return parse_job(argparse.Namespace(**job))
+    the same geomag version, so every option is there). A job that names no device runs on `device`,
+    the server's."""
+    return parse_job(argparse.Namespace(**{**job, "device": job.get("device") or device}))
 
 
 @functools.lru_cache(maxsize=1)
-def load_model(model_dir: Path) -> Any:
-    """The checkpoint in `model_dir`, loaded once per process (a server keeps the last one)."""
+def load_model(model_dir: Path, device: str = "cpu") -> Any:
+    """The checkpoint in `model_dir` on `device`, loaded once per process (a server keeps the last)."""
     from geomag.model.geomag import GeoMagModel
 
-    return GeoMagModel.from_pretrained(model_dir)
+    return GeoMagModel.from_pretrained(model_dir, device=device)
 
 
 def parse_job(args: argparse.Namespace) -> str:
@@ -111,6 +114,7 @@ def parse_job(args: argparse.Namespace) -> str:
     import torch
 
     from geomag.commands.magcrop import psc_config
+    from geomag.device import torch_device
     from geomag.geoio import save_geo_outputs_from_args, source_from_args
     from geomag.imaging import draw_boxes, overlay_masks
 
@@ -119,6 +123,7 @@ def parse_job(args: argparse.Namespace) -> str:
         raise GeoMagError("the prompt is empty")
     image_path, out = Path(args.image), Path(args.out)
     config = psc_config(args)
+    device = str(torch_device(args.device or "cpu"))
     check_out_dir(out, args.overwrite, [image_path], ["result.json", "overlay.png"])
     model_dir = Path(args.model) if args.model else default_model()
     source = source_from_args(args, image_path)
@@ -140,7 +145,7 @@ def parse_job(args: argparse.Namespace) -> str:
     timings["classify"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    model = load_model(model_dir.resolve())
+    model = load_model(model_dir.resolve(), device)
     timings["load"] = time.perf_counter() - t
     magcrop = None
     if not args.no_magcrop and not (granularity == "pixel" and GCG_REQUEST.search(args.prompt)):

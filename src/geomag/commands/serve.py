@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from geomag.device import DEVICE_HELP
 from geomag.server import DEFAULT_PORT, HOST
 
 
@@ -23,11 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0: any free)"
     )
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP + " (jobs that name none run here)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import functools
+
     from geomag.commands.parse import default_model, load_model, serve_job
+    from geomag.device import torch_device
     from geomag.errors import GeoMagError
     from geomag.granularity import load_classifier
     from geomag.server import make_server
@@ -35,17 +40,22 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise GeoMagError(f"--port must be between 0 and 65535, not {args.port}")
     model_dir = (Path(args.model) if args.model else default_model()).resolve()
+    device = str(torch_device(args.device))
     t = time.perf_counter()
     load_classifier()
-    load_model(model_dir)
+    load_model(model_dir, device)
     try:
-        server = make_server({"parse": serve_job}, args.port, info={"model": str(model_dir)})
+        job = functools.partial(serve_job, device=device)
+        server = make_server({"parse": job}, args.port, info={"model": str(model_dir), "device": device})
     except OSError as exc:
         raise GeoMagError(
             f"cannot listen on {HOST}:{args.port} ({exc.strerror}); pick another --port"
         ) from None
     url = f"http://{HOST}:{server.server_address[1]}"
-    print(f"GeoMag server at {url} ({model_dir}, loaded in {time.perf_counter() - t:.1f} s); Ctrl+C stops it")
+    print(
+        f"GeoMag server at {url} ({model_dir} on {device}, loaded in {time.perf_counter() - t:.1f} s); "
+        "Ctrl+C stops it"
+    )
     print(f"  geomag parse IMAGE PROMPT --server {url}", flush=True)
     try:
         server.serve_forever()

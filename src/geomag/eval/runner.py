@@ -103,13 +103,14 @@ def load_predictor(
     max_new_tokens: int = 64,
     magcrop_config: Any = None,
     zoom: str | None = None,
+    device: str = "cpu",
 ) -> Predictor:
     """A Predictor for a model folder or hub id.
 
     A GeoMag checkpoint (geomag.model.geomag.is_checkpoint) loads through GeoMagModel and gives masks;
     any other LLaVA-style folder loads as a plain VLM (geomag.model.vlm.VLM) and answers with text only.
     `magcrop_config` (a `geomag.magcrop.MagCropConfig`) and `zoom` apply with `magcrop`; mask saliency
-    and zoom need a GeoMag checkpoint.
+    and zoom need a GeoMag checkpoint. `device`: where the model runs (cpu, cuda, cuda:N).
     """
     from geomag.hub import resolve_model
     from geomag.model.geomag import GeoMagModel, is_checkpoint
@@ -118,14 +119,14 @@ def load_predictor(
     if is_checkpoint(folder):
         from geomag.magcrop import MagCrop
 
-        model = GeoMagModel.from_pretrained(folder)
+        model = GeoMagModel.from_pretrained(folder, device=device)
         cropper = MagCrop(model.vlm, magcrop_config, segmenter=model) if magcrop else None
         return GeoMagPredictor(model, magcrop=cropper, max_new_tokens=max_new_tokens, zoom=zoom)
     if (magcrop_config is not None and magcrop_config.pixel_saliency == "mask") or zoom:
         raise GeoMagError(f"{id_or_path} is a plain VLM: mask saliency and zoom need a GeoMag checkpoint")
     from geomag.model.vlm import VLM
 
-    vlm = VLM.from_pretrained(folder)
+    vlm = VLM.from_pretrained(folder).to(device)
     return VLMPredictor(
         vlm, magcrop=_magcrop_for_vlm(vlm, magcrop_config) if magcrop else None, max_new_tokens=max_new_tokens
     )
@@ -257,10 +258,15 @@ def run_eval(
     progress: bool = True,
     magcrop_config: Any = None,
     zoom: str | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Predict the samples not yet in OUT/predictions.jsonl, then write results.json and results.md."""
+    """Predict the samples not yet in OUT/predictions.jsonl, then write results.json and results.md.
+    `device` only says where the model runs: predictions resume across devices."""
     from tqdm import tqdm
 
+    from geomag.device import torch_device
+
+    torch_device(device)  # a wrong device fails before the data is read
     bench = get_benchmark(benchmark)
     split = split or bench.split
     if limit is not None and limit < 1:
@@ -298,7 +304,12 @@ def run_eval(
     todo = [s for s in samples if s.meta["id"] not in records]
     if todo:
         predictor = load_predictor(
-            model, magcrop=magcrop, max_new_tokens=max_new_tokens, magcrop_config=magcrop_config, zoom=zoom
+            model,
+            magcrop=magcrop,
+            max_new_tokens=max_new_tokens,
+            magcrop_config=magcrop_config,
+            zoom=zoom,
+            device=device,
         )
         with pred_path.open("a") as f:
             for s in tqdm(todo, desc=f"eval {benchmark}", unit="sample", disable=not progress):

@@ -235,10 +235,17 @@ class GeoMagModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike[str], vlm: str | None = None, seg_model: str | None = None
+        cls,
+        path: str | os.PathLike[str],
+        vlm: str | None = None,
+        seg_model: str | None = None,
+        device: str | torch.device = "cpu",
     ) -> GeoMagModel:
         """Rebuild a saved model: base models from the ids/folders in geomag_model.json (or `vlm` /
-        `seg_model` given here, e.g. after moving them), then the trainable tensors."""
+        `seg_model` given here, e.g. after moving them), then the trainable tensors, on `device`."""
+        from geomag.device import torch_device
+
+        target = torch_device(device)  # checked before minutes of loading
         folder = Path(path)
         meta_path = folder / CONFIG_FILE
         if not meta_path.is_file():
@@ -258,6 +265,7 @@ class GeoMagModel(nn.Module):
                 "the VLM is not the one this checkpoint was trained on"
             )
         model.load_trainable(folder / WEIGHTS_FILE)
+        model.to(target)
         model.eval().merge_token_rows()
         return model
 

@@ -70,6 +70,13 @@ class VLM:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def to(self, device: str | torch.device) -> VLM:
+        """Move the model to `device` (checked: geomag.device.torch_device); returns self."""
+        from geomag.device import torch_device
+
+        self.model.to(torch_device(device))
+        return self
+
     # --- inputs ----------------------------------------------------------------------------------
     def format_prompt(self, prompt: str) -> str:
         """The text fed to the model for one user turn with one image, ending where the answer starts."""

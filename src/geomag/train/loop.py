@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from geomag.data.samples import Sample
+from geomag.device import torch_device
 from geomag.errors import GeoMagError
 from geomag.train.config import TrainConfig
 
@@ -196,7 +197,7 @@ def _train(
     ckpt = out / CHECKPOINT_DIR
 
     seed_everything(cfg.seed)
-    device = torch.device(cfg.device)
+    device = torch_device(cfg.device)
     model.to(device)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     names = [n for n, _ in named]
