@@ -62,3 +62,17 @@ def test_a_served_job_runs_on_the_servers_device_unless_it_names_one(monkeypatch
     parse.serve_job({"prompt": "p", "device": None}, device="cuda")
     parse.serve_job({"prompt": "p", "device": "cpu"}, device="cuda")
     assert seen == ["cuda", "cpu"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
+def test_training_on_a_missing_gpu_is_one_clear_error(tiny_checkpoint, tmp_path):
+    from geomag.data.samples import Sample
+    from geomag.model.geomag import GeoMagModel
+    from geomag.train.config import TrainConfig
+    from geomag.train.loop import train
+
+    model = GeoMagModel.from_pretrained(tiny_checkpoint)
+    sample = Sample("unused.png", "p", "a", "vqa")
+    with pytest.raises(GeoMagError, match="sees no CUDA GPU"):
+        train(model, [sample], TrainConfig(max_steps=1, device="cuda"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
