@@ -13,8 +13,10 @@ referring target per sample, sequences padded to about --tokens). Needs a CUDA G
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -22,6 +24,18 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "tennis_courts_P0224.png"
 COURT = [[[60, 560], [230, 560], [230, 760], [60, 760]]]
+
+
+@contextlib.contextmanager
+def bf16_on_gpu() -> Iterator[None]:
+    """Build modules directly on the GPU in bfloat16 (a 7B model never exists in float32)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device("cuda"):
+            yield
+    finally:
+        torch.set_default_dtype(old)
 
 
 def build_llava_7b(folder: Path):
@@ -37,10 +51,8 @@ def build_llava_7b(folder: Path):
     config.text_config.vocab_size = 32064  # llava-hf/llava-1.5-7b-hf
     config.text_config.pad_token_id = tokenizer.pad_token_id
     config._attn_implementation = "eager"
-    with torch.device("cuda"):
-        torch.set_default_dtype(torch.bfloat16)
+    with bf16_on_gpu():
         model = LlavaForConditionalGeneration(config).eval()
-        torch.set_default_dtype(torch.float32)
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessorPil(
             size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}
@@ -71,10 +83,8 @@ def build_sam2_large():
         window_positional_embedding_background_size=[7, 7],
     )
     vision = Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=[1152, 576, 288, 144])
-    with torch.device("cuda"):
-        torch.set_default_dtype(torch.bfloat16)
+    with bf16_on_gpu():
         sam = Sam2Model(Sam2Config(vision_config=vision)).eval()
-        torch.set_default_dtype(torch.float32)
     return Sam2SegEncoder(sam, model_id="facebook/sam2-hiera-large (random weights)")
 
 
