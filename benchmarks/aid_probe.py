@@ -10,11 +10,15 @@ forward pass with the AID prompt: its image tokens after the projector (pooled),
 layer's hidden state where the answer starts (what the first answer token is read from). Where the
 probe's accuracy drops on the way tells where nano loses the class.
 
+`--at ranked` asks whether free generation is what loses it: nano's answer is instead the class
+whose name (with the end of the answer) is most likely, all 30 ranked from one forward over the
+prompt, on the held-out images and on 300 of the training images.
+
 Split: `geomag.train.nano_data.aid_split` (per class the first 80 % train, the rest held out), the
 data nano trained and was evaluated on. Softmax regression on standardised features, L-BFGS, L2
 weight --wd (fixed in advance; 1e-4 and 1e-2 gave 88.4 and 88.2 % on the tower).
 
-    python benchmarks/aid_probe.py [--wd 1e-3] [--size 256] [--at tower|vlm]
+    python benchmarks/aid_probe.py [--wd 1e-3] [--size 256] [--at tower|vlm|ranked]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,12 +42,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wd", type=float, default=1e-3, help="L2 weight of the probe")
     ap.add_argument("--size", type=int, default=256, help="input side (nano's tower: 256)")
-    ap.add_argument("--at", choices=["tower", "vlm"], default="tower", help="where to read the features")
+    ap.add_argument(
+        "--at", choices=["tower", "vlm", "ranked"], default="tower", help="where to read the features"
+    )
     args = ap.parse_args()
     root = REAL / "aid-150"
     if not root.is_dir():
         raise SystemExit(f"missing {root} (it ships in ../shared/data/real)")
     train, held = aid_split(root)
+    if args.at == "ranked":
+        vlm = shipped_vlm()
+        for name, part in (("held-out", held), ("training", train[:: len(train) // 300][:300])):
+            print(f"{name}: {len(part)} images, {100 * ranked_accuracy(vlm, part):.1f} % right")
+        return
     classes = sorted({s.answer for s in train})
     read = tower_features(args.size) if args.at == "tower" else vlm_features()
 
@@ -76,13 +88,7 @@ def tower_features(size: int) -> Callable[[list], dict[str, torch.Tensor]]:
 
 
 def vlm_features() -> Callable[[list], dict[str, torch.Tensor]]:
-    from geomag.model.geomag import GeoMagModel
-    from geomag.train.nano import shipped_checkpoint
-
-    if shipped_checkpoint() is None:
-        raise SystemExit("this build ships no nano checkpoint")
-    model = GeoMagModel.from_pretrained(shipped_checkpoint())
-    vlm = model.vlm
+    vlm = shipped_vlm()
 
     def read(samples: list) -> dict[str, torch.Tensor]:
         tokens, answer = [], []
@@ -99,6 +105,43 @@ def vlm_features() -> Callable[[list], dict[str, torch.Tensor]]:
         }
 
     return read
+
+
+def shipped_vlm() -> Any:
+    from geomag.model.geomag import GeoMagModel
+    from geomag.train.nano import shipped_checkpoint
+
+    if shipped_checkpoint() is None:
+        raise SystemExit("this build ships no nano checkpoint")
+    return GeoMagModel.from_pretrained(shipped_checkpoint()).vlm
+
+
+def ranked_accuracy(vlm: Any, samples: list) -> float:
+    """Accuracy of nano when its answer is the most likely of the prompt's classes:
+    log p(" " + name + end of answer | image, prompt), summed over the name's tokens. One forward
+    over the prompt; its cache is repeated for all names, scored in one batch."""
+    classes = samples[0].meta["classes"]
+    names = [
+        vlm.tokenizer(f" {c}{vlm.tokenizer.eos_token}", add_special_tokens=False).input_ids for c in classes
+    ]
+    ids = torch.zeros(len(names), max(map(len, names)), dtype=torch.long)
+    valid = torch.zeros(ids.shape, dtype=torch.bool)
+    for i, n in enumerate(names):
+        ids[i, : len(n)], valid[i, : len(n)] = torch.tensor(n), True
+    hits = 0
+    with torch.no_grad():
+        for s in tqdm(samples, desc="ranked", unit="image"):
+            inputs = vlm.prepare(s.load_image(), s.prompt)
+            out = vlm.model(**inputs, use_cache=True, logits_to_keep=1)
+            out.cache.batch_repeat_interleave(len(names))
+            mask = torch.ones(len(names), inputs["input_ids"].shape[1] + ids.shape[1], dtype=torch.long)
+            rest = vlm.model(input_ids=ids, attention_mask=mask, cache=out.cache).logits.log_softmax(-1)
+            lp = torch.cat(
+                [out.logits[:, -1].log_softmax(-1).expand(len(names), -1)[:, None], rest[:, :-1]], 1
+            )
+            total = (lp.gather(-1, ids[..., None])[..., 0] * valid).sum(1)
+            hits += classes[int(total.argmax())] == s.answer
+    return hits / len(samples)
 
 
 def classify(
