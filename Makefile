@@ -25,6 +25,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff format src tests benchmarks

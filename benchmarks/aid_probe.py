@@ -109,7 +109,7 @@ def vlm_features() -> Callable[[list], dict[str, torch.Tensor]]:
 
 def shipped_vlm() -> Any:
     from geomag.model.geomag import GeoMagModel
-    from geomag.train.nano import shipped_checkpoint
+    from geomag.model.registry import shipped_checkpoint
 
     if shipped_checkpoint() is None:
         raise SystemExit("this build ships no nano checkpoint")

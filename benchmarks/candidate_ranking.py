@@ -27,24 +27,24 @@ from tqdm import tqdm
 
 
 def main() -> None:
-    from geomag.data.loaders.common import REFSEG_ANSWER, REFSEG_PROMPT
+    from geomag.data.loaders.common import REFSEG_PROMPT
     from geomag.data.scenes import small_target_split
     from geomag.imaging import paste_mask
     from geomag.magcrop import MagCrop, MagCropConfig
-    from geomag.model.geomag import GeoMagModel
-    from geomag.train.nano import shipped_checkpoint
+    from geomag.model.answers import REFSEG_ANSWER
+    from geomag.model.registry import create_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="GeoMag checkpoint (default: the shipped nano)")
+    ap.add_argument("--model", default="nano", help="GeoMag checkpoint (default: the shipped nano)")
     ap.add_argument("--n", type=int, default=40, help="number of 4K scenes")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--candidates", type=int, default=4)
     args = ap.parse_args()
-    model = GeoMagModel.from_pretrained(args.model or shipped_checkpoint())
+    model = create_model(args.model)
     magcrop = MagCrop(
         model.vlm, MagCropConfig(pixel_saliency="mask", candidates=args.candidates), segmenter=model
     )
-    answer = model._answer_tokens(REFSEG_ANSWER)
+    answer = model.answer_tokens(REFSEG_ANSWER)
     seg_at = answer.tolist().index(model.seg_token_id)
     print(f"GeoScenes-4K small-target split: n={args.n}, seed={args.seed}; {args.candidates} candidates")
     scenes = []  # per scene: (truth area, [per candidate: features and overlap])
@@ -62,9 +62,9 @@ def main() -> None:
                 cols = slice(
                     int(crop2.x0 // cell_w), max(int(crop2.x0 // cell_w) + 1, math.ceil(crop2.x1 / cell_w))
                 )
-                batch = model._answer_ids(view, prompt, answer)
-                logits, vocab = model._forced(batch, keep=answer.numel() + 1)
-                masks, scores = model._masks_on(logits, batch["seg_runs"][0], (crop2.width, crop2.height))
+                batch = model.answer_batch(view, prompt, answer)
+                logits, vocab = model.forced(batch, keep=answer.numel() + 1)
+                masks, scores = model.masks_on(logits, batch["seg_runs"][0], (crop2.width, crop2.height))
                 mask = paste_mask(scene.image.size, crop2, masks[0]) if masks else np.zeros_like(truth)
                 found.append(
                     {

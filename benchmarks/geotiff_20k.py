@@ -167,7 +167,7 @@ def main() -> int:
     ap.add_argument("--no-model", action="store_true", help="MagCrop with given boxes: TMRA only, no VLM")
     args = ap.parse_args()
 
-    from geomag.geoio import RasterSource
+    from geomag.sources import RasterSource
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="geomag-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

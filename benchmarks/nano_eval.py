@@ -51,11 +51,10 @@ def heldout_scenes(work: Path, n: int, size: int) -> Path:
 
 def main() -> None:
     from geomag.eval.runner import run_eval
-    from geomag.magcrop import MagCropConfig
-    from geomag.train.nano import shipped_checkpoint
+    from geomag.options import ParseOptions
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="GeoMag checkpoint (default: the shipped nano)")
+    ap.add_argument("--model", default="nano", help="GeoMag checkpoint (default: the shipped nano)")
     ap.add_argument("--real", default=str(REPO / ".." / "shared" / "data" / "real"))
     ap.add_argument("--work", default=str(REPO / "runs" / "nano-eval"))
     ap.add_argument("--limit", type=int, default=300, help="samples per benchmark (class-balanced for AID)")
@@ -64,27 +63,23 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=2, help="crops tried by the mask-saliency row")
     ap.add_argument("--only", nargs="*", help="run only these rows")
     args = ap.parse_args()
-    model = args.model or shipped_checkpoint()
-    if model is None:
-        raise SystemExit("no shipped nano checkpoint; pass --model")
+    model = args.model
     real, work = Path(args.real), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     scenes = heldout_scenes(work, args.scenes, args.size)
     refseg = ("refsegrs", scenes / "refseg" / "refsegrs")
-    by_mask = {
-        "magcrop": True,
-        "magcrop_config": MagCropConfig(pixel_saliency="mask", candidates=args.candidates),
-        "zoom": "crop2",
-    }
+    off = ParseOptions(magcrop=False, max_new_tokens=48)
+    attention = off.with_(magcrop=True, pixel_saliency="attention", zoom="none")
+    by_mask = off.with_(magcrop=True, pixel_saliency="mask", candidates=args.candidates, zoom="crop2")
     rows = {
-        "AID (held-out 20%)": ("aid", heldout_aid(real, work), {}),
-        "RSVQA-LR test": ("rsvqa-lr", real / "rsvqa-lr" / "configilm_subset", {}),
-        "RSVQA-HR test1": ("rsvqa-hr-test1", real / "rsvqa-hr" / "configilm_subset", {}),
-        "GeoScenes VQA": ("rsvqa-lr", scenes / "vqa", {}),
-        "GeoScenes ROC": ("dior-rsvg", scenes / "roc", {}),
-        "GeoScenes captions": ("ucm-captions", scenes / "caption", {}),
-        "GeoScenes refseg": (*refseg, {}),
-        "GeoScenes refseg + MagCrop": (*refseg, {"magcrop": True}),
+        "AID (held-out 20%)": ("aid", heldout_aid(real, work), off),
+        "RSVQA-LR test": ("rsvqa-lr", real / "rsvqa-lr" / "configilm_subset", off),
+        "RSVQA-HR test1": ("rsvqa-hr-test1", real / "rsvqa-hr" / "configilm_subset", off),
+        "GeoScenes VQA": ("rsvqa-lr", scenes / "vqa", off),
+        "GeoScenes ROC": ("dior-rsvg", scenes / "roc", off),
+        "GeoScenes captions": ("ucm-captions", scenes / "caption", off),
+        "GeoScenes refseg": (*refseg, off),
+        "GeoScenes refseg + MagCrop": (*refseg, attention),
         "GeoScenes refseg + MagCrop mask saliency": (*refseg, by_mask),
     }
     table = []
@@ -92,7 +87,7 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         out = work / name.lower().replace(" ", "-").replace("%", "").replace("(", "").replace(")", "")
-        res = run_eval(bench, data, model, out, limit=args.limit, max_new_tokens=48, **options)
+        res = run_eval(bench, data, model, out, options=options, limit=args.limit)
         table.append((name, res))
     print(f"\nGeoMag-nano held-out results (model: {model})\n")
     print("| data | n | metrics |\n|---|---|---|")

@@ -3,7 +3,7 @@
 The paper setup's weights (LLaVA-1.5-7B, SAM2 Hiera-L) cannot be downloaded here, but memory and
 time depend only on shapes and dtypes. This builds both at their real sizes on the GPU with random
 weights (LLaVA-1.5-7B: CLIP ViT-L/14 at 336 px + Llama-2-7B, bf16, eager attention as
-`geomag.hub.load_vlm` loads it; SAM2 Hiera-L at 1024 px, bf16), wraps them in `GeoMagModel` with the
+`geomag.model.vlm.load_vlm` loads it; SAM2 Hiera-L at 1024 px, bf16), wraps them in `GeoMagModel` with the
 preset's LoRA settings and runs `geomag.train.loop.train` on the real GeoPixelD example image (one
 referring target per sample, sequences padded to about --tokens). Needs a CUDA GPU with ~40 GB.
 
@@ -110,8 +110,8 @@ def main() -> None:
 
     from geomag.data.samples import Sample
     from geomag.model.geomag import GeoMagModel
-    from geomag.model.presets import ModelConfig, load_config
-    from geomag.train.config import TrainConfig
+    from geomag.model.presets import ModelConfig
+    from geomag.train.config import TrainConfig, load_config
     from geomag.train.loop import train
 
     preset = load_config("paper")

@@ -31,12 +31,11 @@ def main() -> None:
     from geomag.data.scenes import small_target_split
     from geomag.eval.metrics import refseg_metrics
     from geomag.imaging import Box, paste_mask, tile_boxes
-    from geomag.magcrop import MagCrop, MagCropConfig
-    from geomag.model.geomag import GeoMagModel
-    from geomag.train.nano import shipped_checkpoint
+    from geomag.model.registry import create_model
+    from geomag.predictor import GeoMagPredictor
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="GeoMag checkpoint (default: the shipped nano)")
+    ap.add_argument("--model", default="nano", help="GeoMag checkpoint (default: the shipped nano)")
     ap.add_argument("--n", type=int, default=20, help="number of 4K scenes")
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--tile", type=int, default=None, help="tile side (default: the VLM input size)")
@@ -48,14 +47,10 @@ def main() -> None:
         "--methods", nargs="*", default=["none", "magcrop", "zoom1", "zoom2", "mask", "tiling", "oracle"]
     )
     args = ap.parse_args()
-    model_dir = args.model or shipped_checkpoint()
-    if model_dir is None:
-        raise SystemExit("no shipped nano checkpoint; pass --model")
-    model = GeoMagModel.from_pretrained(model_dir)
-    magcrop = MagCrop(model.vlm, MagCropConfig(answer_tokens=args.answer_tokens, layer=args.layer))
-    by_mask = MagCrop(
-        model.vlm, MagCropConfig(pixel_saliency="mask", candidates=args.candidates), segmenter=model
-    )
+    model_dir = args.model
+    model = create_model(model_dir)
+    predictor = GeoMagPredictor(model)
+    psc = {"pixel_saliency": "attention", "answer_tokens": args.answer_tokens, "layer": args.layer}
     tile = args.tile or max(model.vlm.input_size)
     print(
         f"model {model_dir}; GeoScenes-4K small-target split: n={args.n}, seed={args.seed}, tile={tile}; "
@@ -64,8 +59,8 @@ def main() -> None:
     split = small_target_split(args.n, seed=args.seed)
 
     def best(image, prompt, box=None):
-        view = image if box is None else image.crop(box)
-        r = model.parse(view, prompt, max_new_tokens=16)
+        predictor.set_image(image if box is None else image.crop(box))
+        r = predictor.predict(prompt, granularity="pixel", magcrop=False, max_new_tokens=16)
         if not r.masks:
             return None, 0.0
         i = int(np.argmax(r.scores))
@@ -84,18 +79,19 @@ def main() -> None:
             if method == "none":
                 pred, _ = best(image, prompt)
             elif method in ("magcrop", "zoom1", "zoom2"):
-                r = model.parse(
-                    image,
-                    prompt,
-                    magcrop=magcrop,
-                    granularity="pixel",
-                    max_new_tokens=16,
-                    zoom={"zoom1": "crop1", "zoom2": "crop2"}.get(method),
-                )
+                predictor.set_image(image)
+                zoom = {"zoom1": "crop1", "zoom2": "crop2"}.get(method, "none")
+                r = predictor.predict(prompt, granularity="pixel", max_new_tokens=16, zoom=zoom, **psc)
                 pred = r.masks[int(np.argmax(r.scores))] if r.masks else None
             elif method == "mask":
-                r = model.parse(
-                    image, prompt, magcrop=by_mask, granularity="pixel", max_new_tokens=16, zoom="crop2"
+                predictor.set_image(image)
+                r = predictor.predict(
+                    prompt,
+                    granularity="pixel",
+                    max_new_tokens=16,
+                    pixel_saliency="mask",
+                    candidates=args.candidates,
+                    zoom="crop2",
                 )
                 pred = r.masks[int(np.argmax(r.scores))] if r.masks else None
             elif method == "tiling":

@@ -33,7 +33,7 @@ GEOPIXELD = (
 
 
 def _model_config(name: str, llava: str, sam2: str) -> dict:
-    from geomag.model.presets import load_config
+    from geomag.train.config import load_config
 
     return load_config(name, vlm=llava, seg_model=sam2 if name == "tiny-sam2" else None)
 
@@ -48,6 +48,7 @@ def _run(
 
     from geomag.data.samples import load_geopixeld
     from geomag.model.geomag import GeoMagModel
+    from geomag.train.collate import prepare_batch
     from geomag.train.config import TrainConfig
     from geomag.train.loop import train
 
@@ -55,7 +56,7 @@ def _run(
     config = _model_config(name, llava, sam2)
     model = GeoMagModel.from_config(config["model"])
     samples = load_geopixeld(GEOPIXELD)
-    n_tokens = model.prepare_batch(samples)["input_ids"].shape[1]
+    n_tokens = prepare_batch(model, samples)["input_ids"].shape[1]
     base = {**config["train"], "batch_size": 1, "grad_accum": 1, "decay": False, "cache_inputs": cache}
     with tempfile.TemporaryDirectory() as tmp:
         train(model, samples, TrainConfig(**{**base, "max_steps": warmup}), Path(tmp) / "w", progress=False)

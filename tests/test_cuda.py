@@ -19,8 +19,10 @@ from geomag.cli import main
 from geomag.data.samples import Sample
 from geomag.model.geomag import GeoMagModel
 from geomag.model.presets import ModelConfig
+from geomag.train.collate import prepare_batch
 from geomag.train.config import TrainConfig
 from geomag.train.loop import train
+from geomag.train.losses import training_loss
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -61,12 +63,14 @@ def test_forward_on_cuda_matches_cpu(checkpoint):
     gpu = GeoMagModel.from_pretrained(checkpoint, device="cuda")
     assert {p.device.type for p in gpu.parameters()} == {"cuda"}
     with torch.no_grad():
-        a = cpu(cpu.prepare_batch([_sample()]))
-        b = gpu(gpu.prepare_batch([_sample()]))
-    assert b.loss.device.type == "cuda"
+        batch_a, batch_b = prepare_batch(cpu, [_sample()]), prepare_batch(gpu, [_sample()])
+        a, b = cpu(batch_a), gpu(batch_b)
+        loss_a = training_loss(a, batch_a, cpu.config).loss
+        loss_b = training_loss(b, batch_b, gpu.config).loss
+    assert loss_b.device.type == "cuda"
     torch.testing.assert_close(b.logits.cpu(), a.logits, rtol=1e-3, atol=1e-3)
     torch.testing.assert_close(b.mask_logits[0].cpu(), a.mask_logits[0], rtol=1e-3, atol=1e-3)
-    torch.testing.assert_close(b.loss.cpu(), a.loss, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(loss_b.cpu(), loss_a, rtol=1e-3, atol=1e-4)
     image = Image.open(EXAMPLE)
     masks_a = cpu.predict_masks(image, "Segment the tennis court.", "Sure, it is [SEG].")
     masks_b = gpu.predict_masks(image, "Segment the tennis court.", "Sure, it is [SEG].")

@@ -55,12 +55,14 @@ def test_from_pretrained_places_the_model(tiny_checkpoint):
 
 
 def test_a_served_job_runs_on_the_servers_device_unless_it_names_one(monkeypatch):
-    from geomag.commands import parse
+    from geomag import server
 
     seen = []
-    monkeypatch.setattr(parse, "parse_job", lambda args: seen.append(args.device) or "")
-    parse.serve_job({"prompt": "p", "device": None}, device="cuda")
-    parse.serve_job({"prompt": "p", "device": "cpu"}, device="cuda")
+    monkeypatch.setattr(server, "parse_to_folder", lambda *a, options, **k: seen.append(options.device))
+    monkeypatch.setattr(server, "summary_line", lambda result, out: "")
+    job = {"image": "x.png", "prompt": "p", "out": "o"}
+    server.run_parse_job({**job, "options": {"device": None}}, device="cuda")
+    server.run_parse_job({**job, "options": {"device": "cpu"}}, device="cuda")
     assert seen == ["cuda", "cpu"]
 
 

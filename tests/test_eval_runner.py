@@ -15,6 +15,7 @@ import pytest
 from geomag.cli import main
 from geomag.errors import GeoMagError
 from geomag.eval.runner import read_predictions, run_eval
+from geomag.options import ParseOptions
 
 
 def lines(path: Path) -> list[str]:
@@ -72,7 +73,7 @@ def test_eval_generated_refseg_split(geoscenes, tiny_llava, tmp_path):
         tiny_llava,
         tmp_path / "o",
         limit=3,
-        max_new_tokens=4,
+        options=ParseOptions(magcrop=False, max_new_tokens=4),
         progress=False,
     )
     m = res["metrics"]
@@ -84,7 +85,13 @@ def test_eval_generated_refseg_split(geoscenes, tiny_llava, tmp_path):
 
 def test_eval_generated_roc_split(geoscenes, tiny_llava, tmp_path):
     res = run_eval(
-        "dior-rsvg", geoscenes / "roc", tiny_llava, tmp_path / "o", limit=2, max_new_tokens=4, progress=False
+        "dior-rsvg",
+        geoscenes / "roc",
+        tiny_llava,
+        tmp_path / "o",
+        limit=2,
+        options=ParseOptions(magcrop=False, max_new_tokens=4),
+        progress=False,
     )
     assert (
         res["metrics"]["n"] == 2 and -1.0 <= res["metrics"]["SS"] <= 1.0 and 0 <= res["metrics"]["SIoU"] <= 1
@@ -137,22 +144,13 @@ def test_truncated_last_prediction_is_dropped(tmp_path):
 
 def test_magcrop_on_gives_psc_boxes(real_data, tiny_llava, tmp_path):
     data = real_data / "rsvqa-lr" / "configilm_subset"
-    res = run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", magcrop=True, limit=1, max_new_tokens=2)
+    on = ParseOptions(max_new_tokens=2)
+    res = run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", options=on, limit=1)
     rec = json.loads(lines(tmp_path / "mc" / "predictions.jsonl")[0])
     assert res["magcrop"] is True and "crop1" in rec["boxes"]  # a region question: one PSC crop
     # the same folder with other MagCrop settings is another run: refused, not resumed
-    from geomag.magcrop import MagCropConfig
-
     with pytest.raises(GeoMagError, match="magcrop_layer: -1 there, 8 now"):
-        run_eval(
-            "rsvqa-lr",
-            data,
-            tiny_llava,
-            tmp_path / "mc",
-            magcrop=True,
-            magcrop_config=MagCropConfig(layer=8),
-            limit=2,
-        )
+        run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", options=on.with_(layer=8), limit=2)
     with pytest.raises(GeoMagError, match="magcrop: True there, False now"):  # keys only the old run has
-        run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", magcrop=False, limit=2)
+        run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", options=on.with_(magcrop=False), limit=2)
     assert len(lines(tmp_path / "mc" / "predictions.jsonl")) == 1

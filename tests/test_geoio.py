@@ -18,17 +18,15 @@ from rasterio.enums import Resampling
 
 from geomag.errors import GeoMagError
 from geomag.geoio import (
-    RasterSource,
     boxes_to_geojson,
     masks_to_geojson,
-    open_source,
-    parse_bands,
     save_geo_outputs,
     source_boxes_geojson,
     write_mask_geotiff,
 )
-from geomag.imaging import Box, PilSource, load_image
+from geomag.imaging import Box, PilSource
 from geomag.result import Result
+from geomag.sources import PilFileSource, RasterSource, load_image, open_source, parse_bands
 
 UTM18 = CRS.from_epsg(32618)
 T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4400000.0)  # 10 m pixels, top-left corner at (500000, 4400000)
@@ -185,7 +183,7 @@ def test_open_source_picks_the_reader(tmp_path):
     png = tmp_path / "a.png"
     Image.fromarray(rand((30, 40, 3))).save(png)
     assert isinstance(open_source(tif), RasterSource)
-    assert isinstance(open_source(png), PilSource)
+    assert isinstance(open_source(png), PilFileSource)
     with pytest.raises(GeoMagError, match="--bands"):
         open_source(png, bands="3,2,1")
     np.testing.assert_array_equal(np.asarray(open_source(tif).read()), np.asarray(load_image(tif)))
@@ -390,31 +388,39 @@ def test_real_rsvqa_and_world_wgs84(real_data):
         assert all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in ring)
 
 
-# ---------------------------------------------------------------- CLI helpers
+# ---------------------------------------------------------------- the API's geo outputs
 
 
-def test_cli_helpers(tmp_path):
-    import argparse
+def test_open_image_and_save_write_the_geo_outputs_asked_for(tmp_path):
+    from geomag.api import OutputOptions, open_image, save
 
-    from geomag.commands.geo_options import add_geo_arguments
-    from geomag.geoio import save_geo_outputs_from_args, source_from_args
-
-    parser = argparse.ArgumentParser()
-    add_geo_arguments(parser)
     five = make_tif(tmp_path / "five.tif", rand((5, 40, 50)))
-    args = parser.parse_args(["--bands", "3,2,1", "--geojson", "--mask-geotiff"])
-    src = source_from_args(args, five)
+    asked = OutputOptions(geojson=True, mask_geotiff=True)
+    src = open_image(five, bands="3,2,1", outputs=asked)
     assert isinstance(src, RasterSource) and src.bands == (3, 2, 1)
-    files = save_geo_outputs_from_args(args, make_result(two_blobs()), src, tmp_path / "out")
-    assert sorted(files) == ["boxes.geojson", "mask_00.tif", "masks.geojson"]
-    assert (
-        save_geo_outputs_from_args(parser.parse_args([]), make_result(two_blobs()), src, tmp_path / "o") == {}
-    )
+    result = make_result(two_blobs())
+    result.source = src
+    save(result, tmp_path / "out", asked)
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [
+        "boxes.geojson",
+        "mask_00.png",
+        "mask_00.tif",
+        "masks.geojson",
+        "overlay.png",
+        "result.json",
+    ]
+    save(result, tmp_path / "plain")
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == [
+        "mask_00.png",
+        "overlay.png",
+        "result.json",
+    ]
     with pytest.raises(GeoMagError, match="--bands"):
-        source_from_args(parser.parse_args([]), five)
+        open_image(five)
     plain = make_tif(tmp_path / "plain.tif", rand((3, 40, 50)), crs=None, transform=None)
     with pytest.raises(GeoMagError, match="--wgs84 needs a georeferenced"):
-        source_from_args(parser.parse_args(["--wgs84"]), plain)  # before any model runs
+        open_image(plain, outputs=OutputOptions(wgs84=True))  # before any model runs
 
 
 # ---------------------------------------------------------------- geomag magcrop flags (real GeoTIFF)

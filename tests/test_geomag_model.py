@@ -1,5 +1,5 @@
 """GeoMagModel on tiny reloaded models: tokens, forward on the REAL GeoPixelD sample with both
-encoders, what trains, save -> load, parse on the original grid, presets."""
+encoders, what trains, save -> load, masks on the original grid through the predictor, presets."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from PIL import Image
 from geomag.data.samples import load_geopixeld
 from geomag.errors import GeoMagError
 from geomag.model.geomag import CONFIG_FILE, WEIGHTS_FILE, GeoMagModel, seg_runs
-from geomag.model.presets import PRESETS, ModelConfig, load_config
+from geomag.model.presets import ModelConfig
+from geomag.predictor import GeoMagPredictor
+from geomag.train.collate import prepare_batch
+from geomag.train.config import PRESETS, load_config
+from geomag.train.losses import training_loss
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -47,13 +51,14 @@ def test_seg_tokens_are_single_special_ids(model):
 
 
 def test_forward_on_real_geopixeld_sample(model, geopixeld):
-    batch = model.prepare_batch([geopixeld])
+    batch = prepare_batch(model, [geopixeld])
     assert [len(r) for r in batch["seg_runs"][0]] == [1, 1, 1, 1]  # four [SEG], four targets
-    out = model(batch)
+    output = model(batch)
+    out = training_loss(output, batch, model.config)
     assert out.text_loss is not None and out.mask_loss is not None
     assert torch.isfinite(out.text_loss) and out.text_loss > 0
     assert torch.isfinite(out.mask_loss) and out.mask_loss > 0
-    assert out.mask_logits[0].shape[0] == 4
+    assert output.mask_logits[0].shape[0] == 4
     expected = model.config.ce_weight * out.text_loss + out.mask_loss
     assert torch.allclose(out.loss, expected)
     ids = batch["input_ids"][0]
@@ -102,7 +107,7 @@ def test_save_load_identical_and_only_trainable(model, geopixeld, tmp_path, tiny
                 p.add_(0.01 * torch.randn_like(p))
     model.save_pretrained(out)
     loaded = GeoMagModel.from_pretrained(out)
-    batch = model.prepare_batch([geopixeld])
+    batch = prepare_batch(model, [geopixeld])
     with torch.no_grad():
         a, b = model(batch), loaded(batch)
     assert torch.equal(a.logits, b.logits)
@@ -135,25 +140,25 @@ def test_parse_masks_on_original_grid_and_no_seg(model, real_data):
     assert len(masks) == 3 and all(m.shape == (500, 800) and m.dtype == bool for m in masks)
     assert np.array_equal(masks[1], masks[2])  # one target, its mask repeated per [SEG]
     assert model.predict_masks(image, "Describe the image.", "An airport with no mask.") == []
-    result = model.parse(image, "Segment the tennis courts.", max_new_tokens=6)
+    predictor = GeoMagPredictor(model)
+    predictor.set_image(image)
+    result = predictor.predict(
+        "Segment the tennis courts.", granularity="pixel", magcrop=False, max_new_tokens=6
+    )
     assert result.image_size == (800, 500)
     assert len(result.masks) == result.text.count("[SEG]")  # whatever it wrote: one mask per [SEG]
     assert all(m.shape == (500, 800) for m in result.masks)
 
 
-def test_parse_with_magcrop_plan_maps_to_original(model, real_data):
-    """A MagCrop-style record: an adjusted image of another size covering the original extent."""
-    from types import SimpleNamespace
-
+def test_image_plan_masks_map_to_original(model, real_data):
+    """An image-level MagCrop plan shows the model 100x100 pixels of the whole extent: masks come back
+    on the original grid."""
     image = (
         Image.open(real_data / "geopixel" / "images" / "example1.png").convert("RGB").crop((0, 0, 640, 400))
     )
-
-    class Resize:
-        def adjust(self, img, prompt):
-            return SimpleNamespace(image=img.resize((100, 100)), boxes={}, granularity="image")
-
-    result = model.parse(image, "Segment the courts.", magcrop=Resize(), max_new_tokens=4)
+    predictor = GeoMagPredictor(model)
+    predictor.set_image(image)
+    result = predictor.predict("Segment the courts.", granularity="image", max_new_tokens=4)
     assert result.granularity == "image" and "magcrop" in result.timings
     assert all(m.shape == (400, 640) for m in result.masks)
 
@@ -184,12 +189,12 @@ def test_presets_and_config_files():
 
 def test_parse_with_real_magcrop(model, real_data):
     """MagCrop (PSC on this model's own VLM, through the LoRA wrapper) then masks on the original grid."""
-    from geomag.magcrop import MagCrop
-
     image = (
         Image.open(real_data / "geopixel" / "images" / "example1.png").convert("RGB").crop((0, 0, 800, 500))
     )
-    result = model.parse(image, "Segment the white plane.", magcrop=MagCrop(model.vlm), granularity="pixel")
+    predictor = GeoMagPredictor(model)
+    predictor.set_image(image)
+    result = predictor.predict("Segment the white plane.", granularity="pixel", pixel_saliency="attention")
     assert result.granularity == "pixel" and set(result.boxes) == {"crop1", "crop2"}
     assert result.boxes["crop1"].contains(result.boxes["crop2"])
     assert len(result.masks) == result.text.count("[SEG]")
@@ -213,7 +218,7 @@ def test_tied_embeddings_train_the_new_rows_once(tiny_llava, geopixeld, tmp_path
     ).eval()
     deltas = [p for n, p in model.named_parameters() if "trainable_tokens_delta" in n]
     assert len(deltas) == 1
-    batch = model.prepare_batch([geopixeld])
+    batch = prepare_batch(model, [geopixeld])
     with torch.no_grad():
         before = model(batch).logits[0, -1]
         deltas[0].add_(1.0)

@@ -10,6 +10,8 @@ from PIL import Image
 
 from geomag import hub
 from geomag.errors import GeoMagError
+from geomag.model.seg_encoder import load_seg_encoder
+from geomag.model.vlm import load_vlm
 
 
 def test_missing_hub_id_fails_fast_with_clear_message(tmp_path, monkeypatch):
@@ -17,7 +19,7 @@ def test_missing_hub_id_fails_fast_with_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     start = time.perf_counter()
     with pytest.raises(GeoMagError) as err:
-        hub.load_vlm("llava-hf/llava-1.5-7b-hf")
+        load_vlm("llava-hf/llava-1.5-7b-hf")
     assert time.perf_counter() - start < 5
     msg = str(err.value)
     assert "llava-hf/llava-1.5-7b-hf" in msg and "local folder" in msg and "cache" in msg
@@ -61,7 +63,7 @@ def test_bundled_minilm_loads_offline():
 
 
 def test_tiny_llava_reloads_with_eager_attention(tiny_llava):
-    model, processor = hub.load_vlm(tiny_llava)
+    model, processor = load_vlm(tiny_llava)
     assert type(model).__name__ == "LlavaForConditionalGeneration"
     assert model.config.text_config._attn_implementation == "eager"
     inputs = processor(
@@ -80,7 +82,7 @@ def test_tiny_llava_reloads_with_eager_attention(tiny_llava):
 
 
 def test_tiny_sam2_gives_three_scales(tiny_sam2):
-    model = hub.load_seg_encoder(tiny_sam2)
+    model = load_seg_encoder(tiny_sam2)
     with torch.no_grad():
         feats = model.get_image_embeddings(torch.zeros(1, 3, 128, 128))
     assert [tuple(f.shape[-2:]) for f in feats] == [(32, 32), (16, 16), (8, 8)]

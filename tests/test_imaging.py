@@ -15,7 +15,6 @@ from geomag.imaging import (
     degrade,
     degraded_read,
     draw_boxes,
-    load_image,
     overlay_heatmap,
     overlay_masks,
     paste,
@@ -24,6 +23,7 @@ from geomag.imaging import (
     resize,
     tile_boxes,
 )
+from geomag.sources import load_image
 
 
 def rgb(array: np.ndarray) -> Image.Image:

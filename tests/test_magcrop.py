@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from geomag.cli import main
@@ -174,35 +175,59 @@ def test_magcrop_input_errors(vlm):
     assert plan.box_source == "given" and adjusted.size == (64, 48)
 
 
-class PlantedSaliency:
-    """A stand-in for `GeoMagModel.mask_saliency`: hot blobs at fixed places (MagCrop's geometry only;
-    the real saliency is tested on a trained model in test_train_loop)."""
+class PlantedSegmenter:
+    """A stand-in for the GeoMag model behind `geomag.saliency.ReferringSegmenter`: its "encoder"
+    features are the tile's redness and its mask logits follow them, so the mask saliency peaks where
+    red squares are planted (MagCrop's geometry only; the real saliency is tested on a trained model
+    in test_train_loop)."""
 
-    def __init__(self, spots: list[tuple[int, int, float]]) -> None:
-        self.spots, self.calls = spots, []
+    encoder_input_size = 400
 
-    def mask_saliency(self, image, prompt, tile=None):
-        self.calls.append(image.size)
-        grid = np.zeros((image.height // 8, image.width // 8), np.float32)
-        for x, y, v in self.spots:
-            grid[y // 8 - 1 : y // 8 + 1, x // 8 - 1 : x // 8 + 1] = v
-        return grid
+    def __init__(self) -> None:
+        self.prompts, self.encoded = 0, 0
+
+    def referring_prompts(self, image, prompt):
+        self.prompts += 1
+        return torch.zeros(1, 4)
+
+    def encode(self, images):
+        self.encoded += len(images)
+        red = [torch.from_numpy(np.asarray(im, dtype=np.float32)) for im in images]
+        return [torch.stack([(r[..., 0] - (r[..., 1] + r[..., 2]) / 2) / 255 for r in red])[:, None]]
+
+    def tile_mask_logits(self, prompts, features):
+        return 20 * (features[0][:, 0] - 0.25)
+
+
+def planted(width: int, height: int, spots: list[tuple[int, int, float]]) -> Image.Image:
+    """A grey image with red 16x16 squares of redness v at (x, y) centres."""
+    arr = np.full((height, width, 3), 128, np.uint8)
+    for x, y, v in spots:
+        arr[y - 8 : y + 8, x - 8 : x + 8] = (round(128 + 127 * v), round(128 - 128 * v), round(128 - 128 * v))
+    return Image.fromarray(arr)
 
 
 def test_mask_saliency_candidates_nest_around_the_peaks(vlm):
-    img = textured(1200, 800)
-    segmenter = PlantedSaliency([(900, 600, 0.9), (200, 150, 0.6)])
+    spots = [(900, 600, 0.9), (200, 150, 0.6)]
+    img = planted(1200, 800, spots)
+    segmenter = PlantedSegmenter()
     magcrop = MagCrop(vlm, MagCropConfig(pixel_saliency="mask", candidates=2), segmenter=segmenter)
     plans = magcrop.plans(img, PROMPT, "pixel")
-    assert len(plans) == 2 and segmenter.calls == [(1200, 800)]  # one saliency pass for all candidates
+    assert len(plans) == 2 and segmenter.prompts == 1  # one saliency pass for all candidates
     side = 2 * max(vlm.input_size)  # the default mask_crop
-    for (adjusted, plan), (x, y, _) in zip(plans, segmenter.spots, strict=True):
+    for (adjusted, plan), (x, y, _) in zip(plans, spots, strict=True):
         c1, c2 = plan.boxes["crop1"], plan.boxes["crop2"]
         assert plan.box_source == "mask" and adjusted.size == (1200, 800)
         assert c2.contains(Box(x - 4, y - 4, x + 4, y + 4)) and c2.width == c2.height == side
         assert c1.contains(c2) and c1.width == 2 * side
         json.dumps(plan.to_dict())
+    # the encoder's features are kept for the next prompt on the same image
+    encoded = segmenter.encoded
     assert magcrop.adjust(img, PROMPT, "pixel")[1].boxes == plans[0][1].boxes
+    assert segmenter.encoded == encoded and segmenter.prompts == 2
+    # "auto" means mask saliency with a segmenter, Eq. 4 attention without one
+    assert MagCrop(vlm, MagCropConfig(), segmenter=segmenter).pixel_saliency == "mask"
+    assert MagCrop(vlm, MagCropConfig()).pixel_saliency == "attention"
     # region plans keep Eq. 4's attention search
     assert (
         MagCrop(vlm, MagCropConfig(pixel_saliency="mask"), segmenter=segmenter)
@@ -213,20 +238,12 @@ def test_mask_saliency_candidates_nest_around_the_peaks(vlm):
 
 
 def test_mask_saliency_needs_a_segmenter(vlm):
-    with pytest.raises(GeoMagError, match="segmenter=model"):
+    with pytest.raises(GeoMagError, match="needs a GeoMag checkpoint"):
         MagCrop(vlm, MagCropConfig(pixel_saliency="mask")).adjust(textured(300, 200), PROMPT, "pixel")
     with pytest.raises(GeoMagError, match="pixel_saliency"):
-        MagCrop(vlm, MagCropConfig(pixel_saliency="gradcam"))
+        MagCropConfig(pixel_saliency="gradcam")
     with pytest.raises(GeoMagError, match="candidates"):
-        MagCrop(vlm, MagCropConfig(candidates=0))
-
-
-def test_granularity_from_a_classifier():
-    img = textured(64, 48)
-    adjusted, plan = MagCrop(None, classifier=lambda prompt: "image").adjust(img, PROMPT)
-    assert plan.granularity == "image" and adjusted.size == (100, 100) and "classify" in plan.timings
-    with pytest.raises(GeoMagError, match="returned 'scene'"):
-        MagCrop(None, classifier=lambda prompt: "scene").adjust(img, PROMPT)
+        MagCropConfig(candidates=0)
 
 
 # --------------------------------------------------------------------------------------- the CLI
@@ -266,7 +283,7 @@ def test_cli_image_plan_without_model_and_given_box(tmp_path):
         ("empty_prompt", "prompt is empty"),
         ("box_outside", "outside"),
         ("bad_box", "four integers"),
-        ("no_model", "--model"),
+        ("no_model", "ships no 'nano' weights"),
         ("missing_model", "folder not found"),
         ("crop2_outside_crop1", "inside crop1"),
     ],
@@ -290,9 +307,10 @@ def test_cli_bad_input_exits_2_without_output(tmp_path, capsys, monkeypatch, cas
     elif case == "bad_box":
         extra = ["--granularity", "region", "--box", "1,2,3"]
     elif case == "no_model":  # no --model and no shipped nano weights
-        import geomag.train.nano
+        from geomag.model import registry
 
-        monkeypatch.setattr(geomag.train.nano, "shipped_checkpoint", lambda: None)
+        missing = registry.RegisteredModel("nano", "absent", checkpoint=tmp_path / "no_weights")
+        monkeypatch.setitem(registry.REGISTRY, "nano", missing)
         extra = ["--granularity", "pixel"]
     elif case == "missing_model":
         extra = ["--granularity", "pixel", "--model", str(tmp_path / "no_such_model")]
@@ -327,7 +345,7 @@ def test_cli_never_clobbers_a_non_empty_out(tmp_path, capsys):
 
 
 def test_magcrop_reads_a_real_geotiff_by_window(vlm, real_data):
-    from geomag.geoio import RasterSource
+    from geomag.sources import RasterSource
 
     path = real_data / "geotiff" / "rasterio_RGB.byte.tif"
     adjusted, plan = MagCrop(vlm, MagCropConfig(min_crop=64)).adjust(path, PROMPT, "region")

@@ -22,7 +22,7 @@ def aid_image(real_data: Path) -> Image.Image:
 def test_cnn_tower_in_llava_forward_generate_save_reload(tmp_path: Path, aid_image: Image.Image) -> None:
     from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
-    from geomag.hub import load_vlm
+    from geomag.model.vlm import load_vlm
     from geomag.testing import build_tiny_llava
 
     build_tiny_llava(tmp_path, vision=GeoCnnVisionConfig(image_size=128, token_grid=4))
@@ -96,9 +96,9 @@ def test_tower_config_errors() -> None:
 @pytest.mark.slow
 def test_nano_vlm_real_parts(tmp_path: Path, aid_image: Image.Image) -> None:
     """Real SmolLM2 (dequantised once into the user cache) + real EfficientNet: answers, generates, round-trips."""
-    from geomag.hub import load_vlm
     from geomag.model.nano import build_nano_vlm
     from geomag.model.smollm import smollm2_path
+    from geomag.model.vlm import load_vlm
 
     model, processor = build_nano_vlm()
     folder = smollm2_path()

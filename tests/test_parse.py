@@ -103,10 +103,15 @@ def test_parse_geotiff_without_magcrop_writes_geojson(tiny_checkpoint, real_data
 
 
 def test_gcg_request_skips_magcrop():
-    from geomag.commands.parse import GCG_REQUEST
+    from geomag.data.loaders.geopixeld import GCG_PROMPT
+    from geomag.data.writers import GCG_PROMPT as GEOSCENES_GCG_PROMPT
+    from geomag.predictor import is_gcg_request
 
-    assert GCG_REQUEST.search("Describe this image in detail with segmentation masks for each object.")
-    assert not GCG_REQUEST.search("Segment the white ship at the bottom right.")
+    assert is_gcg_request("Describe this image in detail with segmentation masks for each object.", "pixel")
+    assert not is_gcg_request("Segment the white ship at the bottom right.", "pixel")
+    assert not is_gcg_request("Describe this image in detail with segmentation masks.", "image")
+    # eval decides nothing itself: the benchmarks' own GCG prompts are caught by the same rule
+    assert is_gcg_request(GCG_PROMPT, "pixel") and is_gcg_request(GEOSCENES_GCG_PROMPT, "pixel")
 
 
 @pytest.mark.parametrize(
@@ -114,7 +119,8 @@ def test_gcg_request_skips_magcrop():
     [
         (["missing.png", "Is there a ship?"], "not found"),
         (["{img}", "  "], "prompt is empty"),
-        (["{img}", "Is there a ship?", "--model", "{tmp}/nope"], "not a GeoMag checkpoint"),
+        (["{img}", "Is there a ship?", "--model", "{tmp}/nope"], "model folder not found"),
+        (["{img}", "Is there a ship?", "--model", "{tmp}"], "not a GeoMag checkpoint"),
     ],
 )
 def test_parse_bad_input_exits_2_without_output(argv, message, court_image, tmp_path, capsys):

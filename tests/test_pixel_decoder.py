@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 from geomag.errors import GeoMagError
-from geomag.model.losses import bce_loss, dice_loss, mask_iou
 from geomag.model.pixel_decoder import (
     ConvMaskHead,
     PixelDecoder,
@@ -17,6 +16,7 @@ from geomag.model.pixel_decoder import (
     build_pixel_decoder,
 )
 from geomag.model.seg_encoder import CnnSegEncoder, Sam2SegEncoder, build_seg_encoder
+from geomag.train.losses import bce_loss, dice_loss, mask_iou
 
 
 @pytest.fixture(scope="module")

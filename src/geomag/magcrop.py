@@ -22,17 +22,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from geomag.boxsearch import SearchConfig, best_box
+from geomag.attention import psc_heatmap
+from geomag.boxsearch import SearchConfig, best_box, peak_boxes
 from geomag.errors import GeoMagError
-from geomag.imaging import Box, ImageSource, PilSource, degrade, degraded_read, paste
+from geomag.imaging import Box, ImageSource, degrade, degraded_read, paste
+from geomag.model.vlm import VLM
+from geomag.saliency import ReferringSegmenter, TileFeatures, mask_saliency
+from geomag.sources import ImageInput, as_source
 
 GRANULARITIES = ("image", "region", "pixel")
+PIXEL_SALIENCY = ("auto", "mask", "attention")
 IMAGE_PLAN_SIZE = (100, 100)
 CROP_NAMES = ("crop1", "crop2")
 
@@ -50,10 +54,11 @@ class MagCropConfig:
     degrade_factor: int = 4  # D() of Eq. 3
     working_cap: int = 4096  # longer side above which the adjusted image is built at a reduced scale
     # pixel plans: where PSC looks. "attention": Eq. 4's map (the paper); "mask": the pixel decoder's
-    # mask probability over tiles of the image reduced to `saliency_cap` (`GeoMagModel.mask_saliency`;
-    # needs `segmenter`)
-    pixel_saliency: str = "attention"
-    candidates: int = 1  # pixel plans with mask saliency: crops tried (`MagCrop.plans`), best first
+    # mask probability over tiles of the image reduced to `saliency_cap` (`geomag.saliency`; needs a
+    # `segmenter`); "auto": mask with a segmenter (GeoMag checkpoints: measured better on small
+    # targets, docs/magcrop.md), attention without one (plain LLaVA-style VLMs)
+    pixel_saliency: str = "auto"
+    candidates: int = 2  # pixel plans with mask saliency: crops tried (`MagCrop.plans`), best first
     saliency_tile: int | None = None  # tile side of the mask saliency (default: the encoder's input)
     # longer side the image is reduced to for the mask saliency: on the validation split (docs/magcrop.md)
     # 2048 px found the 4K targets as often as full resolution in a third of the time
@@ -61,6 +66,24 @@ class MagCropConfig:
     # smallest crop2 side of mask-saliency plans; default 2 x the VLM input side, the scale the model
     # trains at (512 px GeoScenes seen at 256 px): chosen on a validation split, docs/magcrop.md
     mask_crop: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.pixel_saliency not in PIXEL_SALIENCY:
+            raise GeoMagError(
+                f"pixel_saliency must be one of {', '.join(PIXEL_SALIENCY)}, not '{self.pixel_saliency}'"
+            )
+        if self.candidates < 1:
+            raise GeoMagError(f"candidates must be at least 1, got {self.candidates}")
+        if self.min_crop < 1:
+            raise GeoMagError(f"min_crop must be at least 1 pixel, got {self.min_crop}")
+        if self.working_cap < 100:
+            raise GeoMagError(f"working_cap must be at least 100 pixels, got {self.working_cap}")
+
+    def saliency_for(self, has_segmenter: bool) -> str:
+        """The pixel saliency this config means with or without a segmenter ("auto" resolved)."""
+        if self.pixel_saliency == "auto":
+            return "mask" if has_segmenter else "attention"
+        return self.pixel_saliency
 
     def search(self, min_size: int) -> SearchConfig:
         return SearchConfig(
@@ -148,19 +171,6 @@ class MagCropPlan:
         }
 
 
-def as_source(image: Image.Image | ImageSource | str | Path) -> ImageSource:
-    """A PIL image, a path or an ImageSource -> an ImageSource (paths via geomag.geoio.open_source)."""
-    if isinstance(image, Image.Image):
-        return PilSource(image)
-    if isinstance(image, (str, Path)):
-        from geomag.geoio import open_source
-
-        return open_source(image)
-    if hasattr(image, "read") and hasattr(image, "size"):
-        return image
-    raise GeoMagError(f"cannot use a {type(image).__name__} as an image")
-
-
 def working_size(size: tuple[int, int], cap: int) -> tuple[tuple[int, int], float]:
     """((width, height), scale) of the canvas: the original size, or scaled so the longer side is cap."""
     w, h = size
@@ -243,58 +253,28 @@ def tmra(
 
 
 class MagCrop:
-    """Granularity + PSC + TMRA around one VLM: `adjust(image, prompt)` -> (adjusted image, plan).
+    """PSC + TMRA around one VLM: `plans(source, prompt, granularity)` -> [(adjusted image, plan)].
 
-    `vlm` (a `geomag.model.vlm.VLM`) is needed only to find crops (region/pixel plans without
-    given boxes). `granularity=None` asks the task-granularity classifier (`classifier`, or
-    `geomag.granularity.load_classifier()` when none is given). `segmenter` (a `GeoMagModel`, or
-    anything with its `mask_saliency`) is needed for `pixel_saliency="mask"`.
+    `vlm` is needed only to find crops (region/pixel plans without given boxes). `segmenter` (the
+    GeoMag model, through `geomag.saliency.ReferringSegmenter`) is needed for mask saliency; with
+    `pixel_saliency="auto"` it decides: mask with one, Eq. 4 attention without. The granularity is
+    the caller's (`geomag.predictor` asks the classifier), so MagCrop crops what it is told.
     """
 
     def __init__(
         self,
-        vlm: Any = None,
+        vlm: VLM | None = None,
         config: MagCropConfig | None = None,
-        classifier: Any = None,
-        segmenter: Any = None,
+        segmenter: ReferringSegmenter | None = None,
     ) -> None:
         self.vlm = vlm
         self.config = config or MagCropConfig()
-        self.classifier = classifier
         self.segmenter = segmenter
-        if self.config.pixel_saliency not in ("attention", "mask"):
-            raise GeoMagError(
-                f"pixel_saliency must be 'attention' or 'mask', not '{self.config.pixel_saliency}'"
-            )
-        if self.config.candidates < 1:
-            raise GeoMagError(f"candidates must be at least 1, got {self.config.candidates}")
+        self.pixel_saliency = self.config.saliency_for(segmenter is not None)
+        # encoder features of saliency tiles: prompt-independent, kept while the image is the same
+        self.tile_features = TileFeatures()
 
     # --- pieces ----------------------------------------------------------------------------------
-    def granularity_of(self, prompt: str) -> str:
-        """The classifier's granularity for `prompt`."""
-        if self.classifier is None:
-            try:
-                from geomag.granularity import load_classifier
-            except ImportError:
-                raise GeoMagError(
-                    "no granularity given and the granularity classifier is not available: "
-                    "pass granularity (image, region or pixel)"
-                ) from None
-            try:
-                self.classifier = load_classifier()
-            except GeoMagError as exc:
-                raise GeoMagError(
-                    f"no granularity given and the granularity classifier cannot be loaded ({exc}); "
-                    "pass it explicitly (--granularity image|region|pixel)"
-                ) from None
-        if hasattr(self.classifier, "predict"):  # geomag.granularity.GranularityClassifier
-            g = self.classifier.predict([prompt])[0][0]
-        else:  # any callable prompt -> granularity
-            g = self.classifier(prompt)
-        if g not in GRANULARITIES:
-            raise GeoMagError(f"the granularity classifier returned '{g}'")
-        return str(g)
-
     def heatmap(self, source: ImageSource, prompt: str, box: Box | None = None) -> np.ndarray:
         """PSC heatmap of `box` (default: the whole image), read at the VLM's native input size."""
         if self.vlm is None:
@@ -302,8 +282,6 @@ class MagCrop:
                 "PSC needs a VLM to find crops: pass a LLaVA-style model (--model ID_OR_PATH), "
                 "or give the crop boxes"
             )
-        from geomag.attention import psc_heatmap
-
         view = source.read(box, self.vlm.input_size)
         return psc_heatmap(
             self.vlm, view, prompt, layer=self.config.layer, answer_tokens=self.config.answer_tokens
@@ -341,16 +319,18 @@ class MagCrop:
         """Pixel-plan crops (ORIGINAL pixels) from the mask saliency, best first: crop2 is a square
         around a peak of the decoder's mask probability (on the image reduced to `saliency_cap`), twice
         the blob's extent and at least `mask_crop` px; crop1 doubles it."""
-        from geomag.boxsearch import peak_boxes
-
         if self.segmenter is None or self.vlm is None:
             raise GeoMagError(
-                "pixel_saliency='mask' needs the GeoMag model: MagCrop(model.vlm, config, segmenter=model)"
+                "pixel_saliency='mask' needs a GeoMag checkpoint, not a plain VLM "
+                "(MagCrop(model.vlm, config, segmenter=model))"
             )
         cfg = self.config
         canvas_size, scale = working_size(source.size, min(cfg.working_cap, cfg.saliency_cap))
         t0 = time.perf_counter()
-        heat = self.segmenter.mask_saliency(source.read(None, canvas_size), prompt, tile=cfg.saliency_tile)
+        view = source.read(None, canvas_size)
+        heat = mask_saliency(
+            self.segmenter, view, prompt, tile=cfg.saliency_tile, features=self.tile_features
+        )
         timings = {"heatmap_crop1": time.perf_counter() - t0}
         t0 = time.perf_counter()
         side = max(1, round((cfg.mask_crop or 2 * max(self.vlm.input_size)) * scale))
@@ -364,9 +344,9 @@ class MagCrop:
     # --- the whole thing -------------------------------------------------------------------------
     def adjust(
         self,
-        image: Image.Image | ImageSource | str | Path,
+        image: ImageInput | ImageSource,
         prompt: str,
-        granularity: str | None = None,
+        granularity: str,
         boxes: dict[str, Box] | None = None,
     ) -> tuple[Image.Image, MagCropPlan]:
         """The MagCrop-adjusted image and its plan. `boxes` skips PSC (all boxes the plan needs)."""
@@ -374,34 +354,30 @@ class MagCrop:
 
     def plans(
         self,
-        image: Image.Image | ImageSource | str | Path,
+        image: ImageInput | ImageSource,
         prompt: str,
-        granularity: str | None = None,
+        granularity: str,
         boxes: dict[str, Box] | None = None,
         zoom: str | None = None,
     ) -> list[tuple[Image.Image, MagCropPlan]]:
         """`adjust` for every candidate crop, best first: one plan, or up to `config.candidates` for
-        pixel plans with mask saliency (`GeoMagModel.parse` ranks them and answers the best one).
+        pixel plans with mask saliency (`geomag.predictor` ranks them and answers the best one).
         `zoom` ("crop1" / "crop2"): pixel plans come with only that crop of their adjusted image
         (`tmra(..., only=zoom)`, `MagCropPlan.only`); other plans are whole."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise GeoMagError("the prompt is empty")
+        if granularity not in GRANULARITIES:
+            raise GeoMagError(f"granularity must be one of {', '.join(GRANULARITIES)}, got '{granularity}'")
         t_start = time.perf_counter()
         source = as_source(image)
         timings: dict[str, float] = {}
-        if granularity is None:
-            t0 = time.perf_counter()
-            granularity = self.granularity_of(prompt)
-            timings["classify"] = time.perf_counter() - t0
-        if granularity not in GRANULARITIES:
-            raise GeoMagError(f"granularity must be one of {', '.join(GRANULARITIES)}, got '{granularity}'")
         heatmaps: dict[str, np.ndarray] = {}
         box_source = "none"
         options: list[dict[str, Box] | None] = [None]
         if granularity != "image":
             if boxes:
                 box_source, options = "given", [boxes]
-            elif granularity == "pixel" and self.config.pixel_saliency == "mask":
+            elif granularity == "pixel" and self.pixel_saliency == "mask":
                 options, heatmaps, found = self.mask_candidates(source, prompt)
                 timings.update(found)
                 box_source = "mask"

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from geomag.imaging import Box
+from geomag.imaging import Box, ImageSource
 
 
 @dataclass
 class Result:
-    """Output of `geomag parse` / `GeoMagModel.parse`.
+    """Output of `geomag.parse` / `GeoMagPredictor.predict` (and so of `geomag parse`).
 
     masks: boolean arrays (H, W) on the original image grid, one per [SEG] in `text`;
     scores: each mask's confidence (mean predicted probability inside it).
@@ -34,6 +34,8 @@ class Result:
     phrases: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # where the pixels came from (georeferencing of GeoTIFF outputs); not serialised
+    source: ImageSource | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self, mask_files: list[str] | None = None) -> dict[str, Any]:
         """JSON-ready dict. Masks are summarised (area, bbox) and optionally named by their PNG files."""

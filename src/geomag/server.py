@@ -2,33 +2,61 @@
 
 A new `geomag parse` process spends ~3 s importing torch and transformers and ~1.5 s loading the
 classifier and the checkpoint before it looks at the image. `geomag serve` pays that once and keeps
-everything loaded; `geomag parse --server URL` then only sends its parsed arguments (paths made
-absolute) and prints what the server's run printed. The server runs the very same `parse` code, one
-job at a time, and reads and writes files as the user who started it, so it listens on the loopback
-interface only.
-
-Protocol (JSON over HTTP): `GET /health` -> {"geomag": version, "model": folder};
-`POST /parse` with the arguments -> 200 {"output": printed text} or 400/500 {"error": message}.
-Only the standard library is imported here: the client side must stay fast.
+everything loaded; `geomag parse --server URL` (`geomag.client`) sends its job (image, prompt, output
+folder, options) and prints what the server's run printed. Both sides run `run_parse_job`, so a job
+gives the same files locally and through the server; the server runs one job at a time and reads
+and writes files as the user who started it, so it listens on the loopback interface only.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 import traceback
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from geomag import __version__
+from geomag.api import OutputOptions, parse_to_folder, summary_line
+from geomag.client import DEFAULT_PORT, HOST, JsonValue
 from geomag.errors import GeoMagError
+from geomag.options import ParseOptions
 
-HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
-Job = Callable[[dict[str, Any]], str]  # parsed arguments -> the text the command prints
+Job = Callable[[dict[str, JsonValue]], str]  # a job -> the text the command prints
+JOB_KEYS = {"image", "prompt", "out", "model", "options", "outputs", "bands", "nodata"}
+
+
+def run_parse_job(job: dict[str, JsonValue], t_start: float | None = None, device: str | None = None) -> str:
+    """One `geomag parse` job (what `geomag.commands.parse` builds from its flags): parse, write the
+    outputs, return the line to print. `device`: where a job that names none runs (the server's)."""
+    if not isinstance(job, dict) or set(job) - JOB_KEYS or not {"image", "prompt", "out"} <= set(job):
+        raise GeoMagError(
+            f"a parse job has the keys {', '.join(sorted(JOB_KEYS))} (image, prompt, out required)"
+        )
+    values = dict(job.get("options") or {})
+    if device and not values.get("device"):
+        values["device"] = device
+    options = ParseOptions.from_dict(values)
+    flags = dict(job.get("outputs") or {})
+    known = set(OutputOptions.__dataclass_fields__)
+    if set(flags) - known or not all(isinstance(v, bool) for v in flags.values()):
+        raise GeoMagError(f"outputs are true/false flags among {', '.join(sorted(known))}")
+    outputs = OutputOptions(**flags)
+    out = str(job["out"])
+    result = parse_to_folder(
+        str(job["image"]),
+        str(job["prompt"]),
+        out,
+        model=str(job.get("model") or "nano"),
+        options=options,
+        outputs=outputs,
+        bands=job.get("bands"),
+        nodata=job.get("nodata"),
+        t_start=time.perf_counter() if t_start is None else t_start,
+    )
+    return summary_line(result, out)
 
 
 def make_server(
@@ -58,7 +86,7 @@ def make_server(
                         f"the server runs geomag {__version__}, this command is geomag "
                         f"{request.get('geomag')}: restart `geomag serve`"
                     )
-                self._reply(200, {"output": job(request.get("args", {}))})
+                self._reply(200, {"output": job(request.get("job", {}))})
             except GeoMagError as exc:
                 self._reply(400, {"error": str(exc)})
             except Exception as exc:  # the server must outlive one failing job; the traceback goes to its log
@@ -77,26 +105,3 @@ def make_server(
             print(f"geomag serve: {format % args}", file=sys.stderr)
 
     return HTTPServer((HOST, port), Handler)
-
-
-def request(url: str, job: str, args: dict[str, Any], timeout: float = 3600.0) -> str:
-    """Run `job` with `args` on the server at `url`; returns what it printed. Server-side user errors
-    and an unreachable server raise GeoMagError."""
-    if "://" not in url:  # "127.0.0.1:8765" as `geomag serve` prints it, without the scheme
-        url = "http://" + url
-    body = json.dumps({"geomag": __version__, "args": args}).encode()
-    req = urllib.request.Request(
-        url.rstrip("/") + "/" + job, data=body, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return json.loads(response.read())["output"]
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]
-        except (ValueError, KeyError):
-            message = f"HTTP {exc.code}"
-        raise GeoMagError(message) from None
-    except (urllib.error.URLError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise GeoMagError(f"no GeoMag server at {url} ({reason}): start one with `geomag serve`") from None

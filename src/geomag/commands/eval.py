@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from geomag.commands.parse_options import add_parse_arguments, option_values
 from geomag.data.loaders import BENCHMARKS
 from geomag.device import DEVICE_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from geomag.commands.magcrop import add_psc_arguments
-
     parser = sub.add_parser(
         "eval",
         help="evaluate a model on one of the paper's benchmarks",
@@ -25,42 +24,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, help="the benchmark's folder, in its released layout")
     parser.add_argument(
-        "--model", required=True, help="model folder or Hugging Face id (LLaVA-style or GeoMag)"
+        "--model",
+        default="nano",
+        help="nano (default), a GeoMag checkpoint folder, or a LLaVA-style VLM folder / cached hub id",
     )
     parser.add_argument("--out", required=True, help="output folder (created; reused to resume)")
-    parser.add_argument("--magcrop", choices=["on", "off"], default="off", help="adjust images with MagCrop")
-    add_psc_arguments(parser)
     parser.add_argument(
-        "--zoom",
-        choices=["crop1", "crop2"],
-        default=None,
-        help="with --magcrop on, pixel tasks: the model sees only this crop (GeoMag checkpoints)",
+        "--magcrop",
+        choices=["on", "off"],
+        default="off",
+        help="off (default): the model alone on the whole image, as the benchmarks' tables; on: "
+        "every image adjusted by MagCrop at the benchmark's granularity, as `geomag parse` does",
     )
+    add_parse_arguments(parser, granularity=False, no_magcrop=False)
     parser.add_argument("--limit", type=int, default=None, help="only the first N samples")
     parser.add_argument(
         "--split", default=None, help="split to evaluate (default: the one the paper reports)"
     )
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit (default 64)")
-    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    parser.add_argument("--device", help=DEVICE_HELP)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from geomag.commands.magcrop import psc_config
+    # torch and transformers: imported here, not when the CLI is built (`geomag --help` stays fast)
     from geomag.eval.runner import run_eval
+    from geomag.options import ParseOptions
 
+    options = ParseOptions().with_(**option_values(args), magcrop=args.magcrop == "on")
     results = run_eval(
-        args.benchmark,
-        args.data,
-        args.model,
-        args.out,
-        magcrop=args.magcrop == "on",
-        magcrop_config=psc_config(args),
-        zoom=args.zoom,
-        limit=args.limit,
-        split=args.split,
-        max_new_tokens=args.max_new_tokens,
-        device=args.device,
+        args.benchmark, args.data, args.model, args.out, options=options, limit=args.limit, split=args.split
     )
     from geomag.eval.tables import markdown_table
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
+from geomag.client import DEFAULT_PORT, HOST
 from geomag.device import DEVICE_HELP
-from geomag.server import DEFAULT_PORT, HOST
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "jobs read and write files as the user who started the server. A checkpoint is read once: restart the "
         "server after retraining into the same folder.",
     )
-    p.add_argument("--model", help="GeoMag checkpoint folder to preload (default: the shipped GeoMag-nano)")
+    p.add_argument(
+        "--model", default="nano", help="model to preload: nano (default) or a GeoMag checkpoint folder"
+    )
     p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0: any free)"
     )
@@ -31,29 +32,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import functools
 
-    from geomag.commands.parse import default_model, load_model, serve_job
+    # torch and transformers: imported here, not when the CLI is built (`geomag --help` stays fast)
+    from geomag.api import load_predictor
     from geomag.device import torch_device
     from geomag.errors import GeoMagError
-    from geomag.granularity import load_classifier
-    from geomag.server import make_server
+    from geomag.model.registry import model_key
+    from geomag.server import make_server, run_parse_job
 
     if not 0 <= args.port <= 65535:
         raise GeoMagError(f"--port must be between 0 and 65535, not {args.port}")
-    model_dir = (Path(args.model) if args.model else default_model()).resolve()
+    model = model_key(args.model)
     device = str(torch_device(args.device))
     t = time.perf_counter()
-    load_classifier()
-    load_model(model_dir, device)
+    predictor = load_predictor(model, device)
+    predictor.classify("warm-up")  # loads the granularity classifier now, not on the first job
     try:
-        job = functools.partial(serve_job, device=device)
-        server = make_server({"parse": job}, args.port, info={"model": str(model_dir), "device": device})
+        job = functools.partial(run_parse_job, device=device)
+        server = make_server({"parse": job}, args.port, info={"model": model, "device": device})
     except OSError as exc:
         raise GeoMagError(
             f"cannot listen on {HOST}:{args.port} ({exc.strerror}); pick another --port"
         ) from None
     url = f"http://{HOST}:{server.server_address[1]}"
     print(
-        f"GeoMag server at {url} ({model_dir} on {device}, loaded in {time.perf_counter() - t:.1f} s); "
+        f"GeoMag server at {url} ({model} on {device}, loaded in {time.perf_counter() - t:.1f} s); "
         "Ctrl+C stops it"
     )
     print(f"  geomag parse IMAGE PROMPT --server {url}", flush=True)

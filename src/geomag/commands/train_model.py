@@ -64,8 +64,8 @@ def load_samples(path: Path, root: str | None) -> tuple[list[Any], Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from geomag.model.presets import ModelConfig, load_config
-    from geomag.train.config import TrainConfig
+    from geomag.model.presets import ModelConfig
+    from geomag.train.config import TrainConfig, load_config
 
     config = load_config(args.config, vlm=args.vlm, seg_model=args.seg_model)
     config["train"].update(_parse_sets(args.set))

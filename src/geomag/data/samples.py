@@ -10,7 +10,6 @@ and decoded on demand at the image's size. JSONL files hold one `Sample.to_dict(
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from geomag.errors import GeoMagError
-from geomag.imaging import load_image
+from geomag.model.answers import gcg_phrases
 
 TASKS = ("caption", "scene", "vqa", "roc", "refseg", "gcg")
 TASK_GRANULARITY = {
@@ -32,7 +31,6 @@ TASK_GRANULARITY = {
     "gcg": "pixel",
 }
 SEG_TOKEN = "[SEG]"
-_PHRASE = re.compile(r"<p>\s*(.*?)\s*</p>\s*\[SEG\]")
 
 
 @dataclass
@@ -58,6 +56,11 @@ class Sample:
         return TASK_GRANULARITY[self.task]
 
     def load_image(self, root: str | Path | None = None) -> Image.Image:
+        """The image through the one reader (`geomag.sources`): the pixels a parse of the file sees."""
+        # imported here: the CLI builds `geomag eval`'s choices from the loaders without rasterio
+        # (a `geomag parse --server` client starts in ~0.2 s; tests/test_cli.py)
+        from geomag.sources import load_image
+
         return load_image(_resolve(self.image, root))
 
     def mask_arrays(self, width: int, height: int, root: str | Path | None = None) -> list[np.ndarray]:
@@ -117,11 +120,6 @@ def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
 
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode()}
-
-
-def gcg_phrases(text: str) -> list[str]:
-    """Phrases of a GeoPixelD-style answer, one per `<p> phrase </p> [SEG]`, in order."""
-    return _PHRASE.findall(text)
 
 
 def write_jsonl(samples: Iterable[Sample], path: str | Path) -> Path:

@@ -8,128 +8,41 @@ Output folder (`--out DIR`):
   results.json       the metrics (fractions; see geomag.eval.metrics) and what they were computed on
   results.md         the same as a markdown table in the paper's layout (x100)
 
-Models plug in through the `Predictor` protocol; `load_predictor` picks the implementation.
+Samples are predicted by `geomag.predictor.GeoMagPredictor`, the pipeline of `geomag parse`, with the
+benchmark's granularity; `--magcrop on` crops as `geomag parse` does (`geomag.options.ParseOptions`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from PIL import Image
+from tqdm import tqdm
 
 from geomag.data.loaders import get_benchmark, load_benchmark
-from geomag.data.samples import TASK_GRANULARITY, Sample, decode_mask, gcg_phrases, mask_to_rle
+from geomag.data.samples import TASK_GRANULARITY, Sample, decode_mask, mask_to_rle
+from geomag.device import torch_device
 from geomag.errors import GeoMagError
+from geomag.eval import metrics as M
+from geomag.eval.tables import markdown_table
+from geomag.model.answers import gcg_phrases
+from geomag.api import load_predictor
+from geomag.model.registry import DEFAULT_MODEL, model_key
+from geomag.options import ParseOptions
+from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
 
 
-class Predictor(Protocol):
-    """Anything that answers one (image, prompt) of a task with a Result (masks on the image's grid)."""
-
-    def predict(self, image: Image.Image, prompt: str, task: str) -> Result: ...
-
-
-class VLMPredictor:
-    """A plain LLaVA-style VLM: text answers only (no masks), optionally on a MagCrop-adjusted image."""
-
-    def __init__(self, vlm: Any, magcrop: Any = None, max_new_tokens: int = 64) -> None:
-        self.vlm = vlm
-        self.magcrop = magcrop
-        self.max_new_tokens = max_new_tokens
-
-    def predict(self, image: Image.Image, prompt: str, task: str) -> Result:
-        granularity = TASK_GRANULARITY[task]
-        timings: dict[str, float] = {}
-        boxes: dict[str, Any] = {}
-        seen = image
-        if self.magcrop is not None and task != "gcg":  # GCG describes the whole image: no MagCrop
-            t0 = time.perf_counter()
-            seen, boxes = self.magcrop(image, prompt, granularity)
-            timings["magcrop"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        text = self.vlm.generate(seen, prompt, max_new_tokens=self.max_new_tokens)
-        timings["generate"] = time.perf_counter() - t0
-        return Result(text=text, granularity=granularity, image_size=image.size, boxes=boxes, timings=timings)
-
-
-class GeoMagPredictor:
-    """The GeoMag model (geomag.model.geomag): text plus one mask per [SEG] on the original grid."""
-
-    def __init__(
-        self, model: Any, magcrop: Any = None, max_new_tokens: int = 128, zoom: str | None = None
-    ) -> None:
-        self.model = model
-        self.magcrop = magcrop  # a geomag.magcrop.MagCrop around model.vlm, or None
-        self.max_new_tokens = max_new_tokens
-        self.zoom = zoom  # pixel plans: the crop the model sees (GeoMagModel.parse)
-
-    def predict(self, image: Image.Image, prompt: str, task: str) -> Result:
-        # the benchmark's granularity is known: eval measures MagCrop, not the granularity classifier
-        magcrop = self.magcrop if task != "gcg" else None  # GCG describes the whole image: no MagCrop
-        return self.model.parse(
-            image,
-            prompt,
-            magcrop=magcrop,
-            granularity=TASK_GRANULARITY[task],
-            max_new_tokens=self.max_new_tokens,
-            zoom=self.zoom,
-        )
-
-
-def _magcrop_for_vlm(
-    vlm: Any, config: Any = None
-) -> Callable[[Image.Image, str, str], tuple[Image.Image, dict]]:
-    """MagCrop bound to a VLM: (image, prompt, granularity) -> (adjusted image, boxes in original pixels)."""
-    from geomag.magcrop import MagCrop
-
-    cropper = MagCrop(vlm, config)
-
-    def adjust(image: Image.Image, prompt: str, granularity: str) -> tuple[Image.Image, dict]:
-        adjusted, plan = cropper.adjust(image, prompt, granularity)
-        return adjusted, dict(plan.boxes)
-
-    return adjust
-
-
-def load_predictor(
-    id_or_path: str | os.PathLike[str],
-    magcrop: bool = False,
-    max_new_tokens: int = 64,
-    magcrop_config: Any = None,
-    zoom: str | None = None,
-    device: str = "cpu",
-) -> Predictor:
-    """A Predictor for a model folder or hub id.
-
-    A GeoMag checkpoint (geomag.model.geomag.is_checkpoint) loads through GeoMagModel and gives masks;
-    any other LLaVA-style folder loads as a plain VLM (geomag.model.vlm.VLM) and answers with text only.
-    `magcrop_config` (a `geomag.magcrop.MagCropConfig`) and `zoom` apply with `magcrop`; mask saliency
-    and zoom need a GeoMag checkpoint. `device`: where the model runs (cpu, cuda, cuda:N).
-    """
-    from geomag.hub import resolve_model
-    from geomag.model.geomag import GeoMagModel, is_checkpoint
-
-    folder = resolve_model(id_or_path, "model")
-    if is_checkpoint(folder):
-        from geomag.magcrop import MagCrop
-
-        model = GeoMagModel.from_pretrained(folder, device=device)
-        cropper = MagCrop(model.vlm, magcrop_config, segmenter=model) if magcrop else None
-        return GeoMagPredictor(model, magcrop=cropper, max_new_tokens=max_new_tokens, zoom=zoom)
-    if (magcrop_config is not None and magcrop_config.pixel_saliency == "mask") or zoom:
-        raise GeoMagError(f"{id_or_path} is a plain VLM: mask saliency and zoom need a GeoMag checkpoint")
-    from geomag.model.vlm import VLM
-
-    vlm = VLM.from_pretrained(folder).to(device)
-    return VLMPredictor(
-        vlm, magcrop=_magcrop_for_vlm(vlm, magcrop_config) if magcrop else None, max_new_tokens=max_new_tokens
-    )
+def predict_sample(predictor: GeoMagPredictor, sample: Sample, options: ParseOptions) -> Result:
+    """One sample through the pipeline of `geomag parse`: the benchmark's granularity is known (eval
+    measures MagCrop, not the classifier); the image is read by the one reader, as a parse reads it."""
+    predictor.set_image(sample.image)
+    return predictor.predict(sample.prompt, options, granularity=TASK_GRANULARITY[sample.task])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,18 +102,11 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
         _atomic_write(run_file, json.dumps(run, indent=2) + "\n")
 
 
-def _model_key(model: str | os.PathLike[str]) -> str:
-    p = Path(model).expanduser()
-    return str(p.resolve()) if p.exists() else str(model)
-
-
 # ---------------------------------------------------------------------------------------------
 # Scoring
 # ---------------------------------------------------------------------------------------------
 def score(task: str, samples: Sequence[Sample], records: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Metrics of one task from samples (ground truth) and their prediction records."""
-    from geomag.eval import metrics as M
-
     recs = [records[s.meta["id"]] for s in samples]
     texts = [r["text"] for r in recs]
     if task == "caption":
@@ -248,25 +154,19 @@ def _refseg_pairs(samples: Sequence[Sample], recs: Sequence[dict[str, Any]]):
 def run_eval(
     benchmark: str,
     data: str | os.PathLike[str],
-    model: str | os.PathLike[str],
-    out: str | os.PathLike[str],
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    out: str | os.PathLike[str] = "runs/eval",
     *,
-    magcrop: bool = False,
+    options: ParseOptions | None = None,
     limit: int | None = None,
     split: str | None = None,
-    max_new_tokens: int = 64,
     progress: bool = True,
-    magcrop_config: Any = None,
-    zoom: str | None = None,
-    device: str = "cpu",
 ) -> dict[str, Any]:
     """Predict the samples not yet in OUT/predictions.jsonl, then write results.json and results.md.
-    `device` only says where the model runs: predictions resume across devices."""
-    from tqdm import tqdm
-
-    from geomag.device import torch_device
-
-    torch_device(device)  # a wrong device fails before the data is read
+    `options` (default: `ParseOptions(magcrop=False)`, the model alone) say how each sample is parsed;
+    the device only says where the model runs: predictions resume across devices."""
+    options = options or ParseOptions(magcrop=False)
+    torch_device(options.device)  # a wrong device fails before the data is read
     bench = get_benchmark(benchmark)
     split = split or bench.split
     if limit is not None and limit < 1:
@@ -288,33 +188,22 @@ def run_eval(
         "benchmark": benchmark,
         "split": split,
         "data": str(Path(data).resolve()),
-        "model": _model_key(model),
-        "magcrop": bool(magcrop),
+        "model": model_key(model),
+        "magcrop": options.magcrop,
+        "max_new_tokens": options.max_new_tokens,
     }
-    if magcrop:  # every MagCrop setting: predictions made with other crops are not resumed
-        from dataclasses import asdict
-
-        from geomag.magcrop import MagCropConfig
-
-        run.update({f"magcrop_{k}": v for k, v in asdict(magcrop_config or MagCropConfig()).items()})
-        run["zoom"] = zoom
+    if options.magcrop:  # every MagCrop setting: predictions made with other crops are not resumed
+        run.update({f"magcrop_{k}": v for k, v in asdict(options.magcrop_config()).items()})
+        run["zoom"] = options.zoom
     _check_run(out, run)
     pred_path = out / "predictions.jsonl"
     records = read_predictions(pred_path)
     todo = [s for s in samples if s.meta["id"] not in records]
     if todo:
-        predictor = load_predictor(
-            model,
-            magcrop=magcrop,
-            max_new_tokens=max_new_tokens,
-            magcrop_config=magcrop_config,
-            zoom=zoom,
-            device=device,
-        )
+        predictor = load_predictor(model_key(model), options.device)
         with pred_path.open("a") as f:
             for s in tqdm(todo, desc=f"eval {benchmark}", unit="sample", disable=not progress):
-                result = predictor.predict(s.load_image(), s.prompt, s.task)
-                rec = result_record(s.meta["id"], result)
+                rec = result_record(s.meta["id"], predict_sample(predictor, s, options))
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
                 records[rec["id"]] = rec
@@ -328,8 +217,6 @@ def run_eval(
         "n": len(samples),
         "metrics": score(bench.task, samples, records),
     }
-    from geomag.eval.tables import markdown_table
-
     _atomic_write(out / "results.json", json.dumps(results, indent=2) + "\n")
     _atomic_write(out / "results.md", markdown_table(results))
     return results

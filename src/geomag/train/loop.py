@@ -28,7 +28,9 @@ from tqdm.auto import tqdm
 from geomag.data.samples import Sample
 from geomag.device import torch_device
 from geomag.errors import GeoMagError
+from geomag.train.collate import prepare_batch
 from geomag.train.config import TrainConfig
+from geomag.train.losses import training_loss
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "trainer_state.json"
@@ -226,10 +228,10 @@ def _train(
                 key = tuple(idx)
                 batch = cache.get(key) if cfg.cache_inputs else None
                 if batch is None:
-                    batch = model.prepare_batch([samples[i] for i in idx], root)
+                    batch = prepare_batch(model, [samples[i] for i in idx], root)
                     if cfg.cache_inputs:
                         cache[key] = batch
-                output = model(batch)
+                output = training_loss(model(batch), batch, model.config)
                 (output.loss / cfg.grad_accum).backward()
                 sums["loss"] += output.loss.item() / cfg.grad_accum
                 for key in ("text_loss", "mask_loss"):

@@ -18,13 +18,9 @@ from typing import Any
 
 from geomag.errors import GeoMagError
 from geomag.model.geomag import WEIGHTS_FILE, is_checkpoint
+from geomag.model.registry import REGISTRY
 
-SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "nano"
-
-
-def shipped_checkpoint() -> Path | None:
-    """The nano checkpoint inside the package, or None when none ships."""
-    return SHIPPED if is_checkpoint(SHIPPED) else None
+SHIPPED = REGISTRY["nano"].checkpoint  # where `export` output is copied to ship it
 
 
 def mixture_dir(cache: Path, n_scenes: int, seed: int) -> Path:
@@ -50,8 +46,8 @@ def ensure_mixture(real_root: Path, cache: Path, n_scenes: int, seed: int) -> Pa
 def build_model(overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """(GeoMagModel, TrainConfig) of the nano preset."""
     from geomag.model.geomag import GeoMagModel
-    from geomag.model.presets import ModelConfig, load_config
-    from geomag.train.config import TrainConfig
+    from geomag.model.presets import ModelConfig
+    from geomag.train.config import TrainConfig, load_config
 
     config = load_config("nano")
     config["train"].update(overrides or {})

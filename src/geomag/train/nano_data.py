@@ -22,7 +22,6 @@ from geomag.data.loaders import load_benchmark
 from geomag.data.loaders.captions import SPLITS, load_karpathy
 from geomag.data.loaders.common import (
     CAPTION_PROMPT,
-    REFSEG_ANSWER,
     REFSEG_PROMPT,
     ROC_PROMPT,
     SCENE_PROMPT,
@@ -34,6 +33,7 @@ from geomag.data.loaders.geopixeld import GCG_PROMPT
 from geomag.data.loaders.rsvqa import load_rsvqa
 from geomag.data.samples import Sample, load_geopixeld, mask_to_rle, write_jsonl
 from geomag.errors import GeoMagError
+from geomag.model.answers import REFSEG_ANSWER
 
 AID_TRAIN_FRACTION = 0.8
 

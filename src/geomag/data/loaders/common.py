@@ -20,7 +20,6 @@ SCENE_PROMPT = (
 VQA_PROMPT = "{question} Answer with one word or a number."
 ROC_PROMPT = "What is the object at {box}? Answer with its class."
 REFSEG_PROMPT = "Segment {expression}."
-REFSEG_ANSWER = "Sure, it is [SEG]."
 
 
 def require_file(path: Path, what: str, hint: str = "") -> Path:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geomag.data.loaders.common import REFSEG_ANSWER, REFSEG_PROMPT, require_dir, require_file
+from geomag.data.loaders.common import REFSEG_PROMPT, require_dir, require_file
 from geomag.data.samples import Sample
 from geomag.errors import GeoMagError
+from geomag.model.answers import REFSEG_ANSWER
 
 SPLITS = ("train", "val", "test")
 SUFFIXES = (".tif", ".png")

@@ -23,9 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from geomag.data.loaders.common import REFSEG_ANSWER, REFSEG_PROMPT, read_json, require_dir
+from geomag.data.loaders.common import REFSEG_PROMPT, read_json, require_dir
 from geomag.data.samples import Sample
 from geomag.errors import GeoMagError
+from geomag.model.answers import REFSEG_ANSWER
 
 SPLITS = ("train", "val", "test")
 ANN_DIRS = ("rrsisd", ".")

@@ -1,0 +1,68 @@
+"""The options of a parse as flags, shared by `geomag parse`, `geomag magcrop` and `geomag eval`.
+
+Argparse only (no torch, numpy or rasterio), so building the CLI stays fast; the defaults shown in
+`--help` are `ParseOptions`' own, read from `geomag.options` when the options are built (flags left
+unset are None here and take the library's default there).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+MAGCROP_FLAGS = ("pixel_saliency", "candidates", "zoom", "min_crop", "layer", "working_cap")
+
+
+def add_parse_arguments(
+    p: argparse.ArgumentParser, answer: bool = True, granularity: bool = True, no_magcrop: bool = True
+) -> None:
+    """--granularity, MagCrop's flags (and --no-magcrop) and, with `answer`, --max-new-tokens."""
+    if granularity:
+        p.add_argument(
+            "--granularity",
+            choices=["image", "region", "pixel"],
+            help="skip the classifier (default: it decides)",
+        )
+    g = p.add_argument_group("MagCrop")
+    if answer and no_magcrop:
+        g.add_argument("--no-magcrop", action="store_true", help="feed the whole image, resized, to the VLM")
+    g.add_argument(
+        "--pixel-saliency",
+        choices=["auto", "attention", "mask"],
+        help="where pixel prompts crop: attention = Eq. 4's gradient-weighted attention map (the paper); "
+        "mask = the pixel decoder's mask probability over tiles of the image reduced to 2048 px (meant "
+        "for small targets in large images); auto (default) = mask for GeoMag checkpoints, attention "
+        "for plain LLaVA-style VLMs",
+    )
+    g.add_argument(
+        "--candidates",
+        type=int,
+        help="mask saliency: candidate crops around the strongest peaks, ranked by the referring "
+        "mask's confidence; the best one is answered (default 2)",
+    )
+    g.add_argument(
+        "--zoom",
+        choices=["auto", "crop1", "crop2", "none"],
+        help="pixel prompts: the model sees only this MagCrop crop (at its input size), masks are "
+        "pasted back; none: the whole adjusted image (default auto: crop2 with mask saliency, none "
+        "with attention)",
+    )
+    g.add_argument("--min-crop", type=int, help="smallest crop side in original pixels (default 64)")
+    g.add_argument("--layer", type=int, help="decoder layer of the PSC attention (default -1: the last)")
+    g.add_argument(
+        "--working-cap",
+        type=int,
+        help="longest side of the adjusted image; larger inputs are adjusted at a reduced scale (4096)",
+    )
+    if answer:
+        p.add_argument("--max-new-tokens", type=int, help="longest answer in tokens (default 96)")
+
+
+def option_values(args: argparse.Namespace) -> dict[str, object]:
+    """The ParseOptions fields the flags set (unset flags are left to the library's defaults)."""
+    values: dict[str, object] = {name: getattr(args, name, None) for name in MAGCROP_FLAGS}
+    values["granularity"] = getattr(args, "granularity", None)
+    values["max_new_tokens"] = getattr(args, "max_new_tokens", None)
+    values["device"] = getattr(args, "device", None)
+    if getattr(args, "no_magcrop", False):
+        values["magcrop"] = False
+    return values

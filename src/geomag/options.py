@@ -1,0 +1,92 @@
+"""`ParseOptions`: every default of a parse in one place, for every surface.
+
+The CLI, the server, eval and the Python API build one of these (from flags, JSON or keywords) and
+hand it to the predictor, so `geomag parse`, `geomag.parse(...)`, `geomag eval --magcrop on` and
+`geomag magcrop` crop and answer the same prompt the same way unless told otherwise. MagCrop's own
+settings default to `MagCropConfig`'s (read from it, not repeated here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from geomag.errors import GeoMagError
+from geomag.magcrop import CROP_NAMES, GRANULARITIES, PIXEL_SALIENCY, MagCropConfig
+
+ZOOMS = ("auto", *CROP_NAMES, "none")
+MAX_NEW_TOKENS_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """How to parse one prompt. `None` granularity: the classifier decides; `zoom="auto"`: crop2 with
+    mask saliency, none with Eq. 4 attention (docs/magcrop.md measured both)."""
+
+    granularity: str | None = None
+    magcrop: bool = True
+    pixel_saliency: str = MagCropConfig.pixel_saliency
+    candidates: int = MagCropConfig.candidates
+    zoom: str = "auto"
+    min_crop: int = MagCropConfig.min_crop
+    layer: int = MagCropConfig.layer
+    answer_tokens: int = MagCropConfig.answer_tokens
+    working_cap: int = MagCropConfig.working_cap
+    max_new_tokens: int = 96
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.granularity is not None and self.granularity not in GRANULARITIES:
+            raise GeoMagError(
+                f"granularity must be one of {', '.join(GRANULARITIES)}, not '{self.granularity}'"
+            )
+        if self.zoom not in ZOOMS:
+            raise GeoMagError(f"zoom must be one of {', '.join(ZOOMS)}, not '{self.zoom}'")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+            raise GeoMagError(
+                f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, not {self.max_new_tokens}"
+            )
+        if self.pixel_saliency not in PIXEL_SALIENCY:
+            raise GeoMagError(
+                f"pixel_saliency must be one of {', '.join(PIXEL_SALIENCY)}, not '{self.pixel_saliency}'"
+            )
+        self.magcrop_config()  # MagCrop's own checks (candidates, min_crop, working_cap)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ParseOptions:
+        """Options from a JSON-like dict (a server request); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise GeoMagError(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        for f in fields(cls):
+            if f.name in values and values[f.name] is not None:
+                want = {"int": int, "bool": bool, "str": str}.get(str(f.type).split(" ")[0])
+                value = values[f.name]
+                if want is not None and (
+                    not isinstance(value, want) or (want is int and isinstance(value, bool))
+                ):
+                    raise GeoMagError(f"option {f.name} must be a {want.__name__}, not {value!r}")
+        return cls(**{k: v for k, v in values.items() if v is not None or k == "granularity"})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_(self, **changes: Any) -> ParseOptions:
+        """A copy with `changes` (None values ignored), checked again."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def magcrop_config(self) -> MagCropConfig:
+        return MagCropConfig(
+            pixel_saliency=self.pixel_saliency,
+            candidates=self.candidates,
+            min_crop=self.min_crop,
+            layer=self.layer,
+            answer_tokens=self.answer_tokens,
+            working_cap=self.working_cap,
+        )
+
+    def zoom_for(self, pixel_saliency: str) -> str | None:
+        """The crop a pixel plan's model sees ("auto" resolved for the saliency in use), or None."""
+        zoom = self.zoom if self.zoom != "auto" else ("crop2" if pixel_saliency == "mask" else "none")
+        return None if zoom == "none" else zoom

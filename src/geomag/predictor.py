@@ -1,0 +1,334 @@
+"""`GeoMagPredictor`: the pipeline of one request, in the spirit of segment-anything's `SamPredictor`.
+
+    predictor = GeoMagPredictor(geomag.create_model("nano"))
+    predictor.set_image("scene.tif")              # keeps the source and the prompt-independent views
+    result = predictor.predict("Segment the bridge.")
+
+`predict` makes every decision of a parse, for every surface (CLI, server, eval, Python): the
+granularity (the caller's, or the classifier's), the GCG rule (a grounded description describes the
+whole image: no MagCrop, as in the paper), MagCrop's plans (TMRA + PSC, `geomag.magcrop`), the ranking
+of candidate crops, the zoom, the answer, the masks on the ORIGINAL pixel grid, and the timings.
+
+`set_image` keeps what does not depend on the prompt: the source, its reduced views (the global
+view, D(I), the saliency view) and the mask encoder's features of saliency tiles, so several prompts
+on one image do not redo them. Pixels are read only through the source (windowed for rasters), so a
+raster larger than memory is never decoded whole.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from geomag.errors import GeoMagError
+from geomag.granularity import GranularityClassifier, load_classifier
+from geomag.imaging import Box, ImageSource, paste_mask
+from geomag.magcrop import GRANULARITIES, MagCrop, MagCropPlan, working_size
+from geomag.model.answers import REFSEG_ANSWER, gcg_phrases
+from geomag.model.geomag import GeoMagModel
+from geomag.model.registry import Model
+from geomag.options import ParseOptions
+from geomag.result import Result
+from geomag.saliency import TileFeatures
+from geomag.sources import ImageInput, as_source
+
+# A grounded description (GCG) describes the whole image: the paper applies no MagCrop to it.
+GCG_REQUEST = re.compile(r"(describ|description|caption|analy[sz]|explain).*(mask|segment)", re.I | re.S)
+VIEW_CACHE_PIXELS = 2048 * 2048  # reads up to this size are kept per image (views, not crops of 4K)
+
+
+def is_gcg_request(prompt: str, granularity: str) -> bool:
+    """The GCG rule: a pixel-level prompt that asks for a description with masks."""
+    return granularity == "pixel" and GCG_REQUEST.search(prompt) is not None
+
+
+def classify_prompt(
+    prompt: str, classifier: GranularityClassifier | None = None
+) -> tuple[str, dict[str, float]]:
+    """The granularity of `prompt` by the classifier (default: the shipped one) and its probabilities."""
+    granularity, probabilities = (classifier or load_classifier()).predict([prompt])[0]
+    return granularity, probabilities
+
+
+class CachedSource:
+    """An ImageSource that keeps its reduced reads (box, size) for the next prompt on the same image."""
+
+    def __init__(self, source: ImageSource, max_items: int = 12) -> None:
+        self.source = source
+        self._reads: dict[tuple[Box | None, tuple[int, int] | None], Image.Image] = {}
+        self._max_items = max_items
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.source.size
+
+    def read(self, box: Box | None = None, out_size: tuple[int, int] | None = None) -> Image.Image:
+        key = (box, None if out_size is None else (int(out_size[0]), int(out_size[1])))
+        if key in self._reads:
+            return self._reads[key].copy()
+        image = self.source.read(box, out_size)
+        if image.width * image.height <= VIEW_CACHE_PIXELS and len(self._reads) < self._max_items:
+            self._reads[key] = image.copy()
+        return image
+
+
+@dataclass
+class ReferringCheck:
+    """The referring answer teacher-forced on one view: how confidently the model finds the target."""
+
+    score: float  # confidence of its mask
+    answer_ids: torch.Tensor
+    mask_logits: torch.Tensor  # [T, h, w]
+    runs: list[list[int]]
+    greedy: bool  # greedy decoding writes exactly this answer, then stops
+
+    def fits(self, max_new_tokens: int) -> bool:
+        """Within a generation budget (the answer and its end token)."""
+        return self.answer_ids.numel() + 1 <= max_new_tokens
+
+
+@dataclass
+class _Option:
+    """One candidate view of the image: what the model sees, its plan and its boxes (original px)."""
+
+    seen: Image.Image
+    plan: MagCropPlan | None
+    boxes: dict[str, Box]
+
+
+class GeoMagPredictor:
+    """Parses prompts on one image at a time with a GeoMag model (or a plain LLaVA-style VLM: text only)."""
+
+    def __init__(
+        self,
+        model: Model,
+        options: ParseOptions | None = None,
+        classifier: GranularityClassifier | None = None,
+        model_name: str | None = None,
+    ) -> None:
+        self.model = model
+        self.options = options or ParseOptions()
+        self.classifier = classifier
+        self.model_name = model_name
+        self.geomag = model if isinstance(model, GeoMagModel) else None
+        self.vlm = model.vlm if isinstance(model, GeoMagModel) else model
+        self._source: CachedSource | None = None
+        self._tiles = TileFeatures()
+        self._magcrops: dict[object, MagCrop] = {}
+
+    # --- the image ---------------------------------------------------------------------------------
+    def set_image(self, image: ImageInput | ImageSource) -> None:
+        """Use `image` (a path, PIL image, uint8 array or ImageSource) for the next predictions."""
+        self._source = CachedSource(as_source(image))
+        self._tiles = TileFeatures()
+        for magcrop in self._magcrops.values():
+            magcrop.tile_features = self._tiles
+
+    @property
+    def source(self) -> ImageSource:
+        if self._source is None:
+            raise GeoMagError("no image: call set_image first")
+        return self._source.source
+
+    # --- decisions ---------------------------------------------------------------------------------
+    def classify(self, prompt: str) -> tuple[str, dict[str, float]]:
+        """The classifier's granularity of `prompt` and its probabilities."""
+        if self.classifier is None:
+            self.classifier = load_classifier()
+        return classify_prompt(prompt, self.classifier)
+
+    def magcrop(self, options: ParseOptions) -> MagCrop:
+        """The MagCrop of these options around this model (one per setting, kept)."""
+        config = options.magcrop_config()
+        if config not in self._magcrops:
+            self._magcrops[config] = MagCrop(self.vlm, config, segmenter=self.geomag)
+            self._magcrops[config].tile_features = self._tiles
+        return self._magcrops[config]
+
+    def plans(
+        self,
+        prompt: str,
+        granularity: str,
+        options: ParseOptions | None = None,
+        boxes: dict[str, Box] | None = None,
+    ) -> list[tuple[Image.Image, MagCropPlan]]:
+        """MagCrop's plans for `prompt` on the current image (what `geomag magcrop` shows)."""
+        options = options or self.options
+        magcrop = self.magcrop(options)
+        zoom = options.zoom_for(magcrop.pixel_saliency) if granularity == "pixel" else None
+        return magcrop.plans(self._checked_source(), prompt, granularity, boxes, zoom=zoom)
+
+    def predict(self, prompt: str, options: ParseOptions | None = None, **changes: object) -> Result:
+        """Parse `prompt` on the current image (see the module docstring). `changes` override options."""
+        t_start = time.perf_counter()
+        options = (options or self.options).with_(**changes)
+        source = self._checked_source()
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise GeoMagError("the prompt is empty")
+        timings: dict[str, float] = {}
+        extra: dict[str, object] = {}
+        granularity = options.granularity
+        t = time.perf_counter()
+        if granularity is None:
+            granularity, probabilities = self.classify(prompt)
+            extra["granularity_probabilities"] = {k: round(float(v), 4) for k, v in probabilities.items()}
+        if granularity not in GRANULARITIES:
+            raise GeoMagError(f"granularity must be one of {', '.join(GRANULARITIES)}, not '{granularity}'")
+        timings["classify"] = time.perf_counter() - t
+
+        use_magcrop = options.magcrop and not is_gcg_request(prompt, granularity)
+        zoom = None
+        if use_magcrop:
+            magcrop = self.magcrop(options)
+            zoom = options.zoom_for(magcrop.pixel_saliency) if granularity == "pixel" else None
+            t = time.perf_counter()
+            plans = magcrop.plans(source, prompt, granularity, zoom=zoom)
+            timings["magcrop"] = time.perf_counter() - t
+            choices = [_Option(seen, plan, dict(plan.boxes)) for seen, plan in plans]
+            if granularity == "pixel":
+                extra.update({"zoom": zoom, "pixel_saliency": magcrop.pixel_saliency})
+        else:
+            size, _ = working_size(source.size, options.working_cap)
+            choices = [_Option(source.read(None, size), None, {})]
+
+        with torch.no_grad():
+            checked = None
+            if len(choices) > 1:
+                t = time.perf_counter()
+                checks = [self._referring_check(self._view(c, granularity, zoom)[0], prompt) for c in choices]
+                extra["candidates"] = [
+                    {"boxes": {k: b.to_list() for k, b in c.boxes.items()}, "score": check.score}
+                    for c, check in zip(choices, checks, strict=True)
+                ]
+                best = int(np.argmax([c.score for c in checks]))
+                choices, checked = [choices[best]], checks[best]
+                timings["rank"] = time.perf_counter() - t
+            # the ranking forward already holds the answer when greedy decoding would write it
+            if checked is not None and not (checked.greedy and checked.fits(options.max_new_tokens)):
+                checked = None
+            text, masks, scores = self._answer(
+                choices[0], prompt, granularity, zoom, options, timings, checked
+            )
+        if checked is not None:
+            extra["answer_checked"] = True
+        timings["total"] = time.perf_counter() - t_start
+        return Result(
+            text=text,
+            granularity=granularity,
+            image_size=source.size,
+            boxes=choices[0].boxes,
+            masks=masks,
+            scores=scores,
+            phrases=gcg_phrases(text),
+            timings=timings,
+            extra={
+                "prompt": prompt,
+                **({"model": self.model_name} if self.model_name else {}),
+                "magcrop": use_magcrop,
+                **extra,
+            },
+            source=source,
+        )
+
+    # --- steps -------------------------------------------------------------------------------------
+    def _checked_source(self) -> CachedSource:
+        if self._source is None:
+            raise GeoMagError("no image: call set_image first")
+        return self._source
+
+    @staticmethod
+    def _view(option: _Option, granularity: str, zoom: str | None) -> tuple[Image.Image, Box | None]:
+        """What the model sees of an option: all of it, or with `zoom` (pixel plans) only that crop,
+        returned with the crop's box on the original image."""
+        plan = option.plan
+        if zoom and granularity == "pixel" and zoom in option.boxes and plan is not None:
+            if plan.only == zoom:  # MagCrop composed only this crop
+                return option.seen, option.boxes[zoom]
+            return option.seen.crop(plan.box_to_adjusted(option.boxes[zoom]).to_tuple()), option.boxes[zoom]
+        return option.seen, None
+
+    def _referring_check(self, image: Image.Image, prompt: str) -> ReferringCheck:
+        """How confidently the model finds the prompt's target in `image` (the confidence of the mask
+        of the referring answer, teacher-forced, on the image's own grid), from one forward that also
+        tells whether greedy decoding would write that answer."""
+        model = self._segmenter()
+        ids = model.answer_tokens(REFSEG_ANSWER)
+        batch = model.answer_batch(image, prompt, ids)
+        runs = batch["seg_runs"][0]
+        logits, vocab = model.forced(batch, keep=ids.numel() + 1)
+        score = max(model.masks_on(logits, runs, image.size)[1], default=0.0)
+        return ReferringCheck(score, ids, logits, runs, model.writes_greedily(ids, vocab))
+
+    def _segmenter(self) -> GeoMagModel:
+        if self.geomag is None:
+            raise GeoMagError("candidate crops and masks need a GeoMag checkpoint, not a plain VLM")
+        return self.geomag
+
+    def _answer(
+        self,
+        option: _Option,
+        prompt: str,
+        granularity: str,
+        zoom: str | None,
+        options: ParseOptions,
+        timings: dict[str, float],
+        checked: ReferringCheck | None,
+    ) -> tuple[str, list[np.ndarray], list[float]]:
+        """Answer and masks (original grid) for one option; adds to `timings`."""
+        seen, crop = self._view(option, granularity, zoom)
+        if self.geomag is None:  # a plain VLM: text only
+            t = time.perf_counter()
+            text = self.vlm.generate(seen, prompt, max_new_tokens=options.max_new_tokens)
+            timings["generate"] = time.perf_counter() - t
+            return text, [], []
+        model = self.geomag
+        if checked is not None:
+            new, logits, runs = checked.answer_ids, checked.mask_logits, checked.runs
+        else:
+            t = time.perf_counter()
+            new = model.generate_ids(seen, prompt, options.max_new_tokens)
+            timings["generate"] = time.perf_counter() - t
+            t = time.perf_counter()
+            batch = model.answer_batch(seen, prompt, new)
+            runs = batch["seg_runs"][0]
+            logits = model.forced(batch)[0] if runs else None
+            timings["decode"] = time.perf_counter() - t
+        text = model.answer_text(new)
+        t = time.perf_counter()
+        masks: list[np.ndarray] = []
+        scores: list[float] = []
+        if runs and logits is not None:
+            masks, scores = self._masks(model, logits, runs, crop, options.working_cap)
+        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t
+        return text, masks, scores
+
+    def _masks(
+        self,
+        model: GeoMagModel,
+        logits: torch.Tensor,
+        runs: list[list[int]],
+        crop: Box | None,
+        working_cap: int,
+    ) -> tuple[list[np.ndarray], list[float]]:
+        """Masks on the original grid: decoded at the crop's size (zoom) or the image's, at most the
+        working scale (larger images: masks enlarged with nearest neighbour), and pasted back."""
+        size = self._checked_source().size
+        region = size if crop is None else (crop.width, crop.height)
+        decoded_size, scale = working_size(region, working_cap)
+        masks, scores = model.masks_on(logits, runs, decoded_size)
+        if scale != 1.0:
+            masks = [_enlarged(m, region) for m in masks]
+        if crop is not None:
+            masks = [paste_mask(size, crop, m) for m in masks]
+        return masks, scores
+
+
+def _enlarged(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A boolean mask resized to (width, height) with nearest neighbour."""
+    image = Image.fromarray(mask.view(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)
+    return np.asarray(image) > 127
