@@ -20,7 +20,40 @@ def box_mask(x0, y0, x1, y1, size=(20, 20)):
     return m
 
 
-def test_answer_normalisation_and_scene_accuracy():
+# Recorded by running GeoChat's own scorer, evaluation_metrics() of geochat/eval/batch_geochat_scene.py
+# (mbzuai-oryx/GeoChat @ 4850920e005a849bd224d0ce35aa9db031fa5155), on one answer file per row
+# ({"question_id": "<class folder>/img_001.jpg", "answer": ...}): (class folder, answer, GeoChat's verdict).
+GEOCHAT_SCENE = [
+    ("DenseResidential", "dense residential", True),
+    ("DenseResidential", "Dense Residential.", True),
+    ("DenseResidential", "DenseResidential", True),
+    ("DenseResidential", "dense residentials", False),  # no plural folding
+    ("DenseResidential", "dense-residential", False),  # no hyphen folding
+    ("DenseResidential", "dense_residential", False),
+    ("DenseResidential", "Category: dense residential", False),
+    ("DenseResidential", "It is a dense residential area.", False),  # sentences are wrong
+    ("DenseResidential", "medium residential", False),
+    ("storagetanks", "storage tanks", True),
+    ("storagetanks", "storage tank", False),
+    ("dense_residential", "dense_residential", True),
+    ("dense_residential", "Dense_Residential.", True),
+]
+
+
+def test_scene_accuracy_is_geochats_exact_match():
+    for label, answer, geochat in GEOCHAT_SCENE:
+        assert M.scene_correct(answer, label) is geochat, (label, answer)
+    labels, answers = [r[0] for r in GEOCHAT_SCENE], [r[1] for r in GEOCHAT_SCENE]
+    r = M.scene_accuracy(answers, labels)
+    assert r["protocol"] == "geochat-scene" and r["n"] == 13
+    assert r["accuracy"] == pytest.approx(6 / 13)  # GeoChat printed correct: 6, Total: 13
+    # The one deliberate difference (issue #21): for a snake_case folder (RESISC-45) the answer's words
+    # with spaces also match. GeoChat itself says False here; it never scored RESISC-45.
+    assert M.scene_correct("dense residential", "dense_residential")
+    assert not M.scene_correct("dense residentials", "dense_residential")
+
+
+def test_scene_accuracy_lenient_column():
     for a in [
         "dense residential",
         "DenseResidential",
@@ -31,11 +64,12 @@ def test_answer_normalisation_and_scene_accuracy():
         assert M.normalize_answer(a) == "denseresidential"
     assert M.normalize_answer("Storage tanks") == M.normalize_answer("storagetank")
     classes = ["dense residential", "medium residential", "parking", "park"]
-    # exact after normalisation; a sentence naming exactly one class; two classes named -> wrong
+    # lenient: exact after normalisation; a sentence naming exactly one class; two classes named -> wrong
     preds = ["DenseResidential", "It is a medium residential area.", "park or parking", "parking lot"]
-    gts = ["dense residential", "medium residential", "park", "park"]
-    assert M.scene_accuracy(preds, gts, classes) == {"accuracy": 0.5, "n": 4}
-    assert M.scene_accuracy(preds, gts)["accuracy"] == 0.25  # without the class list: exact match only
+    labels = ["DenseResidential", "MediumResidential", "Park", "Park"]
+    r = M.scene_accuracy(preds, labels, classes)
+    assert r["accuracy_lenient"] == 0.5 and r["accuracy"] == 0.25 and "accuracy_lenient" in r["extra"]
+    assert M.scene_accuracy(preds, labels)["accuracy_lenient"] == 0.25  # without the class list
 
 
 def test_vqa_accuracy_by_question_type():

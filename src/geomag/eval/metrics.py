@@ -3,9 +3,10 @@
 All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100, as the paper does.
 
 - Captions: BLEU-1..4, METEOR, ROUGE_L, CIDEr from `pycocoevalcap` after its PTB tokenizer (Java).
-- Scene accuracy: normalised exact match (case, punctuation, `_`/`-`/spaces, CamelCase and a plural
-  `s` are ignored: "DenseResidential" == "dense residential" == "dense_residentials"); with the class
-  list given, an answer that names exactly one class (as whole words) counts as that class.
+- Scene accuracy (GeoChat, "geochat-scene"): the answer with spaces and '.' removed, lower-cased,
+  equals the class folder name lower-cased; for snake_case folders (RESISC-45) `_` is removed on both
+  sides. `accuracy_lenient` (GeoMag): case, punctuation, separators, CamelCase and a plural `s` ignored,
+  and with the class list an answer that names exactly one class counts as that class.
 - RSVQA: accuracy per question type after normalisation (a leading "yes"/"no" word is the answer:
   "Yes, there is." == "yes"); `average` = mean of presence and comparison accuracy (the paper's A).
 - ROC: SS = mean cosine similarity of sentence embeddings (MiniLM, mean pooling over the attention
@@ -40,6 +41,12 @@ from geomag.errors import GeoMagError
 REFSEG_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
 
+# Names of the conventions, written into every metric dict as "protocol" (docs/eval.md).
+SCENE_PROTOCOL = "geochat-scene"  # mbzuai-oryx/GeoChat geochat/eval/batch_geochat_scene.py
+
+# A metric dict as written to results.json: scores, counts, and the names of the conventions used.
+Metrics = dict[str, float | int | str | dict[str, object] | None]
+
 # --------------------------------------------------------------------------------------------
 # Answer normalisation
 # --------------------------------------------------------------------------------------------
@@ -68,7 +75,7 @@ def _contains(haystack: list[str], needle: list[str]) -> bool:
 
 
 def scene_match(pred: str, gt: str, classes: Sequence[str] | None = None) -> bool:
-    """Whether a scene answer names the ground-truth class (see the module docstring)."""
+    """GeoMag's lenient scene rule (the `accuracy_lenient` column): normalised words, or naming one class."""
     if normalize_answer(pred) == normalize_answer(gt):
         return True
     if not classes:
@@ -80,10 +87,39 @@ def scene_match(pred: str, gt: str, classes: Sequence[str] | None = None) -> boo
     return len(named) == 1 and normalize_answer(named[0]) == normalize_answer(gt)
 
 
-def scene_accuracy(preds: Sequence[str], gts: Sequence[str], classes: Sequence[str] | None = None) -> dict:
-    _same_length(preds, gts)
-    hits = [scene_match(p, g, classes) for p, g in zip(preds, gts, strict=True)]
-    return {"accuracy": _mean(hits), "n": len(hits)}
+def geochat_scene_key(text: str, fold_underscores: bool = False) -> str:
+    """GeoChat's answer key: spaces and '.' removed, lower case (`_` removed too when folding)."""
+    key = text.replace(" ", "").lower().replace(".", "")
+    return key.replace("_", "") if fold_underscores else key
+
+
+def scene_correct(pred: str, label: str) -> bool:
+    """GeoChat's scene rule: the answer's key equals the class folder name `label` in lower case.
+
+    GeoChat scored UCM and AID only, whose folder names have no separators. A snake_case folder
+    (RESISC-45's `dense_residential`) would never equal an answer written with spaces, so for such a
+    folder `_` is removed from both sides; nothing else is folded (no plurals, hyphens or CamelCase).
+    """
+    fold = "_" in label
+    return geochat_scene_key(pred, fold) == geochat_scene_key(label, fold)
+
+
+def scene_accuracy(
+    preds: Sequence[str], labels: Sequence[str], classes: Sequence[str] | None = None
+) -> Metrics:
+    """GeoChat's accuracy against class folder names, plus GeoMag's lenient rule as `accuracy_lenient`."""
+    _same_length(preds, labels)
+    pairs = list(zip(preds, labels, strict=True))
+    return {
+        "protocol": SCENE_PROTOCOL,
+        "accuracy": _mean([scene_correct(p, g) for p, g in pairs]),
+        "accuracy_lenient": _mean([scene_match(p, g, classes) for p, g in pairs]),
+        "n": len(pairs),
+        "extra": {
+            "accuracy_lenient": "geomag-lenient: case, punctuation, separators, CamelCase and a plural s "
+            "ignored; an answer naming exactly one listed class counts as that class"
+        },
+    }
 
 
 def vqa_answer(text: str) -> str:

@@ -208,7 +208,9 @@ def score(task: str, samples: Sequence[Sample], records: dict[str, dict[str, Any
         refs = {s.meta["id"]: list(s.meta["references"]) for s in samples}
         return {**M.caption_metrics(preds, refs), "n": len(samples)}
     if task == "scene":
-        return M.scene_accuracy(texts, [s.answer for s in samples], samples[0].meta.get("classes"))
+        # GeoChat scores against the class folder name (`label`), not the readable name
+        labels = [s.meta.get("label", s.answer) for s in samples]
+        return M.scene_accuracy(texts, labels, samples[0].meta.get("classes"))
     if task == "vqa":
         return M.vqa_accuracy(texts, [s.answer for s in samples], [s.meta["type"] for s in samples])
     if task == "roc":
