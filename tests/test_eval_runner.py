@@ -36,13 +36,16 @@ def test_eval_rsvqa_end_to_end_and_resume(real_data, tiny_llava, tmp_path, capsy
     assert table in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert results["n"] == 3 and results["task"] == "vqa"
-    # the first three questions of image 236: rural_urban, presence, count
+    # the first three questions of image 236: rural_urban, presence, count (all four LR types listed)
     assert {t: v["n"] for t, v in results["metrics"]["per_type"].items()} == {
+        "comp": 0,
         "count": 1,
         "presence": 1,
         "rural_urban": 1,
     }
-    assert 0.0 <= results["metrics"]["overall"] <= 1.0
+    assert 0.0 <= results["metrics"]["OA"] <= 1.0
+    assert results["metrics"]["AA"] is None  # no comparison question among the three
+    assert results["metrics"]["protocol"] == "rsvqa-computestats" and results["metrics"]["dataset"] == "LR"
 
     # resume: the first three predictions are kept as they are, only the new ones are predicted
     assert main([*args, "--limit", "5", "--max-new-tokens", "4"]) == 0

@@ -72,17 +72,73 @@ def test_scene_accuracy_lenient_column():
     assert M.scene_accuracy(preds, labels)["accuracy_lenient"] == 0.25  # without the class list
 
 
-def test_vqa_accuracy_by_question_type():
-    preds = ["Yes.", "no", "YES, there is", "yes", "no", "12", "rural"]
-    gts = ["yes", "yes", "yes", "yes", "no", "12", "urban"]
-    types = ["presence", "presence", "presence", "comp", "comp", "count", "rural_urban"]
+# (question type, ground truth, prediction, right?) recorded by running the answer encoder of the official
+# RSVQA code, VQA_model/VocabEncoder.py (syvlo/RSVQA @ 3c445ff0e497c3dbe67d888fa7136b894098ed4e), built
+# as VQA_model/computeStats.py builds it (LR: range_numbers=True; HR: False), on a vocabulary of these
+# ground truths: right = encode(prediction) == encode(ground truth); where encode raised (KeyError for a
+# token outside the vocabulary, e.g. 'yes,'), the prediction is no answer class: wrong.
+RSVQA_LR = [
+    ("presence", "yes", "yes", True),
+    ("presence", "yes", "Yes", True),
+    ("presence", "yes", "yes.", True),
+    ("presence", "yes", "Yes, there is.", False),  # no leading yes/no extraction
+    ("presence", "yes", "no", False),
+    ("comp", "no", "No", True),
+    ("comp", "no", "no?", True),
+    ("comp", "yes", "yes, it is", False),
+    ("count", "12", "15", True),  # LR counts are binned: both are (10, 100]
+    ("count", "0", "0", True),
+    ("count", "3", "0", False),
+    ("count", "12", "twelve", False),
+    ("count", "1000", "1001", False),  # (100, 1000] vs > 1000
+    ("rural_urban", "rural", "Rural.", True),
+    ("rural_urban", "urban", "rural", False),
+]
+RSVQA_HR = [
+    ("presence", "no", "no", True),
+    ("presence", "yes", "yes there are", False),
+    ("comp", "yes", "YES", True),
+    ("comp", "no", "yes", False),
+    ("count", "12", "15", False),  # HR counts are not binned
+    ("count", "12", "12", True),
+    ("area", "25m2", "30m2", True),  # areas are binned: both (10m2, 100m2]
+    ("area", "25m2", "25 m2", False),
+    ("area", "0m2", "0m2", True),
+    ("area", "1500m2", "999m2", False),
+]
+
+
+@pytest.mark.parametrize(("dataset", "rows"), [("LR", RSVQA_LR), ("HR", RSVQA_HR)])
+def test_rsvqa_answer_classes_match_the_official_encoder(dataset, rows):
+    for _, gt, pred, right in rows:
+        cls = M.rsvqa_answer_class(pred, dataset == "LR")
+        assert (cls is not None and cls == M.rsvqa_answer_class(gt, dataset == "LR")) is right, (gt, pred)
+    assert M.rsvqa_answer_class("", True) is None and M.rsvqa_answer_class("5km2", False) is None
+
+
+def test_vqa_accuracy_oa_aa_and_the_papers_average():
+    types, gts, preds = (list(x) for x in zip(*[r[:3] for r in RSVQA_LR], strict=True))
     r = M.vqa_accuracy(preds, gts, types)
-    assert r["presence"] == pytest.approx(2 / 3)
-    assert r["comp"] == 1.0
-    assert r["average"] == pytest.approx((2 / 3 + 1) / 2)
-    assert r["per_type"]["count"] == {"accuracy": 1.0, "n": 1}
-    assert r["per_type"]["rural_urban"] == {"accuracy": 0.0, "n": 1}
-    assert r["overall"] == pytest.approx(5 / 7)
+    assert r["protocol"] == "rsvqa-computestats" and r["dataset"] == "LR"  # rural_urban -> LR
+    # computeStats.py: accuracy per type = right / asked; AA = their mean over ALL the dataset's types;
+    # OA = trace / sum of the confusion matrix = right / all (derived by hand from the rows above)
+    acc = {"presence": 3 / 5, "comp": 2 / 3, "count": 2 / 5, "rural_urban": 1 / 2}
+    for t, v in acc.items():
+        assert r[t] == pytest.approx(v) and r["per_type"][t]["accuracy"] == pytest.approx(v)
+    assert r["OA"] == pytest.approx(8 / 15)
+    assert r["AA"] == pytest.approx(sum(acc.values()) / 4)
+    assert r["average"] == pytest.approx((3 / 5 + 2 / 3) / 2)  # the paper's A = mean(presence, comp)
+    # lenient (GeoMag's old rule): "Yes, there is." and "yes, it is" count as yes
+    assert r["per_type_lenient"]["presence"]["accuracy"] == pytest.approx(4 / 5)
+    assert r["per_type_lenient"]["comp"]["accuracy"] == 1.0
+    assert r["average_lenient"] == pytest.approx((4 / 5 + 1) / 2) and "OA_lenient" in r["extra"]
+    # HR: area replaces rural_urban; AA is None while a type has no question
+    types, gts, preds = (list(x) for x in zip(*[r[:3] for r in RSVQA_HR], strict=True))
+    h = M.vqa_accuracy(preds, gts, types, "HR")
+    assert h["OA"] == 0.5 and h["AA"] == pytest.approx(0.5) and h["area"] == 0.5
+    part = M.vqa_accuracy(preds[:2], gts[:2], types[:2], "HR")
+    assert part["per_type"]["area"] == {"accuracy": None, "n": 0} and part["AA"] is None
+    assert part["average"] is None  # no comparison question
 
 
 def test_word_iou_and_semantic_similarity(embedder):

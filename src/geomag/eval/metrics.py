@@ -7,8 +7,11 @@ All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100,
   equals the class folder name lower-cased; for snake_case folders (RESISC-45) `_` is removed on both
   sides. `accuracy_lenient` (GeoMag): case, punctuation, separators, CamelCase and a plural `s` ignored,
   and with the class list an answer that names exactly one class counts as that class.
-- RSVQA: accuracy per question type after normalisation (a leading "yes"/"no" word is the answer:
-  "Yes, there is." == "yes"); `average` = mean of presence and comparison accuracy (the paper's A).
+- RSVQA (syvlo/RSVQA computeStats.py, "rsvqa-computestats"): a question is right when the answer
+  classes of the official encoder are equal (case, one trailing '?'/'.', LR counts and areas binned;
+  no yes/no extraction: "Yes, there is." is wrong); accuracy per question type, OA (all questions),
+  AA (mean over all of the dataset's types) and `average` = mean(presence, comp), the paper's A.
+  `*_lenient` (GeoMag): a leading yes/no is the answer, words normalised as for scenes.
 - ROC: SS = mean cosine similarity of sentence embeddings (MiniLM, mean pooling over the attention
   mask, L2-normalised) of prediction and ground truth; SIoU = mean word-set IoU
   |W(pred) & W(gt)| / |W(pred) | W(gt)| over normalised words (1.0 when both are empty).
@@ -43,6 +46,13 @@ CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
 
 # Names of the conventions, written into every metric dict as "protocol" (docs/eval.md).
 SCENE_PROTOCOL = "geochat-scene"  # mbzuai-oryx/GeoChat geochat/eval/batch_geochat_scene.py
+VQA_PROTOCOL = "rsvqa-computestats"  # syvlo/RSVQA VQA_model/computeStats.py (+ VocabEncoder.py)
+
+# RSVQA's question types per dataset, as computeStats.py counts them (AA is their mean).
+RSVQA_TYPES = {
+    "LR": ("presence", "comp", "count", "rural_urban"),
+    "HR": ("presence", "comp", "count", "area"),
+}
 
 # A metric dict as written to results.json: scores, counts, and the names of the conventions used.
 Metrics = dict[str, float | int | str | dict[str, object] | None]
@@ -123,29 +133,112 @@ def scene_accuracy(
 
 
 def vqa_answer(text: str) -> str:
-    """Normalised RSVQA answer: 'yes'/'no' if the answer starts with it, else the joined words."""
+    """GeoMag's lenient RSVQA answer: 'yes'/'no' if the answer starts with it, else the joined words."""
     w = words(text)
     if w and w[0] in ("yes", "no"):
         return w[0]
     return "".join(w)
 
 
-def vqa_accuracy(preds: Sequence[str], gts: Sequence[str], types: Sequence[str]) -> dict:
-    """Accuracy per question type, overall, and `average` = mean(presence, comp) as in the paper."""
+def _rsvqa_bin(num: int, unit: str) -> str | None:
+    for lo, hi in ((0, 10), (10, 100), (100, 1000)):
+        if lo < num <= hi:
+            return f"between {lo}{unit} and {hi}{unit}"
+    return f"more than 1000{unit}" if num > 1000 else None
+
+
+def rsvqa_answer_class(text: str, lr: bool) -> tuple[str, ...] | None:
+    """The answer class the official RSVQA encoder gives `text` (VQA_model/VocabEncoder.py `encode`).
+
+    One trailing '?' or '.' dropped, whitespace tokens lower-cased; counts binned into
+    (0, 10], (10, 100], (100, 1000], > 1000 on LR only (computeStats builds the LR encoder with
+    range_numbers=True), areas `<n>m2` binned the same way on both. None where that encoder would fail
+    (an empty answer, `<x>m2` with x not an integer): such an answer is no class and never right.
+    """
+    sentence = text.strip()
+    if not sentence:
+        return None
+    if sentence[-1] in "?.":
+        sentence = sentence[:-1]
+    tokens = []
+    for token in sentence.split():
+        token = token.lower()
+        try:
+            if lr and token.isdigit():
+                token = _rsvqa_bin(int(token), "") or token
+            if token[-2:] == "m2":
+                token = _rsvqa_bin(int(token[:-2]), "m2") or token
+        except ValueError:
+            return None
+        tokens.append(token)
+    return tuple(tokens)
+
+
+def rsvqa_dataset(types: Iterable[str]) -> str | None:
+    """'LR' or 'HR' from the question types present (rural_urban is LR-only, area HR-only)."""
+    present = set(types)
+    if "rural_urban" in present:
+        return "LR"
+    return "HR" if "area" in present else None
+
+
+TypeAccuracy = dict[str, dict[str, float | int | None]]
+
+
+def _accuracy_by_type(hits: Sequence[bool], types: Sequence[str], expected: Sequence[str]) -> TypeAccuracy:
+    per_type: dict[str, list[bool]] = {t: [] for t in expected}
+    for hit, t in zip(hits, types, strict=True):
+        per_type.setdefault(t, []).append(hit)
+    return {t: {"accuracy": _mean(v) if v else None, "n": len(v)} for t, v in per_type.items()}
+
+
+def _vqa_summary(
+    per_type: TypeAccuracy, hits: Sequence[bool], expected: Sequence[str]
+) -> dict[str, float | None]:
+    accs = [per_type[t]["accuracy"] for t in expected]
+    pc = [per_type.get(t, {}).get("accuracy") for t in ("presence", "comp")]
+    return {
+        "OA": _mean(hits),
+        "AA": float(np.mean(accs)) if accs and None not in accs else None,
+        "average": float(np.mean(pc)) if None not in pc else None,
+    }
+
+
+def vqa_accuracy(
+    preds: Sequence[str], gts: Sequence[str], types: Sequence[str], dataset: str | None = None
+) -> Metrics:
+    """RSVQA as its official computeStats.py scores it: accuracy per question type, OA and AA.
+
+    dataset: "LR" or "HR" (default: guessed from the types). A question is right when the answer
+    classes (`rsvqa_answer_class`) are equal. OA = right / all; AA = mean over ALL of the dataset's
+    question types (None if one has no question); `average` = mean(presence, comp), the paper's "A".
+    The `*_lenient` keys score GeoMag's old normalisation (`vqa_answer`) the same way.
+    """
     _same_length(preds, gts)
     _same_length(preds, types)
-    per_type: dict[str, list[bool]] = {}
-    for p, g, t in zip(preds, gts, types, strict=True):
-        per_type.setdefault(t, []).append(vqa_answer(p) == vqa_answer(g))
-    out: dict[str, Any] = {
-        "per_type": {t: {"accuracy": _mean(v), "n": len(v)} for t, v in sorted(per_type.items())},
-        "overall": _mean([x for v in per_type.values() for x in v]),
-        "n": len(preds),
+    dataset = dataset or rsvqa_dataset(types)
+    if dataset not in (None, *RSVQA_TYPES):
+        raise GeoMagError(f"unknown RSVQA dataset '{dataset}'; expected LR or HR")
+    expected = RSVQA_TYPES[dataset] if dataset else tuple(sorted(set(types)))
+    lr = dataset == "LR"
+    hits = []
+    for p, g in zip(preds, gts, strict=True):
+        cls = rsvqa_answer_class(p, lr)
+        hits.append(cls is not None and cls == rsvqa_answer_class(g, lr))
+    lenient = [vqa_answer(p) == vqa_answer(g) for p, g in zip(preds, gts, strict=True)]
+    per_type = _accuracy_by_type(hits, types, expected)
+    per_type_lenient = _accuracy_by_type(lenient, types, expected)
+    out: Metrics = {"protocol": VQA_PROTOCOL, "dataset": dataset, "per_type": per_type}
+    out.update({t: v["accuracy"] for t, v in per_type.items()})
+    out.update(_vqa_summary(per_type, hits, expected))
+    out["per_type_lenient"] = per_type_lenient
+    out.update({f"{k}_lenient": v for k, v in _vqa_summary(per_type_lenient, lenient, expected).items()})
+    out["n"] = len(preds)
+    out["extra"] = {
+        k: "geomag-lenient: a leading yes/no word is the answer, otherwise case, punctuation, "
+        "separators and a plural s are ignored"
+        for k in ("per_type_lenient", "OA_lenient", "AA_lenient", "average_lenient")
     }
-    for key in ("presence", "comp"):
-        out[key] = _mean(per_type[key]) if key in per_type else None
-    both = [out[k] for k in ("presence", "comp") if out[k] is not None]
-    out["average"] = float(np.mean(both)) if both else None
     return out
 
 

@@ -197,8 +197,20 @@ def _model_key(model: str | os.PathLike[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Scoring
 # ---------------------------------------------------------------------------------------------
-def score(task: str, samples: Sequence[Sample], records: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Metrics of one task from samples (ground truth) and their prediction records."""
+RSVQA_DATASETS = {"rsvqa-lr": "LR", "rsvqa-hr-test1": "HR", "rsvqa-hr-test2": "HR"}
+
+
+def score(
+    task: str,
+    samples: Sequence[Sample],
+    records: dict[str, dict[str, Any]],
+    *,
+    benchmark: str | None = None,
+) -> dict[str, Any]:
+    """Metrics of one task from samples (ground truth) and their prediction records.
+
+    benchmark: its name, where the convention depends on it (RSVQA LR vs HR question types and bins).
+    """
     from geomag.eval import metrics as M
 
     recs = [records[s.meta["id"]] for s in samples]
@@ -212,7 +224,9 @@ def score(task: str, samples: Sequence[Sample], records: dict[str, dict[str, Any
         labels = [s.meta.get("label", s.answer) for s in samples]
         return M.scene_accuracy(texts, labels, samples[0].meta.get("classes"))
     if task == "vqa":
-        return M.vqa_accuracy(texts, [s.answer for s in samples], [s.meta["type"] for s in samples])
+        types = [s.meta["type"] for s in samples]
+        dataset = RSVQA_DATASETS.get(benchmark or "")
+        return M.vqa_accuracy(texts, [s.answer for s in samples], types, dataset)
     if task == "roc":
         return M.roc_metrics(texts, [s.answer for s in samples], M.TextEmbedder())
     if task == "refseg":
@@ -328,7 +342,7 @@ def run_eval(
         **run,
         "model_name": Path(str(model)).name or str(model),
         "n": len(samples),
-        "metrics": score(bench.task, samples, records),
+        "metrics": score(bench.task, samples, records, benchmark=benchmark),
     }
     from geomag.eval.tables import markdown_table
 

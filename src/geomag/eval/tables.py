@@ -62,11 +62,11 @@ def markdown_table(results: dict[str, Any]) -> str:
             "",
             "Accuracy per question type:",
             "",
-            "| " + " | ".join(f"{t} (n={v['n']})" for t, v in per_type.items()) + " | overall |",
-            "|" + "---:|" * (len(per_type) + 1),
+            "| " + " | ".join(f"{t} (n={v['n']})" for t, v in per_type.items()) + " | OA | AA |",
+            "|" + "---:|" * (len(per_type) + 2),
             "| "
             + " | ".join(_fmt(v["accuracy"]) for v in per_type.values())
-            + f" | {_fmt(metrics['overall'])} |",
+            + f" | {_fmt(metrics['OA'])} | {_fmt(metrics['AA'])} |",
         ]
     lines += ["", f"Model: `{results['model']}`; data: `{results['data']}`.", ""]
     return "\n".join(lines)
