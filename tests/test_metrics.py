@@ -141,14 +141,49 @@ def test_vqa_accuracy_oa_aa_and_the_papers_average():
     assert part["average"] is None  # no comparison question
 
 
-def test_word_iou_and_semantic_similarity(embedder):
+# (answer, ground-truth class, Osprey's cleaned answer, SS, SIoU) recorded by running Osprey's own code,
+# osprey/eval/lvis_paco_eval.py (CircleRadon/Osprey @ deb0e57d7e771e8d2a8652236b0e348efb9b5c6a): its
+# clean-up statements of LVIS_PACO_EVAL.eval (lines 76-77 and 145-150, verbatim), SemanticIOU, and its SS
+# (SentenceTransformer("all-MiniLM-L6-v2").encode + util.cos_sim, sentence-transformers 6.2.0, on the
+# bundled all-MiniLM-L6-v2 weights). SemanticIOU("", "") raises ZeroDivisionError there.
+OSPREY_ROC = [
+    ("golf field", "golf field", "golf field", 1.0000001192092896, 1.0),
+    ("Golf field.", "golf field", "Golf field ", 1.0000001192092896, 1.0),
+    ("golf fields", "golf field", "golf fields", 0.9521455764770508, 0.3333333333333333),
+    ("Category: golf field", "golf field", " golf field", 1.0000001192092896, 1.0),
+    ("Answer: golf field: large", "golf field", " golf field", 1.0000001192092896, 1.0),
+    ("golf-field", "golf field", "golf-field", 0.9582918286323547, 0.0),
+    ("GolfField", "golf field", "GolfField", 0.9204562902450562, 0.0),
+    ("It is a golf field.", "golf field", "It is a golf field ", 0.9082684516906738, 0.4),
+    ("storage tank, ship", "storage_tank", "storage tank  ship", 0.7966565489768982, 0.6666666666666666),
+    ("vehicle:", "vehicle", "", 0.31767600774765015, 0.0),
+    ("", "ship", "", 0.3330937325954437, 0.0),
+]
+
+
+def test_roc_ss_and_siou_match_osprey(embedder):
+    preds, gts = [r[0] for r in OSPREY_ROC], [r[1] for r in OSPREY_ROC]
+    for pred, _, cleaned, _, _ in OSPREY_ROC:
+        assert M.osprey_prediction(pred) == cleaned
+    ss, siou = M.roc_scores(preds, gts, embedder)
+    assert ss == pytest.approx([r[3] for r in OSPREY_ROC], abs=1e-5)
+    assert list(siou) == pytest.approx([r[4] for r in OSPREY_ROC])
+    r = M.roc_metrics(preds, gts, embedder)
+    assert r["protocol"] == "osprey-semantic-iou" and r["encoder"] == "all-MiniLM-L6-v2"
+    assert r["SS"] == pytest.approx(np.mean([x[3] for x in OSPREY_ROC]), abs=1e-5)
+    assert r["SIoU"] == pytest.approx(np.mean([x[4] for x in OSPREY_ROC]))
+    assert M.semantic_iou("", "") == 0.0  # Osprey: ZeroDivisionError; never happens (a class is never empty)
+    assert embedder.max_length == 256  # sentence-transformers' max_seq_length for this model
+
+
+def test_siou_lenient_and_embeddings(embedder):
     assert M.word_iou("a golf field", "golf field") == pytest.approx(2 / 3)
     assert M.word_iou("Tennis courts", "tennis court") == 1.0
     assert M.word_iou("", "") == 1.0 and M.word_iou("ship", "") == 0.0
-    r = M.roc_metrics(["golf field", "airplane"], ["golf field", "golf field"], embedder)
-    cos = float(embedder.encode(["airplane"])[0] @ embedder.encode(["golf field"])[0])
-    assert r["SS"] == pytest.approx((1.0 + cos) / 2, abs=1e-5)
-    assert r["SIoU"] == pytest.approx(0.5)
+    r = M.roc_metrics(["golf field", "airplane", "GolfFields"], ["golf field"] * 3, embedder)
+    cos = embedder.similarity(["airplane", "GolfFields"], ["golf field"])[:, 0]
+    assert r["SS"] == pytest.approx((1.0 + cos.sum()) / 3, abs=1e-5)
+    assert r["SIoU"] == pytest.approx(1 / 3) and r["SIoU_lenient"] == pytest.approx(2 / 3)
     # mean pooling honours the attention mask: a padded batch gives the same vectors as single texts
     batch = embedder.encode(["ship", "a large white ship in the harbor next to the pier"])
     single = embedder.encode(["ship"])

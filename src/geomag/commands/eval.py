@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit (default 64)")
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    parser.add_argument(
+        "--text-encoder",
+        default=None,
+        help="sentence encoder for DIOR-RSVG's SS and GCG's phrase similarity (default: the bundled "
+        "all-MiniLM-L6-v2; GLaMM's GCG tables: bert-base-uncased, which must be in the HF cache)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         max_new_tokens=args.max_new_tokens,
         device=args.device,
+        text_encoder=args.text_encoder,
     )
     from geomag.eval.tables import markdown_table
 

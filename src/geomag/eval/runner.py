@@ -206,15 +206,19 @@ def score(
     records: dict[str, dict[str, Any]],
     *,
     benchmark: str | None = None,
+    text_encoder: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of one task from samples (ground truth) and their prediction records.
 
     benchmark: its name, where the convention depends on it (RSVQA LR vs HR question types and bins).
+    text_encoder: sentence encoder of ROC's SS and GCG's phrase similarity (default: the bundled
+    all-MiniLM-L6-v2; GLaMM's tables use bert-base-uncased). Its name is written into the metrics.
     """
     from geomag.eval import metrics as M
 
     recs = [records[s.meta["id"]] for s in samples]
     texts = [r["text"] for r in recs]
+    encoder = text_encoder or M.DEFAULT_TEXT_ENCODER
     if task == "caption":
         preds = {s.meta["id"]: r["text"] for s, r in zip(samples, recs, strict=True)}
         refs = {s.meta["id"]: list(s.meta["references"]) for s in samples}
@@ -228,7 +232,7 @@ def score(
         dataset = RSVQA_DATASETS.get(benchmark or "")
         return M.vqa_accuracy(texts, [s.answer for s in samples], types, dataset)
     if task == "roc":
-        return M.roc_metrics(texts, [s.answer for s in samples], M.TextEmbedder())
+        return M.roc_metrics(texts, [s.answer for s in samples], M.TextEmbedder(encoder))
     if task == "refseg":
         return M.refseg_metrics(_refseg_pairs(samples, recs))
     if task == "gcg":
@@ -243,7 +247,7 @@ def score(
                     gt_phrases=list(s.meta.get("phrases") or gcg_phrases(s.answer)),
                 )
             )
-        return M.gcg_metrics(texts, [s.answer for s in samples], images, M.TextEmbedder())
+        return M.gcg_metrics(texts, [s.answer for s in samples], images, M.TextEmbedder(encoder))
     raise GeoMagError(f"no metrics for task '{task}'")
 
 
@@ -275,9 +279,11 @@ def run_eval(
     magcrop_config: Any = None,
     zoom: str | None = None,
     device: str = "cpu",
+    text_encoder: str | None = None,
 ) -> dict[str, Any]:
     """Predict the samples not yet in OUT/predictions.jsonl, then write results.json and results.md.
-    `device` only says where the model runs: predictions resume across devices."""
+    `device` only says where the model runs: predictions resume across devices. `text_encoder` only
+    changes the scores (see `score`), never the predictions."""
     from tqdm import tqdm
 
     from geomag.device import torch_device
@@ -342,7 +348,7 @@ def run_eval(
         **run,
         "model_name": Path(str(model)).name or str(model),
         "n": len(samples),
-        "metrics": score(bench.task, samples, records, benchmark=benchmark),
+        "metrics": score(bench.task, samples, records, benchmark=benchmark, text_encoder=text_encoder),
     }
     from geomag.eval.tables import markdown_table
 
