@@ -83,6 +83,19 @@ def test_eval_generated_refseg_split(geoscenes, tiny_llava, tmp_path):
     assert m["n"] == 3 and m["P@0.5"] == 0.0 and m["mIoU"] == 0.0 and m["oIoU"] == 0.0
     assert all(json.loads(x)["image_size"] == [256, 256] for x in lines(tmp_path / "o" / "predictions.jsonl"))
     assert "| Method | P@0.5 | oIoU | mIoU |" in (tmp_path / "o" / "results.md").read_text()
+    assert m["protocol"] == "rmsin" and m["resolution"] == "original"
+    # rescoring at RMSIN's 480x480 reuses the predictions (nothing is predicted again)
+    again = run_eval(
+        "refsegrs",
+        geoscenes / "refseg" / "refsegrs",
+        tiny_llava,
+        tmp_path / "o",
+        limit=3,
+        progress=False,
+        refseg_resolution="480",
+    )
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())["metrics"]
+    assert again["metrics"]["resolution"] == saved["resolution"] == "480x480 nearest"
 
 
 def test_eval_generated_roc_split(geoscenes, tiny_llava, tmp_path):

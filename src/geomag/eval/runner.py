@@ -207,12 +207,14 @@ def score(
     *,
     benchmark: str | None = None,
     text_encoder: str | None = None,
+    refseg_resolution: str = "original",
 ) -> dict[str, Any]:
     """Metrics of one task from samples (ground truth) and their prediction records.
 
     benchmark: its name, where the convention depends on it (RSVQA LR vs HR question types and bins).
     text_encoder: sentence encoder of ROC's SS and GCG's phrase similarity (default: the bundled
     all-MiniLM-L6-v2; GLaMM's tables use bert-base-uncased). Its name is written into the metrics.
+    refseg_resolution: "original" (the image grid) or "480" (RMSIN's 480x480, nearest neighbour).
     """
     from geomag.eval import metrics as M
 
@@ -234,7 +236,12 @@ def score(
     if task == "roc":
         return M.roc_metrics(texts, [s.answer for s in samples], M.TextEmbedder(encoder))
     if task == "refseg":
-        return M.refseg_metrics(_refseg_pairs(samples, recs))
+        if refseg_resolution not in M.REFSEG_RESOLUTIONS:
+            raise GeoMagError(
+                f"unknown refseg resolution '{refseg_resolution}'; expected {', '.join(M.REFSEG_RESOLUTIONS)}"
+            )
+        size = M.REFSEG_RESOLUTIONS[refseg_resolution]
+        return M.refseg_metrics(_refseg_pairs(samples, recs), size=size)
     if task == "gcg":
         images = []
         for s, r in zip(samples, recs, strict=True):
@@ -280,10 +287,11 @@ def run_eval(
     zoom: str | None = None,
     device: str = "cpu",
     text_encoder: str | None = None,
+    refseg_resolution: str = "original",
 ) -> dict[str, Any]:
     """Predict the samples not yet in OUT/predictions.jsonl, then write results.json and results.md.
-    `device` only says where the model runs: predictions resume across devices. `text_encoder` only
-    changes the scores (see `score`), never the predictions."""
+    `device` only says where the model runs: predictions resume across devices. `text_encoder` and
+    `refseg_resolution` only change the scores (see `score`), never the predictions."""
     from tqdm import tqdm
 
     from geomag.device import torch_device
@@ -348,7 +356,14 @@ def run_eval(
         **run,
         "model_name": Path(str(model)).name or str(model),
         "n": len(samples),
-        "metrics": score(bench.task, samples, records, benchmark=benchmark, text_encoder=text_encoder),
+        "metrics": score(
+            bench.task,
+            samples,
+            records,
+            benchmark=benchmark,
+            text_encoder=text_encoder,
+            refseg_resolution=refseg_resolution,
+        ),
     }
     from geomag.eval.tables import markdown_table
 
