@@ -172,3 +172,49 @@ def test_magcrop_on_gives_psc_boxes(real_data, tiny_llava, tmp_path):
     with pytest.raises(GeoMagError, match="magcrop: True there, False now"):  # keys only the old run has
         run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", magcrop=False, limit=2)
     assert len(lines(tmp_path / "mc" / "predictions.jsonl")) == 1
+
+
+def test_score_gcg_drops_empty_ground_truth_and_names_its_protocol(monkeypatch, tmp_path):
+    """GCG scoring without a model: hand-made records; METEOR / CIDEr stubbed (Java is tested elsewhere)."""
+    import numpy as np
+
+    from geomag.data.samples import Sample, mask_to_rle
+    from geomag.eval import metrics as M
+    from geomag.eval.runner import gcg_ground_truth, score
+
+    monkeypatch.setattr(M, "caption_metrics", lambda preds, refs, metrics: {"METEOR": 0.0, "CIDEr": 0.0})
+    square = [[[0, 0], [9, 0], [9, 9], [0, 9]]]
+    off_image = [[[40, 40], [50, 40], [50, 50]]]  # rasterises to nothing on a 20x20 grid
+    samples = [
+        Sample(
+            image=str(tmp_path / f"{name}.png"),
+            prompt="describe",
+            answer="A <p> court </p> [SEG] and a <p> ghost </p> [SEG] .",
+            task="gcg",
+            masks=[{"polygons": square}, {"polygons": off_image}],
+            meta={"id": f"s{k}", "phrases": ["court", "ghost"]},
+        )
+        for k, name in enumerate(["zeta", "alpha"])
+    ]
+    with pytest.warns(UserWarning, match=r"mask\(s\) \[1\] are empty"):
+        masks, phrases = gcg_ground_truth(samples[0], 20, 20)
+    assert len(masks) == 1 and phrases == ["court"]
+
+    square_mask = np.zeros((20, 20), dtype=bool)
+    square_mask[0:10, 0:10] = True
+    records = {
+        "s0": {"text": "<p> court </p> [SEG]", "masks": [mask_to_rle(square_mask)], "image_size": [20, 20]},
+        # an empty predicted mask is still submitted (a false positive), as GLaMM does
+        "s1": {
+            "text": "<p> court </p> [SEG]",
+            "masks": [mask_to_rle(np.zeros_like(square_mask))],
+            "image_size": [20, 20],
+        },
+    }
+    with pytest.warns(UserWarning):
+        m = score("gcg", samples, records)
+    with pytest.warns(UserWarning):
+        reversed_m = score("gcg", samples[::-1], records)
+    assert m["protocol"] == "glamm-gcg" and m["encoder"] == "all-MiniLM-L6-v2"
+    assert m["recall"] == 0.5 and m["mIoU"] == 0.5  # one of the two courts found; the ghosts are gone
+    assert 0.0 < m["AP50"] < 1.0 and reversed_m["AP50"] == m["AP50"]

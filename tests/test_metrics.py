@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -272,6 +274,104 @@ def test_refseg_metrics_hand_computed():
         M.refseg_metrics([(np.zeros((5, 5), bool), gt)])
 
 
+# GCG samples on 20x20 images, boxes [r0, r1, c0, c1], in the order fed (not the image names' order):
+# (image id, ground truth [(box, phrase)], predicted boxes, predicted phrases)
+GLAMM_SAMPLES = [
+    # the largest-IoU pair (swimming pool / cargo ship) fails the phrase test: GLaMM stops there
+    (
+        "img_b",
+        [([0, 10, 0, 10], "tennis court"), ([10, 20, 10, 20], "swimming pool")],
+        [[0, 6, 0, 10], [10, 20, 10, 20], [0, 0, 0, 0]],
+        ["tennis court", "cargo ship", "harbor"],
+    ),  # + an empty mask
+    (
+        "img_a",
+        [([5, 15, 5, 15], "large building")],
+        [[5, 15, 5, 14], [0, 3, 15, 20]],
+        ["a large building", "tree"],
+    ),
+    # two pairs tie at IoU 0.5: GLaMM's gt x pred matrix takes (tennis court, cargo ship) first and stops
+    (
+        "img_e",
+        [([0, 10, 0, 10], "tennis court"), ([10, 20, 10, 20], "red car")],
+        [[10, 20, 10, 15], [0, 10, 0, 5]],
+        ["red car", "cargo ship"],
+    ),
+    # two masks, one phrase: the best pair is the phraseless mask, GLaMM's lookup raises, no match
+    ("img_d", [([0, 8, 0, 8], "red car")], [[0, 4, 0, 4], [0, 8, 0, 8]], ["red car"]),
+    ("img_c", [], [[0, 5, 0, 5]], ["ship"]),  # no ground truth: its mask is a false positive
+]
+# Recorded by running GLaMM's eval/gcg/evaluate.py main() (mbzuai-oryx/groundingLMM @
+# e74865f207d02c8cbb54795758b855acd6bb51bb) on its own file formats written from GLAMM_SAMPLES (mask
+# and caption ground truth JSON, one prediction JSON per image), with "bert-base-uncased" a local folder
+# holding the bundled all-MiniLM-L6-v2 (offline) and COCOEvalCap replaced by a no-op (captions are not
+# recorded here); exact values read from COCOeval.stats[1], compute_miou and find_best_matches.
+# Feeding the images in the reverse order gave the same three values.
+GLAMM_AP50 = 0.7178217821782173
+GLAMM_MIOU = 0.64  # per image [0.8, 0.9, 0.5, 1.0, 0.0]
+GLAMM_RECALL = 1 / 6  # find_best_matches: img_a [(0, 0)]; img_b, img_e, img_c []; img_d IndexError
+# GLaMM's eval/gcg/infer.py inference() post-processing (lines 84-98, run verbatim): (raw answer,
+# cleaned caption, phrases)
+GLAMM_TEXT = [
+    ("The <p> tennis court-1 </p> [SEG] at right .", "The tennis court-1 at right .", ["tennis court-1"]),
+    (
+        "<p>A ship</p>[SEG] near <p> the pier </p> [SEG].</s>",
+        "A ship near the pier .",
+        ["A ship", "the pier"],
+    ),
+    ("Two\nlines  here, <p>a car</p> [SEG]", "Twolines here, a car", ["a car"]),
+    ("'A view of <p>roads</p> [SEG]'", "A view of roads", ["roads"]),
+    ("no markup at all", "no markup at all", []),
+]
+
+
+def gcg_images(samples=GLAMM_SAMPLES):
+    def box(b):
+        m = np.zeros((20, 20), dtype=bool)
+        m[b[0] : b[1], b[2] : b[3]] = True
+        return m
+
+    return [
+        M.GcgImage([box(b) for b in pred], [box(b) for b, _ in gt], phrases, [p for _, p in gt], image_id)
+        for image_id, gt, pred, phrases in samples
+    ]
+
+
+def test_gcg_mask_metrics_match_glamm(embedder):
+    images = gcg_images()
+    r = M.gcg_mask_metrics(images, embedder)
+    assert r["protocol"] == "glamm-gcg" and r["encoder"] == "all-MiniLM-L6-v2"
+    assert r["AP50"] == pytest.approx(GLAMM_AP50, abs=1e-12)
+    assert r["mIoU"] == pytest.approx(GLAMM_MIOU, abs=1e-12)
+    assert r["recall"] == pytest.approx(GLAMM_RECALL)
+    # the reversed sample order gives the same numbers (COCOeval orders images by their names)
+    rev = M.gcg_mask_metrics(images[::-1], embedder)
+    assert (rev["AP50"], rev["mIoU"], rev["recall"]) == (r["AP50"], r["mIoU"], r["recall"])
+    # without names the sample order decides AP50's ties between images (GeoMag's old behaviour)
+    unnamed = [dataclasses.replace(im, image_id="") for im in images]
+    assert M.mask_ap50(unnamed) != M.mask_ap50(unnamed[::-1])
+    # lenient: img_b's tennis court and img_e's red car also match; 3 of 6 ground-truth masks
+    assert r["recall_lenient"] == pytest.approx(3 / 6) and "recall_lenient" in r["extra"]
+    with pytest.raises(GeoMagError, match="not unique"):
+        M.mask_ap50([images[0], images[0]])
+
+
+def test_glamm_matching_rules():
+    # GLaMM's matrices are gt x pred; ties go to the first in row-major order
+    ious = np.array([[0.0, 0.5], [0.5, 0.0]])
+    sims = np.array([[0.9, 0.1], [0.9, 0.9]])  # (gt0, pred1) fails the phrase test
+    assert M.glamm_matches(ious, sims) == []
+    assert M.glamm_matches(ious, np.full((2, 2), 0.9)) == [(0, 1), (1, 0)]
+    assert M.glamm_matches(np.array([[0.49]]), np.ones((1, 1))) == []  # IoU >= 0.5 needed
+    assert M.glamm_matches(np.array([[0.2, 1.0]]), np.ones((1, 1))) == []  # pred 1 has no phrase
+
+
+def test_gcg_text_cleaned_as_glamm():
+    for raw, cleaned, phrases in GLAMM_TEXT:
+        assert M.strip_gcg_markup(raw) == cleaned, raw
+        assert M.glamm_phrases(raw) == phrases, raw
+
+
 def test_gcg_mask_metrics_hand_computed(embedder):
     a, b = box_mask(0, 0, 10, 10), box_mask(10, 10, 20, 20)
     a_part = box_mask(0, 0, 10, 6)  # IoU 0.6 with a
@@ -282,7 +382,7 @@ def test_gcg_mask_metrics_hand_computed(embedder):
     img2 = M.GcgImage([b], [a, b], ["cargo ship"], ["tennis court", "tennis court"])
     r = M.gcg_mask_metrics([img1, img2], embedder)
     assert r["mIoU"] == pytest.approx((0.6 + 1.0) / 2)
-    assert r["recall"] == pytest.approx(1 / 4)
+    assert r["recall"] == pytest.approx(1 / 4) and r["recall_lenient"] == pytest.approx(1 / 4)
     # AP50 over both images: 3 detections (scores 1.0, COCO order), 4 GT; TP, FP, TP -> 101-point AP
     # precision envelope: 1.0 up to recall 0.25, 2/3 up to recall 0.5, 0 after
     expected = (26 * 1.0 + 25 * (2 / 3)) / 101

@@ -1,8 +1,11 @@
-"""The paper's metrics, with exact definitions (docs/eval.md repeats them).
+"""The paper's metrics, computed as the peers' own evaluation code computes them (docs/eval.md).
 
-All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100, as the paper does.
+Every metric dict names its convention ("protocol"), the sentence encoder where one is used
+("encoder"), and in "extra" the GeoMag variants kept beside it (keys ending in `_lenient`) or other
+peers' numbers. All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100.
 
-- Captions: BLEU-1..4, METEOR, ROUGE_L, CIDEr from `pycocoevalcap` after its PTB tokenizer (Java).
+- Captions ("pycocoevalcap"): BLEU-1..4, METEOR, ROUGE_L, CIDEr from `pycocoevalcap` after its PTB
+  tokenizer (Java), which predictions and references both go through.
 - Scene accuracy (GeoChat, "geochat-scene"): the answer with spaces and '.' removed, lower-cased,
   equals the class folder name lower-cased; for snake_case folders (RESISC-45) `_` is removed on both
   sides. `accuracy_lenient` (GeoMag): case, punctuation, separators, CamelCase and a plural `s` ignored,
@@ -21,13 +24,13 @@ All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100,
   P@X = share of samples with IoU >= X; oIoU = sum of intersections / sum of unions; mIoU = mean IoU;
   at the original resolution, or both masks resized to 480x480 with nearest neighbour (RMSIN's input).
   gIoU / cIoU as LISA (an empty target with an empty prediction scores 1 in gIoU).
-- GCG (as GLaMM): METEOR and CIDEr of the text without `<p>`, `</p>`, `[SEG]`; AP50 from
-  pycocotools COCOeval("segm"), one category, every non-empty predicted mask scored 1.0; mIoU =
-  per image greedy one-to-one pairing by largest IoU (pairs with IoU > 0), mean of the paired IoUs
-  (0 for an image without pairs), mean over images; recall = matched ground-truth phrases / all
-  ground-truth phrases, where a match is a one-to-one pair with IoU >= 0.5 AND phrase similarity
-  >= 0.5 (cosine of the same sentence embeddings), chosen greedily by largest IoU among the pairs
-  that pass both thresholds (GLaMM stops at the first failing pair instead; we do not).
+- GCG (GLaMM's eval/gcg/evaluate.py, "glamm-gcg"): METEOR and CIDEr of the text cleaned as GLaMM
+  (tags and `[SEG]` removed); AP50 from COCOeval("segm") with every predicted mask scored 1.0 (empty
+  ones too) and every image in the ground truth, images named as GLaMM names them (so the sample
+  order does not matter); mIoU = per image greedy one-to-one pairing by largest IoU, mean of the paired
+  IoUs (0 without pairs), mean over images; recall = GLaMM's matches (largest IoU first, stopping at
+  the first pair that fails IoU >= 0.5 or phrase similarity >= 0.5) / ground-truth phrases, with the
+  phrase encoder named. `recall_lenient` (GeoMag) keeps looking past a failing pair.
 """
 
 from __future__ import annotations
@@ -49,9 +52,11 @@ REFSEG_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
 
 # Names of the conventions, written into every metric dict as "protocol" (docs/eval.md).
+CAPTION_PROTOCOL = "pycocoevalcap"  # COCOEvalCap's tokenizer and scorers
 SCENE_PROTOCOL = "geochat-scene"  # mbzuai-oryx/GeoChat geochat/eval/batch_geochat_scene.py
 VQA_PROTOCOL = "rsvqa-computestats"  # syvlo/RSVQA VQA_model/computeStats.py (+ VocabEncoder.py)
 ROC_PROTOCOL = "osprey-semantic-iou"  # CircleRadon/Osprey osprey/eval/lvis_paco_eval.py
+GCG_PROTOCOL = "glamm-gcg"  # mbzuai-oryx/groundingLMM eval/gcg/evaluate.py (GeoPixel: no scorer)
 REFSEG_PROTOCOL = "rmsin"  # Lsan2401/RMSIN test.py (the RRSIS-D code); gIoU / cIoU: LISA
 # Mask sizes `refseg_metrics` can score at: the original grid, or RMSIN's 480x480 input.
 REFSEG_RESOLUTIONS: dict[str, tuple[int, int] | None] = {"original": None, "480": (480, 480)}
@@ -72,7 +77,8 @@ Metrics = dict[str, float | int | str | dict[str, object] | None]
 # --------------------------------------------------------------------------------------------
 _WORD = re.compile(r"[a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_GCG_MARKUP = re.compile(r"</?p>|\[SEG\]")
+_GLAMM_TAG = re.compile(r"<.*?>")
+_GLAMM_PHRASE = re.compile(r"<p>(.*?)</p>")
 
 
 def _singular(word: str) -> str:
@@ -324,9 +330,21 @@ def score_tokenized(
     return out
 
 
+def _glamm_text(text: str) -> str:
+    # GLaMM's first steps on a decoded answer: newlines dropped, double spaces halved, the answer part
+    return text.replace("\n", "").replace("  ", " ").split("ASSISTANT: ")[-1]
+
+
 def strip_gcg_markup(text: str) -> str:
-    """GCG text without `<p>`, `</p>` and `[SEG]` (what METEOR / CIDEr score)."""
-    return re.sub(r"\s+", " ", _GCG_MARKUP.sub(" ", text)).strip()
+    """The GCG caption METEOR / CIDEr score, cleaned as GLaMM's eval/gcg/infer.py does: every `<...>`
+    tag and `[SEG]` removed, whitespace collapsed, quotes (') stripped at the ends."""
+    cleaned = _GLAMM_TAG.sub("", _glamm_text(text)).replace("[SEG]", "")
+    return " ".join(cleaned.split()).strip("'").strip()
+
+
+def glamm_phrases(text: str) -> list[str]:
+    """The phrases of a GCG answer as GLaMM takes them: every `<p> ... </p>`, stripped, in order."""
+    return [p.strip() for p in _GLAMM_PHRASE.findall(_glamm_text(text))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,35 +556,55 @@ def greedy_pairs(scores: np.ndarray, allowed: np.ndarray | None = None) -> list[
 
 @dataclass
 class GcgImage:
-    """One GCG sample: predicted masks with their phrases, ground-truth masks with theirs."""
+    """One GCG sample: predicted masks with their phrases, ground-truth masks with theirs.
+
+    image_id: the image's name as GLaMM's ground truth names it (the file name without its extension);
+    COCOeval orders images by it, so AP50 does not depend on the order of the samples.
+    """
 
     pred_masks: list[np.ndarray]
     gt_masks: list[np.ndarray]
     pred_phrases: list[str] = field(default_factory=list)
     gt_phrases: list[str] = field(default_factory=list)
+    image_id: str = ""
 
 
-def mask_ap50(images: Sequence[GcgImage]) -> float:
-    """AP at IoU 0.5 from COCOeval('segm'): one category, every non-empty predicted mask scored 1.0."""
+def _image_ids(images: Sequence[GcgImage]) -> list[str]:
+    ids = [im.image_id for im in images]
+    if all(ids):
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise GeoMagError(f"GCG image ids are not unique: {', '.join(dup[:5])}")
+        return ids
+    if any(ids):
+        raise GeoMagError("give every GCG image an image_id, or none")
+    return [f"{k:08d}" for k in range(len(images))]  # no ids: the sample order decides AP50's ties
+
+
+def _rle(mask: np.ndarray) -> dict[str, object]:
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+
+
+def mask_ap50(images: Sequence[GcgImage]) -> float | None:
+    """AP at IoU 0.5 as GLaMM's eval/gcg/evaluate.py: COCOeval("segm"), category 1, every image in the
+    ground truth (also those without masks), every predicted mask submitted with score 1.0 (empty ones
+    too). None without ground-truth masks (COCOeval's -1); 0.0 without predictions (GLaMM fails there)."""
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    def rle(m: np.ndarray) -> dict:
-        return mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-
     gt_images, gt_anns, dets = [], [], []
-    for k, im in enumerate(images):
-        if not im.gt_masks:
-            continue
-        h, w = im.gt_masks[0].shape
-        gt_images.append({"id": k, "width": w, "height": h})
+    for image_id, im in zip(_image_ids(images), images, strict=True):
+        shape = next((m.shape for m in [*im.gt_masks, *im.pred_masks]), (0, 0))
+        gt_images.append({"id": image_id, "height": int(shape[0]), "width": int(shape[1])})
         for g in im.gt_masks:
-            r = rle(g)
+            r = _rle(g)
             gt_anns.append(
                 {
                     "id": len(gt_anns) + 1,
-                    "image_id": k,
+                    "image_id": image_id,
                     "category_id": 1,
                     "segmentation": r,
                     "area": float(mask_utils.area(r)),
@@ -575,12 +613,11 @@ def mask_ap50(images: Sequence[GcgImage]) -> float:
                 }
             )
         dets += [
-            {"image_id": k, "category_id": 1, "segmentation": rle(p), "score": 1.0}
+            {"image_id": image_id, "category_id": 1, "segmentation": _rle(p), "score": 1.0}
             for p in im.pred_masks
-            if p.any()
         ]
     if not gt_anns:
-        raise GeoMagError("no ground-truth masks to score")
+        return None
     if not dets:
         return 0.0
     with contextlib.redirect_stdout(io.StringIO()):
@@ -593,10 +630,63 @@ def mask_ap50(images: Sequence[GcgImage]) -> float:
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(dets)
         ev = COCOeval(coco_gt, coco_dt, "segm")
+        ev.params.catIds = [1]
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return max(float(ev.stats[1]), 0.0)
+    return float(ev.stats[1])
+
+
+def glamm_matches(
+    ious: np.ndarray, sims: np.ndarray, iou_threshold: float = 0.5, sim_threshold: float = 0.5
+) -> list[tuple[int, int]]:
+    """GLaMM's find_best_matches: (gt, pred) pairs taken by largest IoU (first in row-major order of
+    the gt x pred matrix on ties), stopping at the first such pair that fails either threshold.
+
+    ious: (n_gt_masks, n_pred_masks); sims: (n_gt_phrases, n_pred_phrases). Where the pair lies outside
+    the phrase lists, GLaMM's lookup raises and its evaluate_recall_with_mapping counts no match for
+    the image: so do we (return []).
+    """
+    ious = ious.copy()
+    pairs = []
+    while ious.size:
+        i, j = (int(x) for x in np.unravel_index(int(np.argmax(ious)), ious.shape))
+        if ious[i, j] < iou_threshold:
+            break
+        if i >= sims.shape[0] or j >= sims.shape[1]:
+            return []
+        if sims[i, j] < sim_threshold:
+            break
+        pairs.append((i, j))
+        ious[i, :] = 0.0
+        ious[:, j] = 0.0
+    return pairs
+
+
+class _PhraseSimilarity:
+    """Cosine similarities of phrases, each phrase encoded once for the whole benchmark."""
+
+    def __init__(self, embedder: TextEmbedder, phrases: Iterable[str]) -> None:
+        unique = sorted(set(phrases))
+        self.index = {p: k for k, p in enumerate(unique)}
+        self.vectors = embedder.encode(unique)
+
+    def __call__(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        va = self.vectors[[self.index[p] for p in a]]
+        vb = self.vectors[[self.index[p] for p in b]]
+        return va @ vb.T if len(a) and len(b) else np.zeros((len(a), len(b)))
+
+
+def _lenient_matches(
+    im: GcgImage, ious: np.ndarray, sim: _PhraseSimilarity, iou_threshold: float, sim_threshold: float
+) -> int:
+    if not (im.pred_masks and im.gt_masks):
+        return 0
+    n_pred, n_gt = len(im.pred_masks), len(im.gt_masks)
+    pred_phr = [im.pred_phrases[i] if i < len(im.pred_phrases) else "" for i in range(n_pred)]
+    gt_phr = [im.gt_phrases[j] if j < len(im.gt_phrases) else "" for j in range(n_gt)]
+    ok = (ious >= iou_threshold) & (sim(pred_phr, gt_phr) >= sim_threshold)
+    return len(greedy_pairs(ious, ok))
 
 
 def gcg_mask_metrics(
@@ -604,41 +694,48 @@ def gcg_mask_metrics(
     embedder: TextEmbedder,
     iou_threshold: float = 0.5,
     sim_threshold: float = 0.5,
-) -> dict:
-    """AP50, mIoU and recall of GCG masks (definitions in the module docstring)."""
+) -> Metrics:
+    """AP50, mIoU and recall of GCG masks as GLaMM's eval/gcg/evaluate.py, plus recall_lenient."""
     if not images:
         raise GeoMagError("no GCG samples to score")
-    mious, matched, n_gt = [], 0, 0
+    sim = _PhraseSimilarity(embedder, ["", *(p for im in images for p in [*im.pred_phrases, *im.gt_phrases])])
+    mious, matched, positives, lenient, n_gt = [], 0, 0, 0, 0
     for im in images:
         ious = iou_matrix(im.pred_masks, im.gt_masks)
         paired = [ious[i, j] for i, j in greedy_pairs(ious)]
         mious.append(float(np.mean(paired)) if paired else 0.0)
+        positives += len(im.gt_phrases)
+        if im.gt_masks and im.pred_masks:
+            sims = sim(im.gt_phrases, im.pred_phrases)
+            matched += len(glamm_matches(ious.T, sims, iou_threshold, sim_threshold))
         n_gt += len(im.gt_masks)
-        if im.pred_masks and im.gt_masks:
-            pred_phr = [
-                im.pred_phrases[i] if i < len(im.pred_phrases) else "" for i in range(len(im.pred_masks))
-            ]
-            gt_phr = [im.gt_phrases[j] if j < len(im.gt_phrases) else "" for j in range(len(im.gt_masks))]
-            sims = embedder.similarity(pred_phr, gt_phr)
-            ok = (ious >= iou_threshold) & (sims >= sim_threshold)
-            matched += len(greedy_pairs(ious, ok))
+        lenient += _lenient_matches(im, ious, sim, iou_threshold, sim_threshold)
     return {
+        "protocol": GCG_PROTOCOL,
+        "encoder": embedder.name,
         "AP50": mask_ap50(images),
         "mIoU": float(np.mean(mious)),
-        "recall": matched / n_gt if n_gt else 0.0,
+        "recall": matched / positives if positives else 0.0,
+        "recall_lenient": lenient / n_gt if n_gt else 0.0,
         "n": len(images),
+        "extra": {
+            "recall_lenient": "geomag-lenient: one-to-one pairs taken by largest IoU among the pairs that "
+            "pass both thresholds (never stopping at a failing pair); missing phrases count as ''; "
+            "divided by the number of ground-truth masks"
+        },
     }
 
 
 def gcg_metrics(
     pred_texts: Sequence[str], gt_texts: Sequence[str], images: Sequence[GcgImage], embedder: TextEmbedder
-) -> dict:
-    """All GCG numbers: METEOR and CIDEr of the text (markup stripped) plus the mask metrics."""
+) -> Metrics:
+    """All GCG numbers: METEOR and CIDEr of the text (cleaned as GLaMM) plus the mask metrics."""
     _same_length(pred_texts, gt_texts)
     _same_length(pred_texts, images)
     preds = {str(i): strip_gcg_markup(t) for i, t in enumerate(pred_texts)}
     refs = {str(i): [strip_gcg_markup(t)] for i, t in enumerate(gt_texts)}
-    return {**caption_metrics(preds, refs, ("METEOR", "CIDEr")), **gcg_mask_metrics(images, embedder)}
+    masks = gcg_mask_metrics(images, embedder)
+    return {**masks, **caption_metrics(preds, refs, ("METEOR", "CIDEr")), "n": len(images)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -224,7 +225,7 @@ def score(
     if task == "caption":
         preds = {s.meta["id"]: r["text"] for s, r in zip(samples, recs, strict=True)}
         refs = {s.meta["id"]: list(s.meta["references"]) for s in samples}
-        return {**M.caption_metrics(preds, refs), "n": len(samples)}
+        return {"protocol": M.CAPTION_PROTOCOL, **M.caption_metrics(preds, refs), "n": len(samples)}
     if task == "scene":
         # GeoChat scores against the class folder name (`label`), not the readable name
         labels = [s.meta.get("label", s.answer) for s in samples]
@@ -243,19 +244,45 @@ def score(
         size = M.REFSEG_RESOLUTIONS[refseg_resolution]
         return M.refseg_metrics(_refseg_pairs(samples, recs), size=size)
     if task == "gcg":
+        stems = [Path(s.image).stem for s in samples]
+        # GLaMM names an image by its file name without the extension; sample ids if names repeat
+        ids = stems if len(set(stems)) == len(stems) else [s.meta["id"] for s in samples]
         images = []
-        for s, r in zip(samples, recs, strict=True):
+        for s, r, image_id in zip(samples, recs, ids, strict=True):
             w, h = r["image_size"]
+            gt_masks, gt_phrases = gcg_ground_truth(s, w, h)
             images.append(
                 M.GcgImage(
                     pred_masks=[decode_mask({"rle": m}, w, h) for m in r["masks"]],
-                    gt_masks=s.mask_arrays(w, h),
-                    pred_phrases=list(r.get("phrases") or []),
-                    gt_phrases=list(s.meta.get("phrases") or gcg_phrases(s.answer)),
+                    gt_masks=gt_masks,
+                    pred_phrases=M.glamm_phrases(r["text"]),
+                    gt_phrases=gt_phrases,
+                    image_id=str(image_id),
                 )
             )
         return M.gcg_metrics(texts, [s.answer for s in samples], images, M.TextEmbedder(encoder))
     raise GeoMagError(f"no metrics for task '{task}'")
+
+
+def gcg_ground_truth(sample: Sample, width: int, height: int) -> tuple[list[np.ndarray], list[str]]:
+    """A GCG sample's ground-truth masks on the (width, height) grid and their phrases.
+
+    A mask that rasterises to nothing (a degenerate or off-image polygon) is dropped with its phrase
+    and a warning: COCOeval would count it as a ground truth nobody can find, and GLaMM's IoU of it
+    with an empty prediction is 0 / 0.
+    """
+    masks = sample.mask_arrays(width, height)
+    phrases = list(sample.meta.get("phrases") or gcg_phrases(sample.answer))
+    empty = [k for k, m in enumerate(masks) if not m.any()]
+    if empty:
+        warnings.warn(
+            f"GCG sample {sample.meta.get('id')}: ground-truth mask(s) {empty} are empty on the "
+            f"{width}x{height} grid; dropped with their phrases",
+            stacklevel=2,
+        )
+        masks = [m for k, m in enumerate(masks) if k not in empty]
+        phrases = [p for k, p in enumerate(phrases) if k not in empty]
+    return masks, phrases
 
 
 def _refseg_pairs(samples: Sequence[Sample], recs: Sequence[dict[str, Any]]):
