@@ -82,7 +82,12 @@ def test_eval_generated_refseg_split(geoscenes, tiny_llava, tmp_path):
     # a plain VLM writes no masks: every IoU is 0 (scored on the 256x256 original grid)
     assert m["n"] == 3 and m["P@0.5"] == 0.0 and m["mIoU"] == 0.0 and m["oIoU"] == 0.0
     assert all(json.loads(x)["image_size"] == [256, 256] for x in lines(tmp_path / "o" / "predictions.jsonl"))
-    assert "| Method | P@0.5 | oIoU | mIoU |" in (tmp_path / "o" / "results.md").read_text()
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "| Method | P@0.5 | oIoU | mIoU |" in md
+    assert (
+        "Metrics: protocol `rmsin`, masks at original (docs/eval.md); also in results.json: `gIoU`, `cIoU`."
+        in md
+    )
     assert m["protocol"] == "rmsin" and m["resolution"] == "original"
     # rescoring at RMSIN's 480x480 reuses the predictions (nothing is predicted again)
     again = run_eval(

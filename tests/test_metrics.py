@@ -193,6 +193,21 @@ def test_siou_lenient_and_embeddings(embedder):
     assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
 
 
+def test_text_embedder_pools_like_glamm(tiny_bert):
+    """GLaMM's get_bert_embedding (eval/gcg/evaluate.py, derived by reading it; its bert-base-uncased is not
+    available offline): the mean of the last hidden states over ALL tokens of one text ([CLS], [SEP]
+    included), compared by cosine. Our batched mean over the attention mask is that vector, normalised;
+    without a sentence-transformers config the input limit is the tokenizer's 512, GLaMM's max_length."""
+    e = M.TextEmbedder(str(tiny_bert))
+    assert e.name == str(tiny_bert) and e.max_length == 512
+    texts = ["red car", "a large white ship moored next to the long pier"]
+    batch = e.encode(texts)
+    for k, text in enumerate(texts):
+        inputs = e.tokenizer(text, return_tensors="pt", max_length=512, truncation=True)
+        v = e.model(**inputs).last_hidden_state[0].mean(0).detach().numpy()
+        assert np.allclose(batch[k], v / np.linalg.norm(v), atol=1e-5)
+
+
 def refseg_cases():
     """(prediction, ground truth) pairs on a 10x14 grid; the order of the recorded values below."""
 
