@@ -223,3 +223,11 @@ def test_score_gcg_drops_empty_ground_truth_and_names_its_protocol(monkeypatch, 
     assert m["protocol"] == "glamm-gcg" and m["encoder"] == "all-MiniLM-L6-v2"
     assert m["recall"] == 0.5 and m["mIoU"] == 0.5  # one of the two courts found; the ghosts are gone
     assert 0.0 < m["AP50"] < 1.0 and reversed_m["AP50"] == m["AP50"]
+
+
+def test_bad_scoring_options_fail_before_predicting(tmp_path):
+    with pytest.raises(GeoMagError, match="unknown refseg resolution"):
+        run_eval("refsegrs", tmp_path / "d", "m", tmp_path / "o", refseg_resolution="960")
+    with pytest.raises(GeoMagError, match="text encoder 'no/such-encoder'"):
+        run_eval("dior-rsvg", tmp_path / "d", "m", tmp_path / "o", text_encoder="no/such-encoder")
+    assert not (tmp_path / "o").exists()

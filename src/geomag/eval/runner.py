@@ -285,6 +285,19 @@ def gcg_ground_truth(sample: Sample, width: int, height: int) -> tuple[list[np.n
     return masks, phrases
 
 
+def _check_scoring(task: str, text_encoder: str | None, refseg_resolution: str) -> None:
+    """Fail on a bad scoring option before predicting, not after."""
+    from geomag.eval.metrics import DEFAULT_TEXT_ENCODER, REFSEG_RESOLUTIONS
+    from geomag.hub import resolve_model
+
+    if refseg_resolution not in REFSEG_RESOLUTIONS:
+        raise GeoMagError(
+            f"unknown refseg resolution '{refseg_resolution}'; expected {', '.join(REFSEG_RESOLUTIONS)}"
+        )
+    if task in ("roc", "gcg"):
+        resolve_model(text_encoder or DEFAULT_TEXT_ENCODER, "text encoder")
+
+
 def _refseg_pairs(samples: Sequence[Sample], recs: Sequence[dict[str, Any]]):
     """(prediction, ground truth) at original size; several predicted masks count as their union."""
     for s, r in zip(samples, recs, strict=True):
@@ -328,6 +341,7 @@ def run_eval(
     split = split or bench.split
     if limit is not None and limit < 1:
         raise GeoMagError("--limit must be at least 1")
+    _check_scoring(bench.task, text_encoder, refseg_resolution)
     samples = load_benchmark(benchmark, data, split)[:limit]
     if not samples:
         raise GeoMagError(f"{data}: no {bench.title} samples in split '{split}'")
