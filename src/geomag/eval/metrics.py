@@ -15,10 +15,11 @@ peers' numbers. All scores are fractions in [0, 1] (CIDEr may exceed 1); tables 
   no yes/no extraction: "Yes, there is." is wrong); accuracy per question type, OA (all questions),
   AA (mean over all of the dataset's types) and `average` = mean(presence, comp), the paper's A.
   `*_lenient` (GeoMag): a leading yes/no is the answer, words normalised as for scenes.
-- ROC (Osprey's lvis_paco_eval.py, "osprey-semantic-iou"): the answer cleaned as Osprey does (the
-  part after the first ':', '.', ':', ',' as spaces), the class with '_' and ':' as spaces. SS = mean
-  cosine of their sentence embeddings (the encoder is named in the output); SIoU = mean IoU of their
-  sets of lower-cased whitespace tokens (no plural folding, no CamelCase or hyphen splitting).
+- ROC (Osprey's lvis_paco_eval.py, "osprey-semantic-iou"): the answer cleaned as Osprey does (with
+  a ':', only the part between the first ':' and the next; '.', ':', ',' as spaces), the class with
+  '_' and ':' as spaces. SS = mean cosine of their sentence embeddings (the encoder is named in the
+  output); SIoU = mean IoU of their sets of lower-cased whitespace tokens (no plural folding, no
+  CamelCase or hyphen splitting).
   `SIoU_lenient` (GeoMag): the same IoU over normalised words of the raw answer.
 - Referring segmentation (RMSIN's test.py, "rmsin"): IoU per sample (an empty union scores 0);
   P@X = share of samples with IoU >= X; oIoU = sum of intersections / sum of unions; mIoU = mean IoU;
@@ -406,7 +407,8 @@ class TextEmbedder:
 # Referring object classification (Osprey's SS and SIoU)
 # --------------------------------------------------------------------------------------------
 def osprey_prediction(text: str) -> str:
-    """Osprey's clean-up of an answer: the part after the first ':' (if any), with '.', ':', ',' as spaces."""
+    """Osprey's clean-up of an answer: with a ':', only the part between the first ':' and the next
+    (`split(':')[1]`: "Answer: ship: large" -> " ship"); then '.', ':', ',' as spaces."""
     text = text.strip()
     if ":" in text:
         text = text.split(":")[1]
