@@ -37,13 +37,16 @@ def test_eval_rsvqa_end_to_end_and_resume(real_data, tiny_llava, tmp_path, capsy
     assert table in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert results["n"] == 3 and results["task"] == "vqa"
-    # the first three questions of image 236: rural_urban, presence, count
+    # the first three questions of image 236: rural_urban, presence, count (all four LR types listed)
     assert {t: v["n"] for t, v in results["metrics"]["per_type"].items()} == {
+        "comp": 0,
         "count": 1,
         "presence": 1,
         "rural_urban": 1,
     }
-    assert 0.0 <= results["metrics"]["overall"] <= 1.0
+    assert 0.0 <= results["metrics"]["OA"] <= 1.0
+    assert results["metrics"]["AA"] is None  # no comparison question among the three
+    assert results["metrics"]["protocol"] == "rsvqa-computestats" and results["metrics"]["dataset"] == "LR"
 
     # resume: the first three predictions are kept as they are, only the new ones are predicted
     assert main([*args, "--limit", "5", "--max-new-tokens", "4"]) == 0
@@ -80,7 +83,26 @@ def test_eval_generated_refseg_split(geoscenes, tiny_llava, tmp_path):
     # a plain VLM writes no masks: every IoU is 0 (scored on the 256x256 original grid)
     assert m["n"] == 3 and m["P@0.5"] == 0.0 and m["mIoU"] == 0.0 and m["oIoU"] == 0.0
     assert all(json.loads(x)["image_size"] == [256, 256] for x in lines(tmp_path / "o" / "predictions.jsonl"))
-    assert "| Method | P@0.5 | oIoU | mIoU |" in (tmp_path / "o" / "results.md").read_text()
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "| Method | P@0.5 | oIoU | mIoU |" in md
+    assert (
+        "Metrics: protocol `rmsin`, masks at original (docs/eval.md); also in results.json: `gIoU`, `cIoU`."
+        in md
+    )
+    assert m["protocol"] == "rmsin" and m["resolution"] == "original"
+    # rescoring at RMSIN's 480x480 reuses the predictions (nothing is predicted again)
+    again = run_eval(
+        "refsegrs",
+        geoscenes / "refseg" / "refsegrs",
+        tiny_llava,
+        tmp_path / "o",
+        limit=3,
+        options=ParseOptions(magcrop=False, max_new_tokens=4),
+        progress=False,
+        refseg_resolution="480",
+    )
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())["metrics"]
+    assert again["metrics"]["resolution"] == saved["resolution"] == "480x480 nearest"
 
 
 def test_eval_generated_roc_split(geoscenes, tiny_llava, tmp_path):
@@ -154,3 +176,57 @@ def test_magcrop_on_gives_psc_boxes(real_data, tiny_llava, tmp_path):
     with pytest.raises(GeoMagError, match="magcrop: True there, False now"):  # keys only the old run has
         run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", options=on.with_(magcrop=False), limit=2)
     assert len(lines(tmp_path / "mc" / "predictions.jsonl")) == 1
+
+
+def test_score_gcg_drops_empty_ground_truth_and_names_its_protocol(monkeypatch, tmp_path):
+    """GCG scoring without a model: hand-made records; METEOR / CIDEr stubbed (Java is tested elsewhere)."""
+    import numpy as np
+
+    from geomag.data.samples import Sample, mask_to_rle
+    from geomag.eval import metrics as M
+    from geomag.eval.runner import gcg_ground_truth, score
+
+    monkeypatch.setattr(M, "caption_metrics", lambda preds, refs, metrics: {"METEOR": 0.0, "CIDEr": 0.0})
+    square = [[[0, 0], [9, 0], [9, 9], [0, 9]]]
+    off_image = [[[40, 40], [50, 40], [50, 50]]]  # rasterises to nothing on a 20x20 grid
+    samples = [
+        Sample(
+            image=str(tmp_path / f"{name}.png"),
+            prompt="describe",
+            answer="A <p> court </p> [SEG] and a <p> ghost </p> [SEG] .",
+            task="gcg",
+            masks=[{"polygons": square}, {"polygons": off_image}],
+            meta={"id": f"s{k}", "phrases": ["court", "ghost"]},
+        )
+        for k, name in enumerate(["zeta", "alpha"])
+    ]
+    with pytest.warns(UserWarning, match=r"mask\(s\) \[1\] are empty"):
+        masks, phrases = gcg_ground_truth(samples[0], 20, 20)
+    assert len(masks) == 1 and phrases == ["court"]
+
+    square_mask = np.zeros((20, 20), dtype=bool)
+    square_mask[0:10, 0:10] = True
+    records = {
+        "s0": {"text": "<p> court </p> [SEG]", "masks": [mask_to_rle(square_mask)], "image_size": [20, 20]},
+        # an empty predicted mask is still submitted (a false positive), as GLaMM does
+        "s1": {
+            "text": "<p> court </p> [SEG]",
+            "masks": [mask_to_rle(np.zeros_like(square_mask))],
+            "image_size": [20, 20],
+        },
+    }
+    with pytest.warns(UserWarning):
+        m = score("gcg", samples, records)
+    with pytest.warns(UserWarning):
+        reversed_m = score("gcg", samples[::-1], records)
+    assert m["protocol"] == "glamm-gcg" and m["encoder"] == "all-MiniLM-L6-v2"
+    assert m["recall"] == 0.5 and m["mIoU"] == 0.5  # one of the two courts found; the ghosts are gone
+    assert 0.0 < m["AP50"] < 1.0 and reversed_m["AP50"] == m["AP50"]
+
+
+def test_bad_scoring_options_fail_before_predicting(tmp_path):
+    with pytest.raises(GeoMagError, match="unknown refseg resolution"):
+        run_eval("refsegrs", tmp_path / "d", "m", tmp_path / "o", refseg_resolution="960")
+    with pytest.raises(GeoMagError, match="text encoder 'no/such-encoder'"):
+        run_eval("dior-rsvg", tmp_path / "d", "m", tmp_path / "o", text_encoder="no/such-encoder")
+    assert not (tmp_path / "o").exists()

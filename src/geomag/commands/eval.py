@@ -42,6 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--split", default=None, help="split to evaluate (default: the one the paper reports)"
     )
     parser.add_argument("--device", help=DEVICE_HELP)
+    parser.add_argument(
+        "--text-encoder",
+        default=None,
+        help="sentence encoder for DIOR-RSVG's SS and GCG's phrase similarity (default: the bundled "
+        "all-MiniLM-L6-v2; GLaMM's GCG tables: bert-base-uncased, which must be in the HF cache)",
+    )
+    parser.add_argument(
+        "--refseg-resolution",
+        choices=["original", "480"],
+        default="original",
+        help="referring segmentation: score masks on the original image grid (default) or resized to "
+        "480x480 with nearest neighbour, as RMSIN's RRSIS-D code does",
+    )
     parser.set_defaults(func=run)
 
 
@@ -52,7 +65,15 @@ def run(args: argparse.Namespace) -> int:
 
     options = ParseOptions().with_(**option_values(args), magcrop=args.magcrop == "on")
     results = run_eval(
-        args.benchmark, args.data, args.model, args.out, options=options, limit=args.limit, split=args.split
+        args.benchmark,
+        args.data,
+        args.model,
+        args.out,
+        options=options,
+        limit=args.limit,
+        split=args.split,
+        text_encoder=args.text_encoder,
+        refseg_resolution=args.refseg_resolution,
     )
     from geomag.eval.tables import markdown_table
 

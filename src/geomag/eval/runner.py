@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from geomag.api import load_predictor
 from geomag.data.loaders import get_benchmark, load_benchmark
 from geomag.data.samples import TASK_GRANULARITY, Sample, decode_mask, mask_to_rle
 from geomag.device import torch_device
 from geomag.errors import GeoMagError
 from geomag.eval import metrics as M
 from geomag.eval.tables import markdown_table
+from geomag.hub import resolve_model
 from geomag.model.answers import gcg_phrases
-from geomag.api import load_predictor
 from geomag.model.registry import DEFAULT_MODEL, model_key
 from geomag.options import ParseOptions
 from geomag.predictor import GeoMagPredictor
@@ -105,39 +107,104 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Scoring
 # ---------------------------------------------------------------------------------------------
-def score(task: str, samples: Sequence[Sample], records: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Metrics of one task from samples (ground truth) and their prediction records."""
+RSVQA_DATASETS = {"rsvqa-lr": "LR", "rsvqa-hr-test1": "HR", "rsvqa-hr-test2": "HR"}
+
+
+def score(
+    task: str,
+    samples: Sequence[Sample],
+    records: dict[str, dict[str, Any]],
+    *,
+    benchmark: str | None = None,
+    text_encoder: str | None = None,
+    refseg_resolution: str = "original",
+) -> dict[str, Any]:
+    """Metrics of one task from samples (ground truth) and their prediction records.
+
+    benchmark: its name, where the convention depends on it (RSVQA LR vs HR question types and bins).
+    text_encoder: sentence encoder of ROC's SS and GCG's phrase similarity (default: the bundled
+    all-MiniLM-L6-v2; GLaMM's tables use bert-base-uncased). Its name is written into the metrics.
+    refseg_resolution: "original" (the image grid) or "480" (RMSIN's 480x480, nearest neighbour).
+    """
     recs = [records[s.meta["id"]] for s in samples]
     texts = [r["text"] for r in recs]
+    encoder = text_encoder or M.DEFAULT_TEXT_ENCODER
     if task == "caption":
         preds = {s.meta["id"]: r["text"] for s, r in zip(samples, recs, strict=True)}
         refs = {s.meta["id"]: list(s.meta["references"]) for s in samples}
-        return {**M.caption_metrics(preds, refs), "n": len(samples)}
+        return {"protocol": M.CAPTION_PROTOCOL, **M.caption_metrics(preds, refs), "n": len(samples)}
     if task == "scene":
-        return M.scene_accuracy(texts, [s.answer for s in samples], samples[0].meta.get("classes"))
+        # GeoChat scores against the class folder name (`label`), not the readable name
+        labels = [s.meta.get("label", s.answer) for s in samples]
+        return M.scene_accuracy(texts, labels, samples[0].meta.get("classes"))
     if task == "vqa":
-        return M.vqa_accuracy(texts, [s.answer for s in samples], [s.meta["type"] for s in samples])
+        types = [s.meta["type"] for s in samples]
+        dataset = RSVQA_DATASETS.get(benchmark or "")
+        return M.vqa_accuracy(texts, [s.answer for s in samples], types, dataset)
     if task == "roc":
-        return M.roc_metrics(texts, [s.answer for s in samples], M.TextEmbedder())
+        return M.roc_metrics(texts, [s.answer for s in samples], M.TextEmbedder(encoder))
     if task == "refseg":
-        return M.refseg_metrics(_refseg_pairs(samples, recs))
+        if refseg_resolution not in M.REFSEG_RESOLUTIONS:
+            raise GeoMagError(
+                f"unknown refseg resolution '{refseg_resolution}'; expected {', '.join(M.REFSEG_RESOLUTIONS)}"
+            )
+        size = M.REFSEG_RESOLUTIONS[refseg_resolution]
+        return M.refseg_metrics(_refseg_pairs(samples, recs), size=size)
     if task == "gcg":
+        stems = [Path(s.image).stem for s in samples]
+        # GLaMM names an image by its file name without the extension; sample ids if names repeat
+        ids = stems if len(set(stems)) == len(stems) else [s.meta["id"] for s in samples]
         images = []
-        for s, r in zip(samples, recs, strict=True):
+        for s, r, image_id in zip(samples, recs, ids, strict=True):
             w, h = r["image_size"]
+            gt_masks, gt_phrases = gcg_ground_truth(s, w, h)
             images.append(
                 M.GcgImage(
                     pred_masks=[decode_mask({"rle": m}, w, h) for m in r["masks"]],
-                    gt_masks=s.mask_arrays(w, h),
-                    pred_phrases=list(r.get("phrases") or []),
-                    gt_phrases=list(s.meta.get("phrases") or gcg_phrases(s.answer)),
+                    gt_masks=gt_masks,
+                    pred_phrases=M.glamm_phrases(r["text"]),
+                    gt_phrases=gt_phrases,
+                    image_id=str(image_id),
                 )
             )
-        return M.gcg_metrics(texts, [s.answer for s in samples], images, M.TextEmbedder())
+        return M.gcg_metrics(texts, [s.answer for s in samples], images, M.TextEmbedder(encoder))
     raise GeoMagError(f"no metrics for task '{task}'")
 
 
-def _refseg_pairs(samples: Sequence[Sample], recs: Sequence[dict[str, Any]]):
+def gcg_ground_truth(sample: Sample, width: int, height: int) -> tuple[list[np.ndarray], list[str]]:
+    """A GCG sample's ground-truth masks on the (width, height) grid and their phrases.
+
+    A mask that rasterises to nothing (a degenerate or off-image polygon) is dropped with its phrase
+    and a warning: COCOeval would count it as a ground truth nobody can find, and GLaMM's IoU of it
+    with an empty prediction is 0 / 0.
+    """
+    masks = sample.mask_arrays(width, height)
+    phrases = list(sample.meta.get("phrases") or gcg_phrases(sample.answer))
+    empty = [k for k, m in enumerate(masks) if not m.any()]
+    if empty:
+        warnings.warn(
+            f"GCG sample {sample.meta.get('id')}: ground-truth mask(s) {empty} are empty on the "
+            f"{width}x{height} grid; dropped with their phrases",
+            stacklevel=2,
+        )
+        masks = [m for k, m in enumerate(masks) if k not in empty]
+        phrases = [p for k, p in enumerate(phrases) if k not in empty]
+    return masks, phrases
+
+
+def _check_scoring(task: str, text_encoder: str | None, refseg_resolution: str) -> None:
+    """Fail on a bad scoring option before predicting, not after."""
+    if refseg_resolution not in M.REFSEG_RESOLUTIONS:
+        raise GeoMagError(
+            f"unknown refseg resolution '{refseg_resolution}'; expected {', '.join(M.REFSEG_RESOLUTIONS)}"
+        )
+    if task in ("roc", "gcg"):
+        resolve_model(text_encoder or M.DEFAULT_TEXT_ENCODER, "text encoder")
+
+
+def _refseg_pairs(
+    samples: Sequence[Sample], recs: Sequence[dict[str, Any]]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(prediction, ground truth) at original size; several predicted masks count as their union."""
     for s, r in zip(samples, recs, strict=True):
         w, h = r["image_size"]
@@ -161,16 +228,20 @@ def run_eval(
     limit: int | None = None,
     split: str | None = None,
     progress: bool = True,
+    text_encoder: str | None = None,
+    refseg_resolution: str = "original",
 ) -> dict[str, Any]:
     """Predict the samples not yet in OUT/predictions.jsonl, then write results.json and results.md.
     `options` (default: `ParseOptions(magcrop=False)`, the model alone) say how each sample is parsed;
-    the device only says where the model runs: predictions resume across devices."""
+    the device only says where the model runs: predictions resume across devices. `text_encoder`
+    and `refseg_resolution` only change the scores (see `score`), never the predictions."""
     options = options or ParseOptions(magcrop=False)
     torch_device(options.device)  # a wrong device fails before the data is read
     bench = get_benchmark(benchmark)
     split = split or bench.split
     if limit is not None and limit < 1:
         raise GeoMagError("--limit must be at least 1")
+    _check_scoring(bench.task, text_encoder, refseg_resolution)
     samples = load_benchmark(benchmark, data, split)[:limit]
     if not samples:
         raise GeoMagError(f"{data}: no {bench.title} samples in split '{split}'")
@@ -215,7 +286,14 @@ def run_eval(
         **run,
         "model_name": Path(str(model)).name or str(model),
         "n": len(samples),
-        "metrics": score(bench.task, samples, records),
+        "metrics": score(
+            bench.task,
+            samples,
+            records,
+            benchmark=benchmark,
+            text_encoder=text_encoder,
+            refseg_resolution=refseg_resolution,
+        ),
     }
     _atomic_write(out / "results.json", json.dumps(results, indent=2) + "\n")
     _atomic_write(out / "results.md", markdown_table(results))

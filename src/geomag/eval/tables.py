@@ -41,6 +41,22 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{100 * float(value):.2f}"
 
 
+def conventions(metrics: dict[str, Any]) -> str:
+    """One line naming how the numbers were computed (protocol, encoder, resolution) and the extra keys."""
+    named = [
+        f"{what} `{metrics[key]}`"
+        for key, what in (("protocol", "protocol"), ("dataset", "dataset"), ("encoder", "encoder"))
+        if metrics.get(key)
+    ]
+    if metrics.get("resolution"):
+        named.append(f"masks at {metrics['resolution']}")
+    line = "Metrics: " + (", ".join(named) or "as in docs/eval.md") + " (docs/eval.md)"
+    extra = metrics.get("extra") or {}
+    if extra:
+        line += "; also in results.json: " + ", ".join(f"`{k}`" for k in extra)
+    return line + "."
+
+
 def method_label(results: dict[str, Any]) -> str:
     return f"{results['model_name']} (MagCrop {'on' if results['magcrop'] else 'off'})"
 
@@ -62,11 +78,11 @@ def markdown_table(results: dict[str, Any]) -> str:
             "",
             "Accuracy per question type:",
             "",
-            "| " + " | ".join(f"{t} (n={v['n']})" for t, v in per_type.items()) + " | overall |",
-            "|" + "---:|" * (len(per_type) + 1),
+            "| " + " | ".join(f"{t} (n={v['n']})" for t, v in per_type.items()) + " | OA | AA |",
+            "|" + "---:|" * (len(per_type) + 2),
             "| "
             + " | ".join(_fmt(v["accuracy"]) for v in per_type.values())
-            + f" | {_fmt(metrics['overall'])} |",
+            + f" | {_fmt(metrics['OA'])} | {_fmt(metrics['AA'])} |",
         ]
-    lines += ["", f"Model: `{results['model']}`; data: `{results['data']}`.", ""]
+    lines += ["", conventions(metrics), "", f"Model: `{results['model']}`; data: `{results['data']}`.", ""]
     return "\n".join(lines)

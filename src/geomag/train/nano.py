@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from geomag.errors import GeoMagError
-from geomag.model.geomag import WEIGHTS_FILE, is_checkpoint
+from geomag.model.geomag import WEIGHTS_FILE
 from geomag.model.registry import REGISTRY
 
 SHIPPED = REGISTRY["nano"].checkpoint  # where `export` output is copied to ship it

@@ -1,0 +1,134 @@
+"""The Python API (`geomag.parse`, `create_model`, `GeoMagPredictor`) is the pipeline every surface
+calls: the same result from Python, `geomag parse` and `geomag serve` for the same input."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import geomag
+from geomag.cli import main
+from geomag.errors import GeoMagError
+from geomag.imaging import PilSource
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tennis_courts_P0224.png"
+PROMPT = "Segment the tennis court on the left."
+
+
+def _written(folder: Path) -> tuple[dict, list[np.ndarray]]:
+    result = json.loads((folder / "result.json").read_text())
+    masks = [np.asarray(Image.open(folder / m["file"])) > 127 for m in result["masks"]]
+    return result, masks
+
+
+def test_parse_equals_the_cli_and_the_server(tmp_path, capsys):
+    from geomag.server import make_server, run_parse_job
+
+    result = geomag.parse(str(EXAMPLE), PROMPT)
+    assert result.granularity == "pixel" and set(result.boxes) == {"crop1", "crop2"}
+    assert main(["parse", str(EXAMPLE), PROMPT, "--out", str(tmp_path / "cli")]) == 0
+    server = make_server({"parse": run_parse_job}, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert main(["parse", str(EXAMPLE), PROMPT, "--out", str(tmp_path / "served"), "--server", url]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == printed[2] == result.text
+    for name in ("cli", "served"):
+        written, masks = _written(tmp_path / name)
+        assert written["text"] == result.text and written["granularity"] == result.granularity
+        assert written["boxes"] == {k: b.to_list() for k, b in result.boxes.items()}
+        assert len(masks) == len(result.masks)
+        assert all(np.array_equal(a, b) for a, b in zip(masks, result.masks, strict=True))
+        assert written["timings"]["total"] >= written["timings"]["classify"]
+
+
+def test_every_kind_of_image_gives_the_same_result():
+    image = Image.open(EXAMPLE).convert("RGB")
+    results = [
+        geomag.parse(source, "Are there tennis courts in this image?", granularity="region")
+        for source in (str(EXAMPLE), EXAMPLE, image, np.asarray(image), PilSource(image))
+    ]
+    for r in results[1:]:
+        assert (r.text, r.boxes) == (results[0].text, results[0].boxes)
+    with pytest.raises(GeoMagError, match="uint8"):
+        geomag.parse(np.zeros((8, 8, 3), np.float32), "Is there a ship?")
+
+
+def test_a_second_prompt_reuses_the_image_state():
+    """set_image keeps the reduced views and the saliency tiles' encoder features."""
+
+    class Counting(PilSource):
+        reads = 0
+
+        def read(self, box=None, out_size=None):
+            Counting.reads += 1
+            return super().read(box, out_size)
+
+    predictor = geomag.GeoMagPredictor(geomag.create_model("nano"))
+    predictor.set_image(Counting(Image.open(EXAMPLE)))
+    model = predictor.geomag
+    encoded = []
+    original = model.encode
+    model.encode = lambda images: encoded.append(len(images)) or original(images)
+    try:
+        first = predictor.predict(PROMPT)
+        reads, tiles = Counting.reads, sum(encoded)
+        again = predictor.predict(PROMPT)
+    finally:
+        model.encode = original
+    assert (again.text, again.boxes) == (first.text, first.boxes)
+    assert all(np.array_equal(a, b) for a, b in zip(again.masks, first.masks, strict=True))
+    assert Counting.reads - reads < reads  # the views came from the cache, only crops were read again
+    assert sum(encoded) - tiles < tiles  # the saliency tiles were not encoded again
+
+
+def test_the_registry_names_the_models():
+    assert {"nano", "paper", "tiny-cnn", "tiny-sam2"} <= set(geomag.list_models())
+    with pytest.raises(GeoMagError, match="names no base model folders"):
+        geomag.create_model("tiny-cnn")
+    with pytest.raises(GeoMagError, match="folder not found"):
+        geomag.create_model("./no/such/model")
+
+
+def test_options_are_checked_before_any_work():
+    for bad, message in (
+        ({"candidates": 0}, "candidates"),
+        ({"zoom": "crop3"}, "zoom"),
+        ({"max_new_tokens": -1}, "max_new_tokens"),
+        ({"granularity": "scene"}, "granularity"),
+        ({"pixel_saliency": "gradcam"}, "pixel_saliency"),
+    ):
+        with pytest.raises(GeoMagError, match=message):
+            geomag.ParseOptions(**bad)
+    with pytest.raises(GeoMagError, match="unknown option"):
+        geomag.ParseOptions.from_dict({"candidate": 2})
+    with pytest.raises(GeoMagError, match="must be a int"):
+        geomag.ParseOptions.from_dict({"candidates": "2"})
+
+
+def test_the_same_defaults_everywhere():
+    """`geomag parse`, `geomag magcrop`, `geomag eval --magcrop on` and MagCrop() share one default."""
+    from geomag.cli import build_parser
+    from geomag.commands.parse_options import option_values
+    from geomag.magcrop import MagCropConfig
+
+    parser = build_parser()
+    for argv in (
+        ["parse", "x.png", "p"],
+        ["magcrop", "x.png", "--prompt", "p", "--out", "o"],
+        ["eval", "aid", "--data", "d", "--out", "o"],
+    ):
+        args = parser.parse_args(argv)
+        options = geomag.ParseOptions().with_(**option_values(args))
+        assert options.magcrop_config() == MagCropConfig()
+        assert args.model in ("nano", None)
