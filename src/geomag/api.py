@@ -20,12 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from geomag.errors import GeoMagError
 from geomag.geoio import check_geo_outputs, save_geo_outputs
-from geomag.imaging import ImageSource, draw_boxes, overlay_masks
+from geomag.imaging import ImageSource, draw_boxes, nearest_mask, overlay_masks
 from geomag.model.registry import DEFAULT_MODEL, create_model, model_key
 from geomag.options import ParseOptions
 from geomag.outputs import check_out_dir, staged_output
@@ -33,7 +32,9 @@ from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
 from geomag.sources import ImageInput, open_source
 
-OVERLAY_MAX = 8192  # longest side of overlay.png; larger inputs get a reduced overlay
+# longest side of overlay.png: a 4K input keeps its overlay at full size; a 20000 px raster gets a
+# 4096 px one (an 8192 px overlay took ~0.8 GB of RSS: benchmarks/parse_huge.py)
+OVERLAY_MAX = 4096
 RESULT_FILES = ("result.json", "overlay.png")
 
 
@@ -152,8 +153,8 @@ def overlay(result: Result) -> Image.Image:
     scale = min(1.0, OVERLAY_MAX / max(width, height))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = result.source.read(None, size if scale < 1 else None)
-    masks = result.masks if scale == 1 else [_reduced(m, size) for m in result.masks]
-    picture = overlay_masks(image, masks) if masks else image.copy()
+    masks = result.masks if scale == 1 else [nearest_mask(m, size) for m in result.masks]
+    picture = overlay_masks(image, masks) if masks else image
     return draw_boxes(picture, result.boxes, (size[0] / width, size[1] / height) if scale < 1 else (1.0, 1.0))
 
 
@@ -161,10 +162,3 @@ def summary_line(result: Result, out: str | os.PathLike[str]) -> str:
     """What `geomag parse` prints: the answer, then granularity, masks, wall time and folder."""
     total = result.timings.get("total", 0.0)
     return f"{result.text}\n[{result.granularity}] {len(result.masks)} mask(s), {total:.2f} s -> {out}\n"
-
-
-def _reduced(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    image = Image.fromarray(np.asarray(mask, dtype=bool).view(np.uint8) * 255).resize(
-        size, Image.Resampling.NEAREST
-    )
-    return np.asarray(image) > 127

@@ -147,6 +147,16 @@ def paste(canvas: Image.Image, patch: Image.Image, box: Box) -> Image.Image:
     return out
 
 
+def nearest_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A boolean mask resampled to (width, height) by nearest neighbour (pixel centres), built by
+    indexing: no temporary of the input's size (a 20000 x 20000 mask reduces without 400 MB copies)."""
+    m = np.asarray(mask, dtype=bool)
+    height, width = m.shape
+    rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(np.intp), height - 1)
+    cols = np.minimum(((np.arange(size[0]) + 0.5) * width / size[0]).astype(np.intp), width - 1)
+    return m[np.ix_(rows, cols)]
+
+
 def paste_mask(size: tuple[int, int], box: Box, mask: np.ndarray) -> np.ndarray:
     """A boolean mask of a crop -> a (height, width) mask of the whole image, False outside the box."""
     box.check_inside(*size)

@@ -27,7 +27,7 @@ from PIL import Image
 
 from geomag.errors import GeoMagError
 from geomag.granularity import GranularityClassifier, load_classifier
-from geomag.imaging import Box, ImageSource, paste_mask
+from geomag.imaging import Box, ImageSource, nearest_mask, paste_mask
 from geomag.magcrop import GRANULARITIES, MagCrop, MagCropPlan, working_size
 from geomag.model.answers import REFSEG_ANSWER, gcg_phrases
 from geomag.model.geomag import GeoMagModel
@@ -322,13 +322,7 @@ class GeoMagPredictor:
         decoded_size, scale = working_size(region, working_cap)
         masks, scores = model.masks_on(logits, runs, decoded_size)
         if scale != 1.0:
-            masks = [_enlarged(m, region) for m in masks]
+            masks = [nearest_mask(m, region) for m in masks]
         if crop is not None:
             masks = [paste_mask(size, crop, m) for m in masks]
         return masks, scores
-
-
-def _enlarged(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A boolean mask resized to (width, height) with nearest neighbour."""
-    image = Image.fromarray(mask.view(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)
-    return np.asarray(image) > 127
