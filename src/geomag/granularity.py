@@ -27,9 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm.auto import tqdm
 
 from geomag.errors import GeoMagError
+from geomag.hub import load_text_encoder, resolve_model
 
 GRANULARITIES = ("image", "region", "pixel")
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -139,7 +142,6 @@ class TextEncoder:
         max_length: int = 128,
     ) -> TextEncoder:
         """Load by hub id, bundled name or folder; pooling/normalize default to what the encoder was trained for."""
-        from geomag.hub import load_text_encoder, resolve_model
 
         auto_pooling, auto_normalize = encoder_defaults(resolve_model(name, "text encoder"))
         model, tokenizer = load_text_encoder(name)
@@ -158,7 +160,6 @@ class TextEncoder:
 
     def fingerprint(self) -> str:
         """Identity of the features this encoder produces (for the embedding cache)."""
-        from geomag.hub import resolve_model
 
         folder = resolve_model(self.name, "text encoder")
         weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
@@ -167,7 +168,6 @@ class TextEncoder:
 
     def embed(self, prompts: Sequence[str], batch_size: int = 64, progress: bool = False) -> torch.Tensor:
         """[N, dim] pooled features; prompts longer than max_length tokens are truncated with a warning."""
-        from tqdm.auto import tqdm
 
         prompts = check_prompts(prompts)
         if not prompts:
@@ -261,7 +261,6 @@ class GranularityClassifier(nn.Module):
 
     def save(self, folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write head.safetensors + config.json; refuses to replace an existing head unless overwrite."""
-        from safetensors.torch import save_file
 
         folder = Path(folder)
         if not overwrite and any((folder / name).exists() for name in (HEAD_FILE, CONFIG_FILE)):
@@ -301,7 +300,6 @@ def _default_classifier() -> GranularityClassifier:
 
 
 def _load(folder: Path, encoder: str | TextEncoder | None) -> GranularityClassifier:
-    from safetensors.torch import load_file
 
     for name in (CONFIG_FILE, HEAD_FILE):
         if not (folder / name).is_file():
@@ -329,7 +327,6 @@ def _load(folder: Path, encoder: str | TextEncoder | None) -> GranularityClassif
 
 
 def _load_model(name: str) -> tuple[Any, Any]:
-    from geomag.hub import load_text_encoder
 
     return load_text_encoder(name)
 
@@ -373,7 +370,6 @@ def embed_cached(
     progress: bool = True,
 ) -> tuple[torch.Tensor, bool]:
     """Pooled features of `prompts`, read from / written to a safetensors cache. Returns (features, hit)."""
-    from safetensors.torch import load_file, save_file
 
     if cache_dir is None:
         return encoder.embed(prompts, progress=progress), False
@@ -407,7 +403,6 @@ def fit_head(
     progress: bool = True,
 ) -> list[float]:
     """Train the head with cross-entropy on cached features (AdamW, shuffled mini-batches). Returns epoch losses."""
-    from tqdm.auto import tqdm
 
     if len(features) != len(labels):
         raise ValueError(f"{len(features)} feature rows for {len(labels)} labels")

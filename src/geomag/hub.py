@@ -13,6 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
+from transformers import AutoModel, AutoTokenizer
+
 from geomag.errors import GeoMagError
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -51,8 +55,6 @@ def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Pa
         )
     if text.startswith((".", "/", "~")) or not _REPO_ID.match(text):
         raise GeoMagError(f"{what} folder not found: {text}")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         return Path(snapshot_download(text, local_files_only=True))
@@ -68,7 +70,6 @@ def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Pa
 
 def load_text_encoder(id_or_path: str | os.PathLike[str] = "all-MiniLM-L6-v2") -> tuple[Any, Any]:
     """A BERT-style encoder and its tokenizer (the granularity classifier's frozen backbone)."""
-    from transformers import AutoModel, AutoTokenizer
 
     folder = resolve_model(id_or_path, "text encoder")
     model = AutoModel.from_pretrained(folder)

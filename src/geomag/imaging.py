@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from geomag.errors import GeoMagError
 
@@ -256,7 +256,6 @@ def draw_boxes(
     image: Image.Image, boxes: dict[str, Box], scale: tuple[float, float] = (1.0, 1.0), width: int = 0
 ) -> Image.Image:
     """A copy of `image` with labelled boxes drawn on it; `scale` maps box coordinates to the image."""
-    from PIL import ImageDraw
 
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from geomag.imaging import Box, ImageSource
 
@@ -82,7 +83,6 @@ class Result:
 
     def save(self, out_dir: str | Path) -> Path:
         """Write result.json and one PNG per mask into out_dir; returns the JSON path."""
-        from PIL import Image
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

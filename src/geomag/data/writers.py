@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from pycocotools import mask as mask_utils
+from rasterio import features
 
 from geomag.data.scenes.classes import CLASSES
 from geomag.data.scenes.scene import Scene
@@ -55,7 +57,6 @@ def _json(path: Path, obj: Any) -> None:
 
 def mask_polygons(mask: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[list[list[int]]]:
     """Outer rings of a bool mask as [[x, y], ...] pixel-corner polygons (GeoPixelD style)."""
-    from rasterio import features
 
     polys = []
     for geom, val in features.shapes(mask.astype(np.uint8), mask=mask, connectivity=8):
@@ -207,7 +208,6 @@ class RRSISDWriter:
         self.ann_id = self.sent_id = 0
 
     def add(self, scene: Scene, index: int, name: str) -> None:
-        from pycocotools import mask as mask_utils
 
         fn = f"{name}.jpg"
         scene.image.save(self.root / "images" / "rrsisd" / "JPEGImages" / fn, quality=95)

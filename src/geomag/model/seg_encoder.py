@@ -26,6 +26,7 @@ from transformers import Sam2Model
 from geomag.errors import GeoMagError
 from geomag.hub import resolve_model
 from geomag.imaging import resize_batch
+from geomag.model.backbones import build_backbone
 
 
 def _tensor_batch(images: Sequence[Image.Image], size: int) -> torch.Tensor:
@@ -119,7 +120,6 @@ class CnnSegEncoder(SegEncoder):
 
     def __init__(self, name: str, image_size: int | None = None, pretrained: bool = True) -> None:
         super().__init__()
-        from geomag.model.backbones import build_backbone
 
         self.name = name
         self.pretrained = pretrained

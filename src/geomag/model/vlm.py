@@ -16,6 +16,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import geomag.model.cnn_tower  # noqa: F401  (registers the "geomag_cnn" vision tower of GeoMag-nano)
+from geomag.device import torch_device
 from geomag.errors import GeoMagError
 from geomag.hub import resolve_model
 from geomag.imaging import resize
@@ -74,7 +75,6 @@ class VLM:
 
     def to(self, device: str | torch.device) -> VLM:
         """Move the model to `device` (checked: geomag.device.torch_device); returns self."""
-        from geomag.device import torch_device
 
         self.model.to(torch_device(device))
         return self

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from geomag.data.samples import Sample
@@ -79,7 +80,6 @@ def _micro_batches(n: int, cfg: TrainConfig, start: tuple[int, int]):
 
 def save_optimizer(optimizer: torch.optim.Optimizer, names: list[str], path: Path) -> dict[str, Any]:
     """Optimizer moment tensors + RNG to safetensors; returns the JSON-safe scalars."""
-    from safetensors.torch import save_file
 
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
@@ -103,7 +103,6 @@ def save_optimizer(optimizer: torch.optim.Optimizer, names: list[str], path: Pat
 def load_optimizer(
     optimizer: torch.optim.Optimizer, names: list[str], path: Path, meta: dict[str, Any]
 ) -> None:
-    from safetensors.torch import load_file
 
     tensors = load_file(str(path))
     state: dict[int, dict[str, Any]] = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from pycocotools import mask as mask_utils
 
 from geomag.errors import GeoMagError
 
@@ -18,8 +19,6 @@ def _samples(root: Path, n: int) -> list[tuple[Path, list[tuple[np.ndarray, str]
     """(image path, [(full mask, text)]) per scene, from RRSIS-D, else GeoPixelD, else caption images."""
     rr = root / "refseg" / "rrsisd"
     if (rr / "rrsisd" / "instances.json").is_file():
-        from pycocotools import mask as mask_utils
-
         inst = json.loads((rr / "rrsisd" / "instances.json").read_text())
         refs = json.loads((rr / "rrsisd" / "refs(unc).json").read_text())
         anns = {a["id"]: a for a in inst["annotations"]}
