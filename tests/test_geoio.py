@@ -401,7 +401,7 @@ def test_open_image_and_save_write_the_geo_outputs_asked_for(tmp_path):
     result = make_result(two_blobs())
     result.source = src
     save(result, tmp_path / "out", asked)
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    names = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".geomag-outputs.json")
     assert names == [
         "boxes.geojson",
         "mask_00.png",
@@ -411,7 +411,7 @@ def test_open_image_and_save_write_the_geo_outputs_asked_for(tmp_path):
         "result.json",
     ]
     save(result, tmp_path / "plain")
-    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir() if not p.name.startswith(".")) == [
         "mask_00.png",
         "overlay.png",
         "result.json",

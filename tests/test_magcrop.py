@@ -253,7 +253,7 @@ def test_cli_writes_all_outputs_for_a_4k_image(tmp_path, tiny_llava, capsys):
     args = ["magcrop", str(tmp_path / "4k.png"), "--prompt", PROMPT, "--granularity", "pixel"]
     code = main([*args, "--model", str(tiny_llava), "--out", str(out)])
     assert code == 0
-    names = {p.name for p in out.iterdir()}
+    names = {p.name for p in out.iterdir()} - {".geomag-outputs.json"}  # the manifest of what GeoMag wrote
     assert names == {"adjusted.png", "boxes.png", "heatmap_crop1.png", "heatmap_crop2.png", "magcrop.json"}
     record = json.loads((out / "magcrop.json").read_text())
     assert record["original_size"] == record["adjusted_size"] == [4096, 2160]

@@ -1,3 +1,3 @@
-from geomag.cli import main
+from geomag.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -79,7 +79,7 @@ def open_image(
     """The source of an image file; geo outputs that cannot work with it fail here, before any model."""
     source = open_source(path, bands=bands, nodata=nodata)
     if outputs.geojson or outputs.wgs84 or outputs.mask_geotiff:
-        check_geo_outputs(source, wgs84=outputs.wgs84, warn=False)
+        check_geo_outputs(source, wgs84=outputs.wgs84, masks=outputs.mask_geotiff)
     return source
 
 

@@ -1,7 +1,10 @@
 """The `geomag` command. Each subcommand lives in `geomag.commands.<name>` and exposes `register(sub)`.
 
 Subcommand modules import heavy libraries (torch, transformers) inside their handlers, so
-`geomag --help` stays fast. User mistakes raise GeoMagError: printed as one line, exit code 2.
+`geomag --help` stays fast. What a user can get wrong ends in ONE line on stderr and exit code 2:
+GeoMagError from the library, and argparse's own errors (`GeoMagParser`). Ctrl+C ends with exit code
+130 and nothing partial (outputs are staged, `geomag.outputs`). Library warnings a user can act on
+are one `geomag: warning:` line each; the rest are silent unless `--verbose`.
 """
 
 from __future__ import annotations
@@ -11,46 +14,96 @@ import importlib
 import os
 import sys
 import warnings
+from typing import NoReturn
 
 from geomag import __version__
 from geomag.errors import GeoMagError
 
 # Order here is the order in `geomag --help`.
 COMMANDS = ["parse", "serve", "magcrop", "classify", "scenes", "eval", "train"]
+# warnings of the libraries underneath that say nothing a user can act on (shown with --verbose)
+QUIET_CATEGORIES = (FutureWarning, DeprecationWarning, PendingDeprecationWarning, ResourceWarning)
+QUIET_MESSAGES = ("Dataset has no geotransform", "TypedStorage is deprecated", "is_gradient_checkpointing")
+
+
+class GeomagParser(argparse.ArgumentParser):
+    """argparse with one-line errors: `geomag: error: ...` and a pointer to --help, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"geomag: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = GeomagParser(
         prog="geomag",
         description="Remote-sensing image parsing with a vision-language model and MagCrop.",
     )
     parser.add_argument("--version", action="version", version=f"geomag {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the libraries' own warnings and full tracebacks"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=GeomagParser)
     for name in COMMANDS:
         importlib.import_module(f"geomag.commands.{name}").register(sub)
     return parser
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line, without file:line (they are for GeoMag's developers)."""
+    text = " ".join(str(message).split())
+    print(f"geomag: warning: {text}", file=sys.stderr)
+
+
+def quiet_warnings(verbose: bool) -> None:
+    """One `geomag: warning:` line per warning; library noise silenced unless `verbose`."""
+    warnings.showwarning = _show_warning
+    if verbose:
+        return
+    for category in QUIET_CATEGORIES:
+        warnings.filterwarnings("ignore", category=category)
+    for text in QUIET_MESSAGES:  # by message: rasterio's warning classes would cost its import here
+        warnings.filterwarnings("ignore", message=f".*{text}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    # Deprecation notices of the libraries underneath are for GeoMag's developers, not its users, and
-    # so are Hugging Face's "Loading weights" bars (read by huggingface_hub when transformers is first
-    # imported, inside the commands); GeoMag's own progress bars stay.
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    # Hugging Face's "Loading weights" bars are read by huggingface_hub when transformers is first
+    # imported (inside the commands); GeoMag's own progress bars stay.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    try:
-        return int(args.func(args) or 0)
-    except GeoMagError as exc:
-        print(f"geomag: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("geomag: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        quiet_warnings(args.verbose)
+        try:
+            return int(args.func(args) or 0)
+        except GeoMagError as exc:
+            print(f"geomag: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("geomag: interrupted", file=sys.stderr)
+            return 130
+
+
+def entry() -> NoReturn:
+    """The `geomag` console script: `main`, then exit without running atexit handlers after Ctrl+C
+    (a second interrupt inside a library's handler would print a traceback)."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    entry()

@@ -207,15 +207,15 @@ def check_geo_outputs(source: Any, wgs84: bool = False, warn: bool = True, masks
     """Is the input georeferenced? Errors for --wgs84 without a CRS (call it before a long run).
 
     A raster file without a CRS gets a warning (GeoJSON in pixel coordinates, no mask GeoTIFF);
-    plain images (PNG, JPEG) are expected to have none and get pixel coordinates without one.
+    plain images (PNG, JPEG) are expected to have none: they get pixel coordinates without one, and
+    a warning only when mask GeoTIFFs were asked for (`masks`), since none can be written.
     """
     crs, _, _ = _georef(source)
     _check_wgs84(crs, wgs84)
-    if crs is None and warn and isinstance(source, RasterSource):
+    if crs is None and warn and (masks or isinstance(source, RasterSource)):
+        name = Path(getattr(source, "path", "the image")).name
         extra = " and no mask GeoTIFF is written" if masks else ""
-        warnings.warn(
-            f"{source.path.name} has no CRS: GeoJSON is written in pixel coordinates{extra}", stacklevel=2
-        )
+        warnings.warn(f"{name} has no CRS: GeoJSON is written in pixel coordinates{extra}", stacklevel=2)
     return crs is not None
 
 
@@ -240,7 +240,7 @@ def save_geo_outputs(
     them on the map. Everything is built in a temporary folder first, so a failure leaves no partial
     outputs. Returns {file name: path}.
     """
-    georef = check_geo_outputs(source, wgs84, masks=mask_geotiff)
+    georef = check_geo_outputs(source, wgs84, warn=False, masks=mask_geotiff)  # warned when opened
     crs, transform, size = _georef(source)
     transform = transform if georef else None
     crs = crs if georef else None

@@ -343,7 +343,10 @@ def read_prompts(path: str | os.PathLike[str]) -> tuple[list[str], list[str], li
     if not path.is_file():
         raise GeoMagError(f"prompt file not found: {path}")
     prompts, labels, tasks = [], [], []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise GeoMagError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     if not lines or lines[0].split("\t")[:3] != ["granularity", "task", "prompt"]:
         raise GeoMagError(f"{path}: the first line must be the header 'granularity<TAB>task<TAB>prompt'")
     for number, line in enumerate(lines[1:], start=2):

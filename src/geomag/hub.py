@@ -68,11 +68,31 @@ def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Pa
         ) from None
 
 
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def safetensors_folder(folder: Path, what: str = "model") -> Path:
+    """`folder` if it holds a config and safetensors weights. Pickle weights are never loaded (a
+    pickle can run code): a folder that has only those gets one line saying how to convert it."""
+    if not (folder / "config.json").is_file():
+        raise GeoMagError(f"{what} folder {folder} has no config.json: not a Hugging Face model folder")
+    if any(folder.glob("*.safetensors")):
+        return folder
+    pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern))
+    if pickles:
+        raise GeoMagError(
+            f"{what} folder {folder} holds only pickle weights ({', '.join(pickles[:2])}); GeoMag loads "
+            "safetensors only. Convert it once on a machine you trust: "
+            "`model = AutoModel...from_pretrained(DIR); model.save_pretrained(DIR, safe_serialization=True)`"
+        )
+    raise GeoMagError(f"{what} folder {folder} holds no weights (*.safetensors)")
+
+
 def load_text_encoder(id_or_path: str | os.PathLike[str] = "all-MiniLM-L6-v2") -> tuple[Any, Any]:
     """A BERT-style encoder and its tokenizer (the granularity classifier's frozen backbone)."""
 
-    folder = resolve_model(id_or_path, "text encoder")
-    model = AutoModel.from_pretrained(folder)
+    folder = safetensors_folder(resolve_model(id_or_path, "text encoder"), "text encoder")
+    model = AutoModel.from_pretrained(folder, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model.eval()
     return model, tokenizer

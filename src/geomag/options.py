@@ -16,6 +16,7 @@ from geomag.magcrop import CROP_NAMES, GRANULARITIES, PIXEL_SALIENCY, MagCropCon
 
 ZOOMS = ("auto", *CROP_NAMES, "none")
 MAX_NEW_TOKENS_LIMIT = 1024
+MAX_PROMPT_TOKENS_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class ParseOptions:
     answer_tokens: int = MagCropConfig.answer_tokens
     working_cap: int = MagCropConfig.working_cap
     max_new_tokens: int = 96
+    # longest prompt in tokens: a 100,000-character prompt would ask for an 18 GB attention tensor
+    max_prompt_tokens: int = 512
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -45,6 +48,10 @@ class ParseOptions:
         if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
             raise GeoMagError(
                 f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, not {self.max_new_tokens}"
+            )
+        if not 1 <= self.max_prompt_tokens <= MAX_PROMPT_TOKENS_LIMIT:
+            raise GeoMagError(
+                f"max_prompt_tokens must be between 1 and {MAX_PROMPT_TOKENS_LIMIT}, not {self.max_prompt_tokens}"
             )
         if self.pixel_saliency not in PIXEL_SALIENCY:
             raise GeoMagError(

@@ -168,8 +168,7 @@ class GeoMagPredictor:
         t_start = time.perf_counter()
         options = (options or self.options).with_(**changes)
         source = self._checked_source()
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise GeoMagError("the prompt is empty")
+        self.check_prompt(prompt, options)
         timings: dict[str, float] = {}
         extra: dict[str, object] = {}
         granularity = options.granularity
@@ -234,6 +233,18 @@ class GeoMagPredictor:
             },
             source=source,
         )
+
+    def check_prompt(self, prompt: str, options: ParseOptions | None = None) -> None:
+        """A prompt the model can take: text, not empty, valid UTF-8, within `max_prompt_tokens`."""
+        limit = (options or self.options).max_prompt_tokens
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise GeoMagError("the prompt is empty")
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as lone surrogates
+            raise GeoMagError("the prompt is not valid UTF-8 text") from None
+        if len(prompt) > 8 * limit or self.vlm.prompt_tokens(prompt) > limit:  # cheap bound first
+            raise GeoMagError(f"the prompt is longer than {limit} tokens (max_prompt_tokens)")
 
     # --- steps -------------------------------------------------------------------------------------
     def _checked_source(self) -> CachedSource:

@@ -120,6 +120,10 @@ class RasterSource:
         # GDAL honours the file's own nodata when it resamples, but not an override: then we resample
         # with nearest neighbour so nodata pixels never blend into valid ones.
         self._nodata_override = nodata is not None
+        # the last pixel's block: a truncated file fails here, at open, not in the middle of a job
+        self._read_array(
+            Box(self._width - 1, self._height - 1, self._width, self._height), (1, 1), Resampling.nearest
+        )
         self.stretch = (float(stretch[0]), float(stretch[1]))
         if not 0 <= self.stretch[0] < self.stretch[1] <= 100:
             raise GeoMagError(f"stretch {stretch}: need 0 <= low < high <= 100 (percentiles)")
@@ -192,8 +196,11 @@ class RasterSource:
         shape = (len(self.bands), out_size[1], out_size[0])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(self.path) as src:
-                return src.read(self.bands, window=window, out_shape=shape, resampling=resampling)
+            try:
+                with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(self.path) as src:
+                    return src.read(self.bands, window=window, out_shape=shape, resampling=resampling)
+            except (rasterio.errors.RasterioError, OSError) as exc:  # a truncated or damaged file
+                raise GeoMagError(f"cannot read {self.path} (window {box.to_list()}): {exc}") from None
 
     def _invalid(self, data: np.ndarray) -> np.ndarray:
         """(h, w) bool: nodata in every selected band, or any band not finite."""

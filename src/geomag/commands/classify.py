@@ -39,7 +39,10 @@ def _prompts_from_file(name: str) -> list[str]:
         path = Path(name)
         if not path.is_file():
             raise GeoMagError(f"prompt file not found: {name}")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise GeoMagError(f"{name} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     lines = text.splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():

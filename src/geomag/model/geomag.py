@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
 from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
 from PIL import Image
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -115,6 +116,17 @@ def add_seg_tokens(vlm: VLM) -> dict[str, int]:
                 old = emb.weight[: min(n_before, rows)]
                 emb.weight[new] = old.float().mean(0).to(emb.weight.dtype)
     return ids
+
+
+def read_checkpoint_meta(path: Path) -> dict[str, Any]:
+    """geomag_model.json of a checkpoint, checked: valid JSON with a "config" object and "tokens"."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GeoMagError(f"{path} is not valid JSON ({exc}): the checkpoint is damaged") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or "tokens" not in meta:
+        raise GeoMagError(f"{path} lacks its 'config' or 'tokens': not a complete GeoMag checkpoint")
+    return meta
 
 
 def is_checkpoint(folder: str | os.PathLike[str]) -> bool:
@@ -225,10 +237,10 @@ class GeoMagModel(nn.Module):
         meta_path = folder / CONFIG_FILE
         if not meta_path.is_file():
             raise GeoMagError(f"{folder} is not a GeoMag checkpoint (no {CONFIG_FILE})")
-        meta = json.loads(meta_path.read_text())
+        meta = read_checkpoint_meta(meta_path)
         if meta.get("geomag_format") != FORMAT_VERSION:
             raise GeoMagError(f"{meta_path}: unsupported checkpoint format {meta.get('geomag_format')}")
-        cfg = ModelConfig.from_dict(meta["config"])
+        cfg = ModelConfig.from_dict(meta["config"])  # checked to be a dict by read_checkpoint_meta
         if vlm:
             cfg.vlm = vlm
         if seg_model:
@@ -278,7 +290,12 @@ class GeoMagModel(nn.Module):
         """Load trainable tensors saved by `save_pretrained`; every trainable tensor must be present."""
         if not Path(weights).is_file():
             raise GeoMagError(f"weights file not found: {weights}")
-        state = load_file(str(weights))
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError) as exc:
+            raise GeoMagError(
+                f"{weights} is not a readable safetensors file ({exc}): copy it again"
+            ) from None
         merged = self.token_rows_merged()
         self.merge_token_rows(False)  # the merged rows are copies of the old tensors
         own = dict(self.named_parameters())

@@ -24,7 +24,7 @@ from torch import nn
 from transformers import Sam2Model
 
 from geomag.errors import GeoMagError
-from geomag.hub import resolve_model
+from geomag.hub import resolve_model, safetensors_folder
 from geomag.imaging import resize_batch
 from geomag.model.backbones import build_backbone
 
@@ -168,7 +168,7 @@ def build_seg_encoder(spec: dict[str, Any], dtype: Any = None) -> SegEncoder:
 
 def load_seg_encoder(id_or_path: str | os.PathLike[str], *, dtype: Any = None) -> Any:
     """A SAM2 model (`Sam2Model`) whose image encoder gives the multi-scale mask features."""
-    folder = resolve_model(id_or_path, "SAM2 model")
-    model = Sam2Model.from_pretrained(folder, dtype=dtype or torch.float32)
+    folder = safetensors_folder(resolve_model(id_or_path, "SAM2 model"), "SAM2 model")
+    model = Sam2Model.from_pretrained(folder, dtype=dtype or torch.float32, use_safetensors=True)
     model.eval()
     return model

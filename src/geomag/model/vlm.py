@@ -18,10 +18,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 import geomag.model.cnn_tower  # noqa: F401  (registers the "geomag_cnn" vision tower of GeoMag-nano)
 from geomag.device import torch_device
 from geomag.errors import GeoMagError
-from geomag.hub import resolve_model
+from geomag.hub import resolve_model, safetensors_folder
 from geomag.imaging import resize
 from geomag.model.nano import NANO_BASE, nano_base_path
 
+ZERO_WIDTH_SPACE = "\u200b"
 # LLaVA-1.5's conversation format, used when the processor has no chat template.
 LLAVA15_TEMPLATE = "USER: {image}\n{prompt} ASSISTANT:"
 
@@ -80,8 +81,26 @@ class VLM:
         return self
 
     # --- inputs ----------------------------------------------------------------------------------
+    def escape(self, text: str) -> str:
+        """User text that can never become a special token: every special or added token string in it
+        (`<image>`, `[SEG]`, `<|im_start|>`, ...) gets a zero-width space after its first character,
+        so the tokenizer reads it as plain text (what `split_special_tokens` does, for the processor's
+        one call that must still read the template's own special tokens)."""
+        specials = set(self.tokenizer.all_special_tokens) | set(self.tokenizer.get_added_vocab())
+        specials.add(getattr(self.processor, "image_token", "<image>"))
+        for token in sorted((t for t in specials if len(t) > 1), key=len, reverse=True):
+            if token in text:
+                text = text.replace(token, token[0] + ZERO_WIDTH_SPACE + token[1:])
+        return text
+
+    def prompt_tokens(self, prompt: str) -> int:
+        """How many tokens the (escaped) user text takes, without the template and the image."""
+        return len(self.tokenizer(self.escape(prompt), add_special_tokens=False).input_ids)
+
     def format_prompt(self, prompt: str) -> str:
-        """The text fed to the model for one user turn with one image, ending where the answer starts."""
+        """The text fed to the model for one user turn with one image, ending where the answer starts.
+        The user's text is escaped (`escape`): typed special tokens stay text."""
+        prompt = self.escape(prompt)
         image_token = getattr(self.processor, "image_token", "<image>")
         template = getattr(self.processor, "chat_template", None) or getattr(
             self.tokenizer, "chat_template", None
@@ -140,11 +159,22 @@ def load_vlm(
 ) -> tuple[Any, Any]:
     """A LLaVA-style VLM and its processor. The language model uses eager attention so PSC can read it."""
     folder = nano_base_path() if str(id_or_path) == NANO_BASE else resolve_model(id_or_path, "VLM")
-    model = AutoModelForImageTextToText.from_pretrained(
-        folder,
-        dtype=dtype or torch.float32,
-        attn_implementation={"text_config": attn, "vision_config": "sdpa" if attn == "sdpa" else attn},
-    )
+    if (folder / "geomag_model.json").is_file():
+        raise GeoMagError(
+            f"{id_or_path} is a GeoMag checkpoint, not a base VLM: give the LLaVA-style model it was "
+            f"built on (GeoMag-nano's: {NANO_BASE}), or load the checkpoint itself (--model)"
+        )
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(
+            safetensors_folder(folder, "VLM"),
+            dtype=dtype or torch.float32,
+            attn_implementation={"text_config": attn, "vision_config": "sdpa" if attn == "sdpa" else attn},
+            use_safetensors=True,
+        )
+    except ValueError as exc:  # transformers' "Unrecognized model": not a LLaVA-style VLM
+        raise GeoMagError(
+            f"{id_or_path} is not a LLaVA-style VLM that transformers can load ({exc})"
+        ) from None
     processor = AutoProcessor.from_pretrained(folder, backend="pil")
     model.eval()
     return model, processor

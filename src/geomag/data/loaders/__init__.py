@@ -13,6 +13,7 @@ from pathlib import Path
 
 from geomag.data.loaders.captions import load_karpathy
 from geomag.data.loaders.classfolders import load_class_folders
+from geomag.data.loaders.common import MALFORMED
 from geomag.data.loaders.dior_rsvg import load_dior_rsvg
 from geomag.data.loaders.geopixeld import load_geopixeld_split
 from geomag.data.loaders.refsegrs import load_refsegrs
@@ -58,7 +59,12 @@ def get_benchmark(name: str) -> Benchmark:
 def load_benchmark(name: str, root: str | Path, split: str | None = None) -> list[Sample]:
     """Samples of benchmark `name` read from `root` (default split: the one the paper reports)."""
     bench = get_benchmark(name)
-    samples = bench.load(Path(root), split=split or bench.split)
+    try:
+        samples = bench.load(Path(root), split=split or bench.split)
+    except MALFORMED as exc:  # a loader that does not name the record itself: at least the folder
+        raise GeoMagError(
+            f"{root}: a {bench.title} record is malformed ({type(exc).__name__}: {exc})"
+        ) from None
     ids = [s.meta.get("id") for s in samples]
     if len(set(ids)) != len(ids) or None in ids:
         raise GeoMagError(f"{root}: sample ids of {name} are not unique")

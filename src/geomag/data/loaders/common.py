@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,20 @@ def read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GeoMagError(f"{path} is not valid JSON ({exc})") from None
+
+
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+@contextmanager
+def record_of(path: Path | str, record: object) -> Iterator[None]:
+    """Reading one record of a benchmark file: a missing or mistyped field becomes one GeoMagError
+    that names the file and the record (instead of a KeyError deep in a loader)."""
+    try:
+        yield
+    except MALFORMED as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise GeoMagError(f"{path}: record {record} is malformed ({what})") from None
 
 
 def readable_class(name: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from geomag.data.loaders.common import VQA_PROMPT, read_json, require_dir
+from geomag.data.loaders.common import VQA_PROMPT, read_json, record_of, require_dir
 from geomag.data.samples import Sample
 from geomag.errors import GeoMagError
 
@@ -33,8 +33,13 @@ IMAGE_DIRS = {"LR": ("Images_LR", "Images", "images"), "HR": ("Data", "Images/Da
 IMAGE_SUFFIXES = (".tif", ".png")
 
 
-def _active(entries: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    return {int(e["id"]): e for e in entries if e.get("active")}
+def _active(entries: list[dict[str, Any]], path: Path) -> dict[int, dict[str, Any]]:
+    active = {}
+    for k, e in enumerate(entries):
+        with record_of(path, k):
+            if e.get("active"):
+                active[int(e["id"])] = e
+    return active
 
 
 def _find_image_dir(root: Path, variant: str, image_id: int) -> Path:
@@ -74,30 +79,36 @@ def load_rsvqa(root: str | Path, variant: str = "LR", split: str = "test") -> li
         data = read_json(path, f"RSVQA-{variant} {kind} file")
         if not isinstance(data, dict) or not isinstance(data.get(kind), list):
             raise GeoMagError(f"{path}: expected {{'{kind}': [...]}}")
-        tables[kind] = _active(data[kind])
+        tables[kind] = _active(data[kind], path)
     images, questions, answers = tables["images"], tables["questions"], tables["answers"]
     if not images:
         return []
     folder = _find_image_dir(root, variant, next(iter(images)))
     samples = []
     for image_id, image in images.items():
-        for qid in image.get("questions_ids", []):
-            q = questions.get(int(qid))
+        with record_of(files["images"], f"id {image_id}"):
+            question_ids = [int(qid) for qid in image.get("questions_ids", [])]
+        for qid in question_ids:
+            q = questions.get(qid)
             if q is None:
                 continue
-            ans = next((answers[int(a)] for a in q.get("answers_ids", []) if int(a) in answers), None)
-            if ans is None:
-                continue
+            with record_of(files["questions"], f"id {qid}"):
+                ans = next((answers[int(a)] for a in q.get("answers_ids", []) if int(a) in answers), None)
+                if ans is None:
+                    continue
+                question, kind = str(q["question"]), str(q["type"])
+            with record_of(files["answers"], f"of question {qid}"):
+                answer = str(ans["answer"]).strip()
             samples.append(
                 Sample(
                     image=str(_image_path(folder, image_id)),
-                    prompt=VQA_PROMPT.format(question=_question(q["question"])),
-                    answer=str(ans["answer"]).strip(),
+                    prompt=VQA_PROMPT.format(question=_question(question)),
+                    answer=answer,
                     task="vqa",
                     meta={
                         "id": str(qid),
-                        "type": q["type"],
-                        "question": q["question"].strip(),
+                        "type": kind,
+                        "question": question.strip(),
                         "image_id": image_id,
                     },
                 )
