@@ -17,7 +17,7 @@ $(BIN)/geomag: pyproject.toml requirements-models.txt
 venv: $(BIN)/geomag
 
 demo: venv
-	HF_HUB_OFFLINE=1 $(BIN)/geomag parse $(SAMPLE) "$(PROMPT)" --out out
+	HF_HUB_OFFLINE=1 $(BIN)/geomag parse $(SAMPLE) "$(PROMPT)" --out out --overwrite
 
 test: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
