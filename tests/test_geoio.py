@@ -19,6 +19,7 @@ from rasterio.enums import Resampling
 from geomag.errors import GeoMagError
 from geomag.geoio import (
     boxes_to_geojson,
+    check_geo_outputs,
     masks_to_geojson,
     save_geo_outputs,
     source_boxes_geojson,
@@ -299,7 +300,8 @@ def test_missing_crs_warns_and_writes_pixel_coordinates(tmp_path):
     src = RasterSource(path)
     assert not src.is_georeferenced
     with pytest.warns(UserWarning, match="no CRS: GeoJSON is written in pixel coordinates"):
-        files = save_geo_outputs(make_result(two_blobs()), src, tmp_path / "out", mask_geotiff=True)
+        check_geo_outputs(src, masks=True)  # when the input is opened, before any model work
+    files = save_geo_outputs(make_result(two_blobs()), src, tmp_path / "out", mask_geotiff=True)
     assert sorted(files) == ["boxes.geojson", "masks.geojson"]  # no mask GeoTIFF without a CRS
     boxes = json.loads(files["boxes.geojson"].read_text())
     assert boxes["coordinate_system"] == "pixel"
@@ -464,7 +466,9 @@ def test_magcrop_cli_bad_geo_inputs(tmp_path, capsys):
         assert main(["magcrop", *argv, "--out", str(out)]) == 2
         assert message in capsys.readouterr().err
         assert not out.exists()  # no partial outputs
-    with pytest.warns(UserWarning, match="no CRS"):  # missing CRS: a warning and pixel coordinates
-        assert main(["magcrop", str(plain), *base, "--geojson", "--out", str(tmp_path / "px")]) == 0
+    # missing CRS: one warning line and pixel coordinates
+    assert main(["magcrop", str(plain), *base, "--geojson", "--out", str(tmp_path / "px")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("geomag: warning:") and "no CRS" in err[0]
     fc = json.loads((tmp_path / "px" / "boxes.geojson").read_text())
     assert fc["coordinate_system"] == "pixel" and fc["features"][0]["geometry"]["coordinates"][0][0] == [5, 5]

@@ -340,7 +340,11 @@ def test_cli_never_clobbers_a_non_empty_out(tmp_path, capsys):
     ]
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
     assert (out / "adjusted.png").read_text() == "user data"
-    assert main([*args, "--overwrite"]) == 0
+    # --overwrite replaces only what GeoMag wrote (its manifest): never a user's file
+    assert main([*args, "--overwrite"]) == 2 and "did not write" in capsys.readouterr().err
+    assert (out / "adjusted.png").read_text() == "user data"
+    (out / "adjusted.png").unlink()
+    assert main(args) == 0 and main([*args, "--overwrite"]) == 0
     assert Image.open(out / "adjusted.png").size == (100, 100)
 
 

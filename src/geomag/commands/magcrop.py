@@ -68,7 +68,7 @@ def _preview_size(size: tuple[int, int], longest: int = PREVIEW_MAX) -> tuple[in
 
 def run(args: argparse.Namespace) -> int:
     # numpy, torch and transformers: imported here, not when the CLI is built (`geomag --help` stays fast)
-    from geomag.api import load_predictor, open_image
+    from geomag.api import OutputOptions, load_predictor, open_image
     from geomag.device import torch_device
     from geomag.imaging import Box, draw_boxes, overlay_heatmap
     from geomag.magcrop import MagCrop
@@ -87,11 +87,8 @@ def run(args: argparse.Namespace) -> int:
     boxes = [Box.parse(b) for b in (args.box or [])]
     if len(boxes) > 2:
         raise GeoMagError("--box takes at most two boxes (crop1, then crop2 for pixel plans)")
-    from geomag.api import OutputOptions
-
-    source = open_image(
-        image_path, args.bands, args.nodata, OutputOptions(geojson=args.geojson, wgs84=args.wgs84)
-    )
+    # --wgs84 without a CRS fails here, before any work; boxes.geojson warns of a missing CRS itself
+    source = open_image(image_path, args.bands, args.nodata, OutputOptions(wgs84=args.wgs84))
     width, height = source.size
     for name, box in zip(("crop1", "crop2"), boxes, strict=False):
         try:
