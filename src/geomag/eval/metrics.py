@@ -39,9 +39,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,15 +272,31 @@ def _require_java() -> None:
         )
 
 
+@contextlib.contextmanager
+def java_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null: pycocoevalcap's Java tools write their progress lines
+    ("PTBTokenizer tokenized ... tokens") to the inherited stderr, through `geomag eval`'s bar."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def tokenize_captions(captions: dict[str, list[str]]) -> dict[str, list[str]]:
     """pycocoevalcap's PTB tokenization (lower case, punctuation removed), as COCOEvalCap does."""
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     _require_java()
     # An empty line would shift the tokenizer's line-by-line output; a lone space keeps the line.
-    return PTBTokenizer().tokenize(
-        {k: [{"caption": c if c.strip() else " "} for c in v] for k, v in captions.items()}
-    )
+    with java_stderr_silenced():
+        return PTBTokenizer().tokenize(
+            {k: [{"caption": c if c.strip() else " "} for c in v] for k, v in captions.items()}
+        )
 
 
 def caption_metrics(
@@ -315,7 +333,8 @@ def score_tokenized(
         from pycocoevalcap.meteor.meteor import Meteor
 
         _require_java()
-        meteor = Meteor()
+        with java_stderr_silenced():  # the METEOR process keeps the stderr it starts with
+            meteor = Meteor()
         try:
             out["METEOR"] = float(meteor.compute_score(gts, res)[0])
         finally:
