@@ -16,7 +16,7 @@ from geomag import __version__
 from geomag.errors import GeoMagError
 
 # Order here is the order in `geomag --help`.
-COMMANDS = ["parse", "serve", "magcrop", "classify", "scenes", "eval", "train"]
+COMMANDS = ["parse", "batch", "serve", "magcrop", "classify", "scenes", "eval", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:
