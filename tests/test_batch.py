@@ -107,6 +107,43 @@ def local_run(scenes: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.Temp
     return out
 
 
+@pytest.fixture(scope="module")
+def seg_checkpoint(tiny_llava: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny checkpoint whose language model answers [SEG] to everything, so its (random, untrained)
+    pixel decoder gives real masks for every window: the merge has something to merge.
+
+    The residual stream carries a constant in dimension 0 (every token embedding), the final norm
+    keeps only that dimension, and the lm_head reads it with weight 1 for every token but 2 for [SEG].
+    """
+    import shutil
+
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+    from geomag.model.geomag import GeoMagModel
+    from geomag.model.presets import ModelConfig
+
+    vlm = tmp_path_factory.mktemp("seg_llava") / "llava"
+    shutil.copytree(tiny_llava, vlm)
+    llava = LlavaForConditionalGeneration.from_pretrained(vlm)
+    with torch.no_grad():
+        text = llava.model.language_model
+        text.embed_tokens.weight[:, 0] = 30.0
+        text.norm.weight.zero_()
+        text.norm.weight[0] = 1.0
+        llava.lm_head.weight.zero_()
+        llava.lm_head.weight[:, 0] = 1.0
+    llava.save_pretrained(vlm)
+    torch.manual_seed(0)
+    config = ModelConfig(vlm=str(vlm), seg_encoder="efficientnet_lite0", seg_image_size=64, decoder_dim=16)
+    model = GeoMagModel.from_config(config)
+    rows = model.llm.base_model.model.lm_head.token_adapter.trainable_tokens_delta["default"]
+    with torch.no_grad():  # rows of [SEG], <p>, </p> (sorted ids)
+        rows.zero_()
+        rows[sorted(model.token_ids.values()).index(model.seg_token_id), 0] = 2.0
+    return model.save_pretrained(tmp_path_factory.mktemp("seg_ckpt"))
+
+
 # --- windows -------------------------------------------------------------------------------------
 def test_tile_grid_covers_the_image_with_overlaps():
     boxes = tile_grid((300, 200), 128, 16)
@@ -249,35 +286,42 @@ def test_resume_after_an_interrupted_run_has_no_duplicate_and_no_torn_line(tiny_
 
 
 # --- huge rasters --------------------------------------------------------------------------------
-def test_huge_raster_windows_merge_into_a_mosaic_on_the_input_grid(tiny_checkpoint, tmp_path):
+def test_huge_raster_windows_merge_into_a_mosaic_on_the_input_grid(seg_checkpoint, tmp_path):
     raster = make_raster(tmp_path / "big.tif")
     out = tmp_path / "T"
     prompt = "Segment the bright buildings."
     argv = ["batch", str(raster), "--prompt", prompt, "--tile", "128", "--overlap", "16", "--out", str(out)]
-    assert main([*argv, "--model", str(tiny_checkpoint), "--granularity", "pixel", *FAST]) == 0
+    assert (
+        main([*argv, "--model", str(seg_checkpoint), "--granularity", "pixel", "--max-new-tokens", "2"]) == 0
+    )
     rs = records(out)
     windows = [Box(*r["window"]) for r in rs]
     assert windows == tile_grid((300, 300), 128, 16) and len(windows) == 9
+    assert all(r["masks"] for r in rs)
     mosaic = out / "mosaics" / mosaic_name(str(raster.absolute()), prompt)
     with rasterio.open(mosaic) as m, rasterio.open(raster) as src:
         assert (m.crs, m.transform, m.shape) == (src.crs, src.transform, src.shape)
         merged = m.read(1)
     # the mosaic is the OR of the masks of parsing each window on its own
     from geomag.api import load_predictor
-    from geomag.batch.window import WindowSource
 
-    predictor = load_predictor(str(tiny_checkpoint))
+    predictor = load_predictor(str(seg_checkpoint))
     expected = np.zeros((300, 300), np.uint8)
     parent = RasterSource(raster)
     for r, box in zip(rs, windows, strict=True):
         predictor.set_image(WindowSource(parent, box))
-        result = predictor.predict(prompt, ParseOptions(granularity="pixel", max_new_tokens=4))
+        result = predictor.predict(prompt, ParseOptions(granularity="pixel", max_new_tokens=2))
         assert result.text == r["text"] and len(result.masks) == len(r["masks"])
         for mask in result.masks:
             expected[box.y0 : box.y1, box.x0 : box.x1] |= mask.astype(np.uint8)
         with rasterio.open(raster) as src:  # each window's transform is the input's, shifted
             assert Affine(*r["transform"]) == src.window_transform(Window(box.x0, box.y0, 128, 128))
-    assert np.array_equal(merged, expected)
+    assert expected.any() and np.array_equal(merged, expected)
+    # the polygons cover the mosaic's pixels exactly once: merged across windows, none overlapping
+    _, _, geometry, _ = pyogrio.raw.read(out / "vectors.gpkg")
+    polygons = list(shapely.from_wkb(geometry))
+    assert np.isclose(sum(p.area for p in polygons), merged.sum() * 0.25)  # 0.5 m pixels
+    assert np.isclose(shapely.union_all(polygons).area, sum(p.area for p in polygons))
 
 
 def write_window_masks(out: Path, raster: Path, boxes: list[Box], masks: list[np.ndarray]) -> list[dict]:

@@ -126,8 +126,21 @@ def run_ray(
             max_restarts=options.retries,
             max_task_retries=options.retries,
         )
-        for row in dataset.iter_rows():
-            yield json.loads(row["output"])
+        try:
+            for row in dataset.iter_rows():
+                yield json.loads(row["output"])
+        except Exception as exc:  # Ray's errors: actors that cannot start, retries run out
+            raise GeoMagError(f"the Ray batch stopped ({_first_line(exc)}); a rerun resumes it") from None
     finally:
         if started:
             ray.shutdown()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The innermost message of a Ray error (a GeoMagError raised in an actor, say), on one line."""
+    cause: BaseException = exc
+    while getattr(cause, "cause", None) is not None and cause.cause is not cause:
+        cause = cause.cause
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    errors = [line for line in lines if "GeoMagError:" in line]
+    return (errors[-1].split("GeoMagError:", 1)[1].strip() if errors else lines[-1] if lines else repr(exc))[:300]
