@@ -25,6 +25,7 @@ from geomag.batch.results import ResultsLog
 from geomag.batch.run import prepare_out, run_batch
 from geomag.batch.window import WindowSource, tile_grid
 from geomag.cli import main
+from geomag.errors import GeoMagError
 from geomag.imaging import Box
 from geomag.options import ParseOptions
 from geomag.sources import RasterSource
@@ -283,6 +284,26 @@ def test_resume_after_an_interrupted_run_has_no_duplicate_and_no_torn_line(tiny_
     assert (summary.done, summary.skipped, summary.failed) == (3, 3, 0)
     rs = records(out)  # every line parses
     assert sorted(r["key"] for r in rs) == sorted(j.key for j in jobs)
+
+
+def test_results_log_drops_a_torn_last_line_and_refuses_a_bad_middle_one(tmp_path):
+    log = ResultsLog(tmp_path / "results.jsonl")
+    with log:
+        log.append({"key": "a", "text": "ä"})
+        log.append({"key": "b"})
+    with (tmp_path / "results.jsonl").open("ab") as f:
+        f.write(b'{"key": "c", "te')
+    assert list(log.read()) == ["a", "b"]
+    with log:  # opening for append cuts the torn line off first
+        log.append({"key": "c"})
+    assert [json.loads(x)["key"] for x in (tmp_path / "results.jsonl").read_text().splitlines()] == [
+        "a",
+        "b",
+        "c",
+    ]
+    (tmp_path / "results.jsonl").write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
+    with pytest.raises(GeoMagError, match="line 2 is not a result line"):
+        log.read()
 
 
 # --- huge rasters --------------------------------------------------------------------------------

@@ -14,22 +14,27 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from geomag.errors import GeoMagError
+
 Record = dict[str, Any]
 
 
-def _good_prefix(data: bytes) -> tuple[list[Record], int]:
-    """The records of `data` and the length of its complete, valid lines (the torn tail cut off)."""
+def _good_prefix(data: bytes, path: Path) -> tuple[list[Record], int]:
+    """The records of `data` and the length of its complete, valid lines: a torn LAST line is cut
+    off; a bad line before the last is not something an append leaves, so it is an error."""
     records: list[Record] = []
     end = 0
-    for line in data.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
-            break
+    lines = data.splitlines(keepends=True)
+    for i, line in enumerate(lines):
         try:
-            record = json.loads(line)
+            record = json.loads(line) if line.endswith(b"\n") else None
         except (json.JSONDecodeError, UnicodeDecodeError):
-            break
-        if isinstance(record, dict) and "key" in record:
-            records.append(record)
+            record = None
+        if not isinstance(record, dict) or "key" not in record:
+            if i == len(lines) - 1:
+                break  # torn by a crash: dropped
+            raise GeoMagError(f"{path} line {i + 1} is not a result line; fix or remove it (or --overwrite)")
+        records.append(record)
         end += len(line)
     return records, end
 
@@ -45,14 +50,14 @@ class ResultsLog:
         """{key: record} of the complete lines (the last line per key)."""
         if not self.path.is_file():
             return {}
-        records, _ = _good_prefix(self.path.read_bytes())
+        records, _ = _good_prefix(self.path.read_bytes(), self.path)
         return {r["key"]: r for r in records}
 
     def open(self) -> None:
         """Open for appending, cutting off a torn last line first."""
         if self.path.is_file():
             data = self.path.read_bytes()
-            _, end = _good_prefix(data)
+            _, end = _good_prefix(data, self.path)
             if end < len(data):
                 with self.path.open("r+b") as f:
                     f.truncate(end)

@@ -24,14 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a folder of images, a glob ('scenes/*.tif', quoted), one image, or a .jsonl/.csv of jobs "
         "(fields image, prompt[, granularity]; paths relative to the file)",
     )
-    p.add_argument("--out", required=True, help="output folder (created; a rerun resumes in it)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (created; a rerun resumes in it)"
+    )
     p.add_argument("--prompt", action="append", default=[], help="a prompt for every image (repeatable)")
     p.add_argument("--prompts", metavar="FILE", help="a file of prompts for every image, one per line")
     p.add_argument(
         "--model", default="nano", help="nano (default), a GeoMag checkpoint folder or a registered preset"
     )
     add_parse_arguments(p)
-    p.add_argument("--device", help=DEVICE_HELP + " (default cpu; cuda with --gpus-per-worker)")
+    p.add_argument("--device", help=DEVICE_HELP + "; with --gpus-per-worker the default is cuda")
     g = p.add_argument_group("huge rasters and inputs")
     g.add_argument(
         "--tile", type=int, help="parse rasters larger than this in windows of TILE px (e.g. 2048), merged"
@@ -114,8 +116,13 @@ def run(args: argparse.Namespace) -> int:
         bands=args.bands,
         nodata=args.nodata,
     )
-    jobs = make_jobs(requests_from(args.source, prompts), settings)
     out = Path(args.out)
+    inside = out.resolve()
+    # a glob such as 'data/**/*.png' must not pick up the masks of an earlier run in --out
+    requests = [r for r in requests_from(args.source, prompts) if inside not in r.image.resolve().parents]
+    if not requests:
+        raise GeoMagError(f"SOURCE {args.source} holds no image outside --out {out}")
+    jobs = make_jobs(requests, settings)
     prepare_out(out, settings, args.overwrite)
     if args.engine == "ray":
         ray_options = RayOptions(**ray_values)
