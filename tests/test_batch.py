@@ -306,6 +306,37 @@ def test_results_log_drops_a_torn_last_line_and_refuses_a_bad_middle_one(tmp_pat
         log.read()
 
 
+def test_ctrl_c_stops_between_lines_and_the_rerun_finishes(tiny_checkpoint, tmp_path):
+    """A real SIGINT to a `geomag batch` process: exit 130, whole lines only; the rerun does the rest."""
+    import signal
+    import subprocess
+    import time
+
+    folder = tmp_path / "imgs"
+    cut_geotiffs(folder, n=6)
+    out = tmp_path / "C"
+    argv = [sys.executable, "-m", "geomag", "batch", str(folder), "--prompt", PROMPTS[1], "--out", str(out)]
+    argv += ["--model", str(tiny_checkpoint), *FAST, "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731  (not ignored in the child)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=restore
+    )
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.is_file() and results.read_bytes().count(b"\n") >= 2:
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.05)
+    stdout, _ = proc.communicate(timeout=120)
+    done = len(records(out))
+    assert proc.returncode == 130 and "interrupted (rerun to resume)" in stdout and 2 <= done < 6
+    assert main([*argv[3:]]) == 0
+    keys = [r["key"] for r in records(out)]
+    assert len(keys) == 6 and len(set(keys)) == 6
+
+
 # --- huge rasters --------------------------------------------------------------------------------
 def test_huge_raster_windows_merge_into_a_mosaic_on_the_input_grid(seg_checkpoint, tmp_path):
     raster = make_raster(tmp_path / "big.tif")

@@ -143,4 +143,6 @@ def _first_line(exc: BaseException) -> str:
         cause = cause.cause
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
     errors = [line for line in lines if "GeoMagError:" in line]
-    return (errors[-1].split("GeoMagError:", 1)[1].strip() if errors else lines[-1] if lines else repr(exc))[:300]
+    if errors:
+        return errors[-1].split("GeoMagError:", 1)[1].strip()[:300]
+    return (lines[-1] if lines else repr(exc))[:300]
