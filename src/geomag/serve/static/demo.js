@@ -186,6 +186,8 @@ async function submit(event) {
   form.append("prompt", prompt);
   form.append("granularity", $("granularity").value);
   form.append("magcrop", $("magcrop").checked ? "true" : "false");
+  const tokens = $("max-new-tokens").value.trim();
+  if (tokens) form.append("max_new_tokens", tokens);
   $("submit").disabled = true;
   const started = performance.now();
   const timer = setInterval(() => setStatus(`Parsing… ${((performance.now() - started) / 1000).toFixed(1)} s`), 100);
