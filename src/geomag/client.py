@@ -5,7 +5,8 @@ The server answers with `Result.to_dict()` plus each mask as COCO RLE (`geomag.s
 the client rebuilds the Result on the image it has (opened with the same reader, the same bands)
 and writes it with `geomag.writing.save`, the function a local run writes with. So result.json,
 the mask PNGs, overlay.png and the geo outputs are the same, and it works from another machine.
-No torch here: the client starts in well under a second (tests/test_serve_api.py checks its imports).
+No torch here (tests/test_server.py checks the imports): a client process starts without the
+seconds that importing torch and transformers takes.
 """
 
 from __future__ import annotations
