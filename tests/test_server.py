@@ -3,13 +3,17 @@ same files as a local parse are written on the client's side."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from geomag.cli import main
@@ -109,7 +113,9 @@ def test_the_client_imports_no_torch():
 
 
 def test_serve_command_runs_until_interrupted(tiny_checkpoint, court_image, tmp_path):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GEOMAG_TOKEN": TOKEN}
+    uploads = tmp_path / "tmp"
+    uploads.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GEOMAG_TOKEN": TOKEN, "TMPDIR": str(uploads)}
     cmd = [sys.executable, "-m", "geomag.cli", "serve", "--model", str(tiny_checkpoint), "--port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -126,6 +132,34 @@ def test_serve_command_runs_until_interrupted(tiny_checkpoint, court_image, tmp_
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     assert "Traceback" not in proc.stderr.read()
+    assert not list(uploads.glob("geomag-serve-*"))  # every upload's folder is gone
+
+
+def test_serve_stops_on_sigterm_and_removes_uploads_in_flight(tiny_checkpoint, court_image, tmp_path):
+    """SIGTERM (what a service manager sends) while a job runs: exit 0, no upload left behind."""
+    uploads = tmp_path / "tmp"
+    uploads.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(uploads)}
+    cmd = [sys.executable, "-m", "geomag.cli", "serve", "--model", str(tiny_checkpoint), "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = proc.stdout.readline().split()[3]
+        # a long job (the tiny model writes up to 200 tokens of noise), its answer never awaited
+        form = {"prompt": "Describe the image.", "granularity": "image", "max_new_tokens": "200"}
+
+        def post() -> None:
+            with open(court_image, "rb") as f, contextlib.suppress(httpx.HTTPError):
+                httpx.post(f"{url}/v1/parse", data=form, files={"image": f}, timeout=120)
+
+        threading.Thread(target=post, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not httpx.get(f"{url}/health").json()["running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(uploads.glob("geomag-serve-*"))  # the running job's upload
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert not list(uploads.glob("geomag-serve-*"))
 
 
 def test_serve_bad_model_port_or_host_exits_2(tiny_checkpoint, tmp_path, capsys):

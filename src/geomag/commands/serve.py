@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -132,9 +133,12 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  demo page: {url}/   API: {url}/docs")
     print(f"  geomag parse IMAGE PROMPT --server {url}", flush=True)
+    # uvicorn shuts down gracefully on SIGINT / SIGTERM, then re-raises the signal: both end here, so
+    # the cleanup below and the removal of uploads still in flight (geomag.serve.uploads) run
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the signal
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         sock.close()

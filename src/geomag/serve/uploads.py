@@ -9,6 +9,7 @@ Server-side paths (`--allow-dir DIR`) are taken only when they resolve inside DI
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 import threading
@@ -26,6 +27,7 @@ SIGNATURES = {
     b"MM\x00+": ".tif",
 }
 ACCEPTED = "PNG, JPEG or TIFF/GeoTIFF"
+_LIVE: set[Path] = set()  # folders not removed yet: a server that stops mid-job removes them at exit
 
 
 class UnsupportedImage(GeoMagError):
@@ -46,6 +48,7 @@ class UploadFolder:
 
     def __init__(self) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="geomag-serve-"))  # mode 0700
+        _LIVE.add(self.path)
         self._holders = 1  # the request
         self._lock = threading.Lock()
 
@@ -75,6 +78,14 @@ class UploadFolder:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        _LIVE.discard(self.path)
+
+
+@atexit.register
+def _remove_live() -> None:
+    """Uploads of jobs still queued or running when the server stops (Ctrl+C, SIGTERM)."""
+    for path in list(_LIVE):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def allowed_path(path: str, allow_dir: Path | None) -> Path:
