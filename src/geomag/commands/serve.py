@@ -47,31 +47,60 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--allow-dir", metavar="DIR", help="let requests name image files inside DIR on this machine ('path')"
     )
     g = p.add_argument_group("limits (each answered with a clear 4xx error)")
-    g.add_argument("--max-upload-mb", type=float, default=256, help="request body size (default 256)")
+    g.add_argument(
+        "--max-upload-mb", metavar="MB", type=float, default=256, help="request body size (default 256)"
+    )
     g.add_argument(
         "--max-pixels",
+        metavar="MP",
         type=float,
         default=120,
         help="megapixels of a PNG/JPEG, read from its header (default 120)",
     )
-    g.add_argument("--max-prompt-chars", type=int, default=2000, help="prompt length (default 2000)")
     g.add_argument(
-        "--max-new-tokens", type=int, default=256, help="largest max_new_tokens a request may ask (256)"
-    )
-    g.add_argument("--max-candidates", type=int, default=4, help="largest candidates a request may ask (4)")
-    g.add_argument(
-        "--max-working-cap", type=int, default=8192, help="largest working_cap a request may ask (8192)"
+        "--max-prompt-chars", metavar="N", type=int, default=2000, help="prompt length (default 2000)"
     )
     g.add_argument(
-        "--queue", type=int, default=8, help="jobs waiting behind the running one; more get 503 (8)"
+        "--max-new-tokens",
+        metavar="N",
+        type=int,
+        default=256,
+        help="largest max_new_tokens a request may ask (256)",
     )
     g.add_argument(
-        "--job-timeout", type=float, default=120, help="seconds a job may take, queue included (120)"
+        "--max-candidates", metavar="N", type=int, default=4, help="largest candidates a request may ask (4)"
     )
     g.add_argument(
-        "--upload-timeout", type=float, default=30, help="seconds a client may pause while uploading (30)"
+        "--max-working-cap",
+        metavar="PX",
+        type=int,
+        default=8192,
+        help="largest working_cap a request may ask (8192)",
     )
-    g.add_argument("--max-connections", type=int, default=64, help="open connections; more get 503 (64)")
+    g.add_argument(
+        "--queue",
+        metavar="N",
+        type=int,
+        default=8,
+        help="jobs waiting behind the running one; more get 503 (8)",
+    )
+    g.add_argument(
+        "--job-timeout",
+        metavar="S",
+        type=float,
+        default=120,
+        help="seconds a job may take, queue included (120)",
+    )
+    g.add_argument(
+        "--upload-timeout",
+        metavar="S",
+        type=float,
+        default=30,
+        help="seconds a client may pause while uploading (30)",
+    )
+    g.add_argument(
+        "--max-connections", metavar="N", type=int, default=64, help="open connections; more get 503 (64)"
+    )
     p.set_defaults(func=run)
 
 
