@@ -4,7 +4,6 @@ calls: the same result from Python, `geomag parse` and `geomag serve` for the sa
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,20 +26,35 @@ def _written(folder: Path) -> tuple[dict, list[np.ndarray]]:
 
 
 def test_parse_equals_the_cli_and_the_server(tmp_path, capsys):
-    from geomag.server import make_server, run_parse_job
+    """The shipped nano: geomag.parse, `geomag parse`, an upload to `geomag serve`'s /v1/parse and
+    `geomag parse --server` give the same text, boxes and masks."""
+    from fastapi.testclient import TestClient
+
+    from geomag.data.samples import decode_mask
+    from geomag.serve.app import ServeSettings, create_app
+    from geomag.serve.limits import ServeLimits
+    from geomag.serve.runner import BackgroundServer
+    from geomag.serve.worker import start_worker
 
     result = geomag.parse(str(EXAMPLE), PROMPT)
     assert result.granularity == "pixel" and set(result.boxes) == {"crop1", "crop2"}
     assert main(["parse", str(EXAMPLE), PROMPT, "--out", str(tmp_path / "cli")]) == 0
-    server = make_server({"parse": run_parse_job}, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    worker = start_worker("nano")
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        assert main(["parse", str(EXAMPLE), PROMPT, "--out", str(tmp_path / "served"), "--server", url]) == 0
+        app = create_app(ServeSettings(model="nano"), worker)
+        paths = TestClient(app).get("/openapi.json").json()["paths"]
+        assert {"/v1/parse", "/v1/classify"} <= set(paths)
+        with open(EXAMPLE, "rb") as f:
+            body = TestClient(app).post("/v1/parse", data={"prompt": PROMPT}, files={"image": f}).json()
+        assert body["text"] == result.text and body["granularity"] == result.granularity
+        assert body["boxes"] == {k: b.to_list() for k, b in result.boxes.items()}
+        uploaded = [decode_mask({"rle": m["rle"]}, *result.image_size) for m in body["masks"]]
+        assert all(np.array_equal(a, b) for a, b in zip(uploaded, result.masks, strict=True))
+        with BackgroundServer(app, ServeLimits()) as url:
+            served = ["parse", str(EXAMPLE), PROMPT, "--out", str(tmp_path / "served"), "--server", url]
+            assert main(served) == 0
     finally:
-        server.shutdown()
-        server.server_close()
+        worker.stop()
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == printed[2] == result.text
     for name in ("cli", "served"):

@@ -420,3 +420,31 @@ def tiny_predictor(tiny_checkpoint):
     from geomag.predictor import GeoMagPredictor
 
     return GeoMagPredictor(create_model(str(tiny_checkpoint)))
+
+
+# ------------------------------------------------------------------------- client / server
+def test_a_server_that_never_answers_is_one_line_within_seconds(tmp_path, capsys, monkeypatch):
+    import socket
+
+    import geomag.client
+
+    monkeypatch.setattr(geomag.client, "HEALTH_TIMEOUT", 1.0)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection (the kernel does) and never answers
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        t = time.perf_counter()
+        argv = ["parse", str(EXAMPLE), "Ship?", "--out", str(tmp_path / "o"), "--server", url]
+        assert_one_line(*run(argv, capsys), "did not answer in time")
+        assert time.perf_counter() - t < 10 and not (tmp_path / "o").exists()
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "ftp://127.0.0.1:21", "http://127.0.0.1:99999"])
+def test_a_malformed_server_url_is_one_line(url, tmp_path, capsys):
+    argv = ["parse", str(EXAMPLE), "Ship?", "--out", str(tmp_path / "o"), "--server", url]
+    code, err = run(argv, capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith("geomag: error:"), err
+    assert not (tmp_path / "o").exists()

@@ -54,16 +54,31 @@ def test_from_pretrained_places_the_model(tiny_checkpoint):
         GeoMagModel.from_pretrained(tiny_checkpoint, device="tpu")
 
 
-def test_a_served_job_runs_on_the_servers_device_unless_it_names_one(monkeypatch):
-    from geomag import server
+def test_a_served_job_runs_on_the_servers_device(tiny_checkpoint, court_image):
+    """`geomag serve --device D` loads one model on D; a request naming another device is refused."""
+    from fastapi.testclient import TestClient
 
-    seen = []
-    monkeypatch.setattr(server, "parse_to_folder", lambda *a, options, **k: seen.append(options.device))
-    monkeypatch.setattr(server, "summary_line", lambda result, out: "")
-    job = {"image": "x.png", "prompt": "p", "out": "o"}
-    server.run_parse_job({**job, "options": {"device": None}}, device="cuda")
-    server.run_parse_job({**job, "options": {"device": "cpu"}}, device="cuda")
-    assert seen == ["cuda", "cpu"]
+    from geomag.serve.app import ServeSettings, create_app
+    from geomag.serve.worker import start_worker
+
+    worker = start_worker(str(tiny_checkpoint), "cpu")
+    try:
+        predictor = worker.submit(lambda p: p).result(30)
+        seen = []
+        original = predictor.predict
+        predictor.predict = lambda prompt, options: seen.append(options.device) or original(prompt, options)
+        client = TestClient(create_app(ServeSettings(model=str(tiny_checkpoint), device="cpu"), worker))
+        form = {"prompt": "Is there a ship?", "granularity": "image", "max_new_tokens": "2"}
+        for device, status in ((None, 200), ("cpu", 200), ("cuda", 422)):
+            with open(court_image, "rb") as f:
+                data = form if device is None else {**form, "device": device}
+                response = client.post("/v1/parse", data=data, files={"image": ("court.png", f)})
+            assert response.status_code == status, response.text
+        assert "this server runs on cpu, not cuda" in response.json()["error"]
+        assert seen == ["cpu", "cpu"]
+        assert {p.device.type for p in predictor.model.parameters()} == {"cpu"}
+    finally:
+        worker.stop()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")

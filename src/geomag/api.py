@@ -17,35 +17,20 @@ import functools
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from geomag.errors import GeoMagError
-from geomag.geoio import check_geo_outputs, save_geo_outputs
-from geomag.imaging import ImageSource, draw_boxes, nearest_mask, overlay_masks
+from geomag.geoio import check_geo_outputs
+from geomag.imaging import ImageSource
 from geomag.model.registry import DEFAULT_MODEL, create_model, model_key
 from geomag.options import ParseOptions
-from geomag.outputs import check_out_dir, staged_output
+from geomag.outputs import check_out_dir
 from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
 from geomag.sources import ImageInput, open_source
 
-# longest side of overlay.png: a 4K input keeps its overlay at full size; a 20000 px raster gets a
-# 4096 px one (an 8192 px overlay took ~0.8 GB of RSS: benchmarks/parse_huge.py)
-OVERLAY_MAX = 4096
-RESULT_FILES = ("result.json", "overlay.png")
-
-
-@dataclass(frozen=True)
-class OutputOptions:
-    """What a parse writes besides result.json, the mask PNGs and overlay.png."""
-
-    geojson: bool = False  # masks.geojson + boxes.geojson (pixel coordinates without a CRS)
-    wgs84: bool = False  # GeoJSON in WGS84 (implies geojson; needs a georeferenced input)
-    mask_geotiff: bool = False  # mask_XX.tif on the input's grid (georeferenced input only)
-    overwrite: bool = False  # write into a non-empty output folder
+# written without torch (`geomag parse --server` writes with them too), re-exported here
+from geomag.writing import OVERLAY_MAX, RESULT_FILES, OutputOptions, overlay, save, summary_line  # noqa: F401
 
 
 @functools.lru_cache(maxsize=1)
@@ -112,53 +97,3 @@ def parse_to_folder(
     result.extra = {"image": str(image), **result.extra, "model": str(model)}
     save(result, out, outputs, t_start=t_start)
     return result
-
-
-def save(
-    result: Result,
-    out: str | os.PathLike[str],
-    outputs: OutputOptions = OutputOptions(),
-    t_start: float | None = None,
-) -> Path:
-    """Write result.json, one PNG per mask, overlay.png (the masks and MagCrop's boxes on the image)
-    and the geo outputs `outputs` asks for into `out`, all or nothing (a staging folder)."""
-    out = Path(out)
-    if t_start is None:
-        check_out_dir(out, outputs.overwrite)
-    with staged_output(out, prefix="geomag-parse-") as staged:
-        overlay(result).save(staged / "overlay.png", compress_level=1)  # zlib 1: a 4K overlay in ~0.4 s
-        if outputs.geojson or outputs.wgs84 or outputs.mask_geotiff:
-            if result.source is None:
-                raise GeoMagError("geo outputs need the result's image source (parse a file)")
-            save_geo_outputs(
-                result,
-                result.source,
-                staged,
-                wgs84=outputs.wgs84,
-                geojson=outputs.geojson or outputs.wgs84,
-                mask_geotiff=outputs.mask_geotiff,
-            )
-        if t_start is not None:
-            result.timings["total"] = time.perf_counter() - t_start
-        result.save(staged)
-    return out / "result.json"
-
-
-def overlay(result: Result) -> Image.Image:
-    """The picture of a result: the image with its masks tinted and MagCrop's boxes drawn, at most
-    `OVERLAY_MAX` px on its longer side."""
-    if result.source is None:
-        raise GeoMagError("an overlay needs the result's image source")
-    width, height = result.image_size
-    scale = min(1.0, OVERLAY_MAX / max(width, height))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    image = result.source.read(None, size if scale < 1 else None)
-    masks = result.masks if scale == 1 else [nearest_mask(m, size) for m in result.masks]
-    picture = overlay_masks(image, masks) if masks else image
-    return draw_boxes(picture, result.boxes, (size[0] / width, size[1] / height) if scale < 1 else (1.0, 1.0))
-
-
-def summary_line(result: Result, out: str | os.PathLike[str]) -> str:
-    """What `geomag parse` prints: the answer, then granularity, masks, wall time and folder."""
-    total = result.timings.get("total", 0.0)
-    return f"{result.text}\n[{result.granularity}] {len(result.masks)} mask(s), {total:.2f} s -> {out}\n"

@@ -120,6 +120,8 @@ class GeoMagPredictor:
         self._source: CachedSource | None = None
         self._tiles = TileFeatures()
         self._magcrops: dict[object, MagCrop] = {}
+        # the MagCrop plan the last `predict` answered (None without MagCrop): its heatmaps for a demo
+        self.last_plan: MagCropPlan | None = None
 
     # --- the image ---------------------------------------------------------------------------------
     def set_image(self, image: ImageInput | ImageSource) -> None:
@@ -215,6 +217,7 @@ class GeoMagPredictor:
             )
         if checked is not None:
             extra["answer_checked"] = True
+        self.last_plan = choices[0].plan
         timings["total"] = time.perf_counter() - t_start
         return Result(
             text=text,
@@ -231,7 +234,7 @@ class GeoMagPredictor:
                 "magcrop": use_magcrop,
                 **extra,
             },
-            source=source,
+            source=source.source,  # the file's own source (its CRS), not the cache around it
         )
 
     def check_prompt(self, prompt: str, options: ParseOptions | None = None) -> None:

@@ -1,13 +1,15 @@
 """`geomag parse IMAGE PROMPT`: GeoMag's main job, a thin layer over `geomag.api.parse_to_folder`.
 
 Writes result.json (text, granularity, boxes, timings), one PNG per mask, overlay.png and, for
-GeoTIFF input, optional georeferenced masks / GeoJSON. With `--server URL` a `geomag serve` process
-that has everything loaded runs the same job.
+GeoTIFF input, optional georeferenced masks / GeoJSON. With `--server URL` the image is uploaded to a
+`geomag serve` process (this machine or another) that has everything loaded; the answer comes back
+and the same files are written here (`geomag.client`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -27,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="PNG / JPEG / TIFF / GeoTIFF")
     p.add_argument("prompt", help="the question or request")
     p.add_argument(
-        "--model", default="nano", help="nano (default), a GeoMag checkpoint folder or a LLaVA-style VLM"
+        "--model",
+        help="nano (default), a GeoMag checkpoint folder or a LLaVA-style VLM; with --server: the "
+        "server's model (checked)",
     )
     add_parse_arguments(p)
     p.add_argument("--device", help=DEVICE_HELP + "; with --server: the server's device")
@@ -38,8 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--server",
         metavar="URL",
-        help="run the job in a `geomag serve` process on this machine (e.g. http://127.0.0.1:8765), "
-        "which has everything loaded already",
+        help="upload the image to a `geomag serve` process (e.g. http://127.0.0.1:8765), which has "
+        "everything loaded already, and write its answer here",
+    )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("GEOMAG_TOKEN"),
+        help="with --server: the server's --token (default: $GEOMAG_TOKEN)",
     )
     add_geo_arguments(p)
     p.set_defaults(func=run)
@@ -47,28 +56,44 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     t_start = getattr(args, "t_start", None) or time.perf_counter()
-    job = {
-        "image": str(Path(args.image).absolute()),
-        "prompt": args.prompt,
-        "out": str(Path(args.out).absolute()),
-        # a folder the server finds from its own working directory; a name or hub id as given
-        "model": str(Path(args.model).absolute()) if Path(args.model).exists() else args.model,
-        "options": option_values(args),
-        "outputs": {
-            "geojson": args.geojson,
-            "wgs84": args.wgs84,
-            "mask_geotiff": args.mask_geotiff,
-            "overwrite": args.overwrite,
-        },
-        "bands": args.bands,
-        "nodata": args.nodata,
+    outputs = {
+        "geojson": args.geojson,
+        "wgs84": args.wgs84,
+        "mask_geotiff": args.mask_geotiff,
+        "overwrite": args.overwrite,
     }
     if args.server:
-        from geomag.client import request  # the standard library only: the client starts in ~0.2 s
+        # no torch: the client uploads, then writes the server's Result with geomag.writing
+        from geomag.client import parse_on_server
+        from geomag.writing import OutputOptions, summary_line
 
-        print(request(args.server, "parse", job), end="")
+        values = option_values(args)
+        if args.model is not None:
+            values["model"] = args.model
+        out = Path(args.out).absolute()
+        result = parse_on_server(
+            args.server, Path(args.image).absolute(), args.prompt, out, values, OutputOptions(**outputs),
+            args.bands, args.nodata, args.token, t_start,
+        )  # fmt: skip
+        print(summary_line(result, out), end="")
         return 0
-    from geomag.server import run_parse_job  # torch and transformers: not for a --server client
+    # torch and transformers: imported here, not when the CLI is built
+    from geomag.api import OutputOptions, parse_to_folder, summary_line
+    from geomag.options import ParseOptions
 
-    print(run_parse_job(job, t_start=t_start), end="")
+    out = Path(args.out).absolute()
+    result = parse_to_folder(
+        str(Path(args.image).absolute()),
+        args.prompt,
+        out,
+        model=str(Path(args.model).absolute())
+        if args.model and Path(args.model).exists()
+        else args.model or "nano",
+        options=ParseOptions.from_dict(option_values(args)),
+        outputs=OutputOptions(**outputs),
+        bands=args.bands,
+        nodata=args.nodata,
+        t_start=t_start,
+    )
+    print(summary_line(result, out), end="")
     return 0

@@ -1,0 +1,219 @@
+// The GeoMag demo page: a client of the HTTP API (/health, /v1/examples, /v1/parse), nothing more.
+// No build step, no framework: the page must work from a fresh `geomag serve` with no network.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { image: null, name: "", urls: [] };
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+function authHeaders() {
+  const token = $("token").value.trim();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+// --- choosing an image ---------------------------------------------------------------------------
+function useImage(blob, name) {
+  state.image = blob;
+  state.name = name;
+  $("chosen").textContent = `${name} (${(blob.size / 1024).toFixed(0)} KB)`;
+  const preview = $("preview");
+  if (/\.(png|jpe?g)$/i.test(name) || /^image\/(png|jpeg)$/.test(blob.type)) {
+    preview.src = URL.createObjectURL(blob);
+    preview.hidden = false;
+  } else {
+    preview.hidden = true; // browsers do not show TIFF: the overlay shows it after parsing
+    $("chosen").textContent += " · shown after parsing";
+  }
+}
+
+function setUpDrop() {
+  const drop = $("drop");
+  $("file").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    if (file) useImage(file, file.name);
+  });
+  for (const kind of ["dragenter", "dragover"]) {
+    drop.addEventListener(kind, (e) => { e.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const kind of ["dragleave", "drop"]) {
+    drop.addEventListener(kind, (e) => { e.preventDefault(); drop.classList.remove("over"); });
+  }
+  drop.addEventListener("drop", (e) => {
+    const file = e.dataTransfer.files[0];
+    if (file) useImage(file, file.name);
+  });
+}
+
+async function loadExamples() {
+  const response = await fetch("/v1/examples");
+  if (!response.ok) return;
+  const examples = await response.json();
+  if (!examples.length) return;
+  const box = $("examples");
+  for (const example of examples) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = example.name;
+    button.addEventListener("click", async () => {
+      const blob = await (await fetch(example.url)).blob();
+      useImage(blob, example.name);
+    });
+    box.appendChild(button);
+  }
+  box.hidden = false;
+}
+
+async function loadHealth() {
+  try {
+    const health = await (await fetch("/health")).json();
+    const model = health.model.split("/").filter(Boolean).pop();
+    $("server-info").textContent = `geomag ${health.geomag} · ${model} on ${health.device} · queue ${health.queue}`;
+    $("token-row").hidden = !health.token_required;
+  } catch (err) {
+    $("server-info").textContent = "server not reachable";
+  }
+}
+
+// --- COCO RLE (pycocotools' compressed counts, column-major) -> a mask PNG ------------------------
+function rleCounts(s) {
+  const counts = [];
+  let p = 0;
+  while (p < s.length) {
+    let x = 0, k = 0, more = 1;
+    while (more) {
+      const c = s.charCodeAt(p) - 48;
+      x |= (c & 0x1f) << (5 * k);
+      more = c & 0x20;
+      p++; k++;
+      if (!more && (c & 0x10)) x |= -1 << (5 * k);
+    }
+    if (counts.length > 2) x += counts[counts.length - 2];
+    counts.push(x);
+  }
+  return counts;
+}
+
+function maskBlob(rle) {
+  const [h, w] = rle.size;
+  const canvas = document.createElement("canvas");
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  const data = ctx.createImageData(w, h);
+  const px = data.data;
+  for (let i = 3; i < px.length; i += 4) px[i] = 255; // opaque black
+  let index = 0, value = 0;
+  for (const run of rleCounts(rle.counts)) {
+    if (value) {
+      for (let j = index; j < index + run; j++) {
+        const o = ((j % h) * w + Math.floor(j / h)) * 4; // column-major -> row-major
+        px[o] = px[o + 1] = px[o + 2] = 255;
+      }
+    }
+    index += run;
+    value = 1 - value;
+  }
+  ctx.putImageData(data, 0, 0);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+}
+
+// --- showing a result ----------------------------------------------------------------------------
+function download(name, blob) {
+  const url = URL.createObjectURL(blob);
+  state.urls.push(url);
+  const li = document.createElement("li");
+  const a = document.createElement("a");
+  a.href = url; a.download = name; a.textContent = name;
+  li.appendChild(a);
+  $("downloads").appendChild(li);
+}
+
+function jsonBlob(value) {
+  return new Blob([JSON.stringify(value, null, 2)], { type: "application/json" });
+}
+
+async function show(body) {
+  for (const url of state.urls) URL.revokeObjectURL(url);
+  state.urls = [];
+  const extra = body.extra || {};
+  $("answer").textContent = body.text || "(no text)";
+  $("granularity-out").textContent = body.granularity;
+  const probs = extra.granularity_probabilities;
+  $("granularity-why").textContent = probs
+    ? "(classifier: " + Object.entries(probs).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") + ")"
+    : "(forced)";
+  $("magcrop-out").textContent = extra.magcrop ? "on" : "off";
+  const boxes = Object.keys(body.boxes || {});
+  $("mask-count").textContent = `${body.masks.length} mask(s)` + (boxes.length ? ` · boxes ${boxes.join(", ")}` : "");
+  $("overlay").src = body.overlay;
+  const heat = (body.heatmaps || [])[0];
+  $("heatmap-figure").hidden = !heat;
+  if (heat) {
+    $("heatmap").src = heat.image;
+    const what = heat.source === "mask" ? "mask saliency" : heat.source === "psc" ? "PSC attention (Eq. 4)" : heat.source;
+    $("heatmap-caption").textContent = `MagCrop's ${what} for ${heat.name}, over [${heat.box.join(", ")}]`;
+  }
+  const table = $("timings");
+  table.innerHTML = "";
+  for (const [stage, seconds] of Object.entries(body.timings || {})) {
+    const row = table.insertRow();
+    row.className = stage === "total" ? "total" : "";
+    row.insertCell().textContent = stage;
+    const cell = row.insertCell();
+    cell.className = "num";
+    cell.textContent = seconds.toFixed(3);
+  }
+  $("downloads").innerHTML = "";
+  const { overlay, heatmaps, geojson, ...result } = body;
+  download("result.json", jsonBlob(result));
+  for (const [i, mask] of body.masks.entries()) {
+    download(`mask_${String(i).padStart(2, "0")}.png`, await maskBlob(mask.rle));
+  }
+  if (geojson) download("result.geojson", jsonBlob(geojson));
+  $("results").hidden = false;
+}
+
+async function submit(event) {
+  event.preventDefault();
+  if (!state.image) { setStatus("Choose an image first (or an example).", true); return; }
+  const prompt = $("prompt").value.trim();
+  if (!prompt) { setStatus("Type a prompt.", true); return; }
+  const form = new FormData();
+  form.append("image", state.image, state.name);
+  form.append("prompt", prompt);
+  form.append("granularity", $("granularity").value);
+  form.append("magcrop", $("magcrop").checked ? "true" : "false");
+  const tokens = $("max-new-tokens").value.trim();
+  if (tokens) form.append("max_new_tokens", tokens);
+  $("submit").disabled = true;
+  const started = performance.now();
+  const timer = setInterval(() => setStatus(`Parsing… ${((performance.now() - started) / 1000).toFixed(1)} s`), 100);
+  try {
+    const response = await fetch("/v1/parse?include=overlay,heatmap,geojson", {
+      method: "POST", body: form, headers: authHeaders(),
+    });
+    const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    clearInterval(timer);
+    if (!response.ok) {
+      const retry = response.headers.get("Retry-After");
+      setStatus(`${body.error}${retry ? ` (retry in ${retry} s)` : ""}`, true);
+      return;
+    }
+    await show(body);
+    setStatus(`Done in ${((performance.now() - started) / 1000).toFixed(1)} s (request ${body.request_id}).`);
+  } catch (err) {
+    clearInterval(timer);
+    setStatus(`The server did not answer: ${err}`, true);
+  } finally {
+    $("submit").disabled = false;
+    loadHealth();
+  }
+}
+
+setUpDrop();
+$("form").addEventListener("submit", submit);
+loadHealth();
+loadExamples();
