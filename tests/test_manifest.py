@@ -171,3 +171,24 @@ def test_shipped_manifest_is_what_the_recipe_re_derives(real_data):
     files = trained_files(real_data)
     assert {file_sha256(p) for p in files} == manifest.hashes
     assert {k: len(v) for k, v in trained_sources(real_data).items()} == manifest.sources
+
+
+def test_export_ships_the_runs_manifest(real_data, tmp_path):
+    """`geomag train nano --export`: the run's trained_files.json lands next to the exported weights;
+    a run without one (trained before manifests) gets one re-derived from --real."""
+    from geomag.model.registry import shipped_checkpoint
+    from geomag.train import nano
+
+    shipped = shipped_checkpoint()
+    if shipped is None:
+        pytest.skip("this build ships no nano checkpoint")
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    shutil.copyfile(shipped / nano.WEIGHTS_FILE, run / "checkpoint" / nano.WEIGHTS_FILE)
+    folder = nano.export(run, tmp_path / "old", real_data)
+    made = json.loads((folder / MANIFEST_FILE).read_text())
+    assert set(made["sha256"]) == shipped_manifest().hashes and "--export" in made["made_by"]
+
+    write_manifest({"one": [real_data / "neon-trees" / "OSBS_029.png"]}, run, "the run's own")
+    folder = nano.export(run, tmp_path / "new", real_data)
+    assert (folder / MANIFEST_FILE).read_text() == (run / MANIFEST_FILE).read_text()
