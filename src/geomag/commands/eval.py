@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from typing import TextIO
 
 from geomag.commands.parse_options import add_parse_arguments, option_values
 from geomag.data.loaders import BENCHMARKS
@@ -55,7 +58,40 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="referring segmentation: score masks on the original image grid (default) or resized to "
         "480x480 with nearest neighbour, as RMSIN's RRSIS-D code does",
     )
+    trained = parser.add_mutually_exclusive_group()
+    trained.add_argument(
+        "--exclude-trained",
+        dest="exclude_trained",
+        action="store_true",
+        default=True,
+        help="leave out samples whose image the model was trained on (the default; needs the model's "
+        "training manifest, trained_files.json, which the shipped nano has)",
+    )
+    trained.add_argument(
+        "--include-trained",
+        dest="exclude_trained",
+        action="store_false",
+        help="score samples the model was trained on too (counted and warned about in the results)",
+    )
     parser.set_defaults(func=run)
+
+
+_SHOW_WARNING = warnings.showwarning
+
+
+def _one_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """GeoMag's warnings (about the data, e.g. trained-on samples) as one line; others as Python shows them."""
+    if category.__module__.startswith("geomag"):
+        print(f"geomag: warning: {message}", file=sys.stderr)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,17 +100,20 @@ def run(args: argparse.Namespace) -> int:
     from geomag.options import ParseOptions
 
     options = ParseOptions().with_(**option_values(args), magcrop=args.magcrop == "on")
-    results = run_eval(
-        args.benchmark,
-        args.data,
-        args.model,
-        args.out,
-        options=options,
-        limit=args.limit,
-        split=args.split,
-        text_encoder=args.text_encoder,
-        refseg_resolution=args.refseg_resolution,
-    )
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line  # GeoMag's own warnings as "geomag: warning: ..."
+        results = run_eval(
+            args.benchmark,
+            args.data,
+            args.model,
+            args.out,
+            options=options,
+            limit=args.limit,
+            split=args.split,
+            text_encoder=args.text_encoder,
+            refseg_resolution=args.refseg_resolution,
+            exclude_trained=args.exclude_trained,
+        )
     from geomag.eval.tables import markdown_table
 
     print(markdown_table(results))

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train GeoMag-nano (the embedded default) on real data + GeoScenes",
         description="Train the nano preset on the REAL data of ../shared/data/real plus generated GeoScenes. "
         "Resumable: run again with --resume after a stop. --export copies the latest checkpoint into a "
-        "GeoMag checkpoint folder (use src/geomag/assets/nano to ship it).",
+        "GeoMag checkpoint folder (use src/geomag/assets/nano to ship it), with trained_files.json: the "
+        "hashes of the real images the run trained on, which `geomag eval` skips.",
     )
     p.add_argument("--out", default="runs/nano", help="run folder (new or empty, unless --resume)")
     p.add_argument("--real", default=str(DEFAULT_REAL), help="folder of the real data (../shared/data/real)")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.export:
-        path = nano.export(args.out, args.export)
+        path = nano.export(args.out, args.export, Path(args.real))
         print(f"exported {args.out} -> {path}")
         return 0
     out = Path(args.out)
@@ -68,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         last = train(model, samples, cfg, out, resume=args.resume)
         del model  # stage 2 reloads the finished joint stage from OUT
         print(f"joint stage done: {last}")
+    # which real images the run trained on: `--export` ships it, `geomag eval` skips them
+    manifest = nano.write_run_manifest(out, Path(args.real), f"geomag train nano --real {args.real}")
+    print(f"training manifest: {manifest}")
     if args.decoder_epochs:
         last = nano.decoder_stage(
             out,

@@ -5,11 +5,15 @@ Output folder (`--out DIR`):
   predictions.jsonl  one record per sample, appended as it is predicted: {"id", "text", "phrases",
                      "masks" (COCO RLE on the original image grid), "image_size", "granularity",
                      "boxes", "timings"}; samples whose id is already there are skipped (resume)
-  results.json       the metrics (fractions; see geomag.eval.metrics) and what they were computed on
+  results.json       the metrics (fractions; see geomag.eval.metrics), what they were computed on, and
+                     how many samples the model was trained on (`trained_samples`, `skipped_trained`,
+                     `trained_scored`, `manifest`)
   results.md         the same as a markdown table in the paper's layout (x100)
 
 Samples are predicted by `geomag.predictor.GeoMagPredictor`, the pipeline of `geomag parse`, with the
 benchmark's granularity; `--magcrop on` crops as `geomag parse` does (`geomag.options.ParseOptions`).
+A checkpoint with a training manifest (trained_files.json, geomag.data.manifest) has the samples whose
+image it was trained on counted, warned about and, unless `exclude_trained=False`, left out.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from tqdm import tqdm
 
 from geomag.api import load_predictor
 from geomag.data.loaders import get_benchmark, load_benchmark
+from geomag.data.manifest import TrainedDataWarning, TrainedManifest, find_manifest
 from geomag.data.samples import TASK_GRANULARITY, Sample, decode_mask, mask_to_rle
 from geomag.device import torch_device
 from geomag.errors import GeoMagError
@@ -34,7 +39,7 @@ from geomag.eval import metrics as M
 from geomag.eval.tables import markdown_table
 from geomag.hub import resolve_model
 from geomag.model.answers import gcg_phrases
-from geomag.model.registry import DEFAULT_MODEL, model_key
+from geomag.model.registry import DEFAULT_MODEL, checkpoint_folder, model_key
 from geomag.options import ParseOptions
 from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
@@ -218,6 +223,37 @@ def _refseg_pairs(
 
 
 # ---------------------------------------------------------------------------------------------
+# Samples the model was trained on
+# ---------------------------------------------------------------------------------------------
+def trained_manifest(model: str | os.PathLike[str]) -> TrainedManifest | None:
+    """The training manifest shipped with a model (its checkpoint folder's trained_files.json), if any."""
+    folder = checkpoint_folder(model)
+    if folder is None and Path(model).expanduser().is_dir():
+        folder = Path(model).expanduser()  # a plain VLM folder may carry one too
+    return find_manifest(folder)
+
+
+def trained_ids(samples: Sequence[Sample], manifest: TrainedManifest | None) -> set[str]:
+    """Ids of the samples whose image file is one the model was trained on (by content hash)."""
+    if manifest is None:
+        return set()
+    return {s.meta["id"] for s in samples if manifest.contains(s.image)}
+
+
+def _warn_trained(n_trained: int, n_split: int, manifest: TrainedManifest, exclude: bool) -> None:
+    what = (
+        "left out (--include-trained scores them)"
+        if exclude
+        else "scored anyway (--include-trained): these numbers are not held-out"
+    )
+    warnings.warn(
+        f"{n_trained} of the {n_split} samples are images the model was trained on ({manifest.path}); {what}",
+        TrainedDataWarning,
+        stacklevel=3,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 def run_eval(
     benchmark: str,
     data: str | os.PathLike[str],
@@ -230,11 +266,14 @@ def run_eval(
     progress: bool = True,
     text_encoder: str | None = None,
     refseg_resolution: str = "original",
+    exclude_trained: bool = True,
 ) -> dict[str, Any]:
     """Predict the samples not yet in OUT/predictions.jsonl, then write results.json and results.md.
     `options` (default: `ParseOptions(magcrop=False)`, the model alone) say how each sample is parsed;
     the device only says where the model runs: predictions resume across devices. `text_encoder`
-    and `refseg_resolution` only change the scores (see `score`), never the predictions."""
+    and `refseg_resolution` only change the scores (see `score`), never the predictions.
+    If the model ships a training manifest, samples whose image it was trained on are counted, warned
+    about (`TrainedDataWarning`) and, with `exclude_trained` (the default), left out before `limit`."""
     options = options or ParseOptions(magcrop=False)
     torch_device(options.device)  # a wrong device fails before the data is read
     bench = get_benchmark(benchmark)
@@ -242,9 +281,28 @@ def run_eval(
     if limit is not None and limit < 1:
         raise GeoMagError("--limit must be at least 1")
     _check_scoring(bench.task, text_encoder, refseg_resolution)
-    samples = load_benchmark(benchmark, data, split)[:limit]
+    samples = load_benchmark(benchmark, data, split)
     if not samples:
         raise GeoMagError(f"{data}: no {bench.title} samples in split '{split}'")
+    manifest = trained_manifest(model)
+    trained = trained_ids(samples, manifest)
+    if trained and manifest is not None:
+        _warn_trained(len(trained), len(samples), manifest, exclude_trained)
+    if trained and exclude_trained:
+        kept = [s for s in samples if s.meta["id"] not in trained]
+        if not kept:
+            raise GeoMagError(
+                f"all {len(samples)} {bench.title} samples in {data} are images the model was trained on "
+                f"({manifest.path if manifest else ''}); --include-trained scores them anyway"
+            )
+        samples = kept
+    samples = samples[:limit]
+    trained_counts = {
+        "manifest": str(manifest.path) if manifest else None,
+        "trained_samples": len(trained),
+        "skipped_trained": len(trained) if exclude_trained else 0,
+        "trained_scored": sum(s.meta["id"] in trained for s in samples),
+    }
     missing = [s.image for s in samples if not Path(s.image).is_file()]
     if missing:
         raise GeoMagError(
@@ -286,6 +344,7 @@ def run_eval(
         **run,
         "model_name": Path(str(model)).name or str(model),
         "n": len(samples),
+        **trained_counts,
         "metrics": score(
             bench.task,
             samples,

@@ -57,6 +57,23 @@ def conventions(metrics: dict[str, Any]) -> str:
     return line + "."
 
 
+def trained_line(results: dict[str, Any]) -> str:
+    """One line on the samples the model was trained on (from its training manifest)."""
+    manifest = results.get("manifest")
+    if not manifest:
+        return "Training data: the model ships no training manifest, so samples it was trained on cannot be told apart."
+    skipped, scored = results.get("skipped_trained", 0), results.get("trained_scored", 0)
+    where = f"(manifest `{manifest}`)"
+    if scored:
+        return (
+            f"**{scored} of the {results['n']} samples are images the model was trained on** "
+            f"(scored with --include-trained) {where}."
+        )
+    if skipped:
+        return f"Held-out only: {skipped} samples whose image the model was trained on were left out {where}."
+    return f"No sample is an image the model was trained on {where}."
+
+
 def method_label(results: dict[str, Any]) -> str:
     return f"{results['model_name']} (MagCrop {'on' if results['magcrop'] else 'off'})"
 
@@ -85,4 +102,5 @@ def markdown_table(results: dict[str, Any]) -> str:
             + f" | {_fmt(metrics['OA'])} | {_fmt(metrics['AA'])} |",
         ]
     lines += ["", conventions(metrics), "", f"Model: `{results['model']}`; data: `{results['data']}`.", ""]
+    lines += [trained_line(results), ""]
     return "\n".join(lines)

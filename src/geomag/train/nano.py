@@ -6,7 +6,8 @@ Two stages, both seeded and resumable, with progress bars:
   2. decoder: the pixel decoder alone on the frozen [SEG] states of the mixture's masks plus extra
      referring GeoScenes (geomag.train.decoder_stage; OUT/decoder).
 `export` turns the latest checkpoint of a run, finished or not, into a GeoMag checkpoint folder
-(trainable tensors + geomag_model.json); shipping copies that into the package
+(trainable tensors + geomag_model.json + trained_files.json, the hashes of the real images it was
+trained on, which `geomag eval` uses to skip them); shipping copies that into the package
 (src/geomag/assets/nano), where `geomag parse` finds it.
 """
 
@@ -116,9 +117,30 @@ def decoder_stage(
     return train_decoder(model, with_masks + extra, folder, cfg, val=val, resume=resume)
 
 
-def export(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
-    """Write the latest checkpoint of a nano run as a GeoMag checkpoint folder at dest."""
+def write_run_manifest(run_dir: str | os.PathLike[str], real_root: Path, made_by: str) -> Path:
+    """OUT/trained_files.json: the real image files of the run's mixture (geomag.train.manifest)."""
+    from geomag.train.manifest import write_trained_manifest
+
+    return write_trained_manifest(real_root, run_dir, made_by)
+
+
+def export(
+    run_dir: str | os.PathLike[str], dest: str | os.PathLike[str], real_root: Path | None = None
+) -> Path:
+    """Write the latest checkpoint of a nano run as a GeoMag checkpoint folder at dest, with the run's
+    training manifest (trained_files.json; made from `real_root` if the run has none) beside it."""
+    import shutil
+
+    from geomag.data.manifest import MANIFEST_FILE
+
     weights = latest_weights(run_dir)
     model, _ = build_model()
     model.load_trainable(weights)
-    return model.save_pretrained(dest)
+    folder = model.save_pretrained(dest)
+    manifest = Path(run_dir) / MANIFEST_FILE
+    if manifest.is_file():
+        if manifest.resolve() != (folder / MANIFEST_FILE).resolve():
+            shutil.copyfile(manifest, folder / MANIFEST_FILE)
+    elif real_root is not None:
+        write_run_manifest(folder, real_root, f"geomag train nano --out {run_dir} --export {dest}")
+    return folder

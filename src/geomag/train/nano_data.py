@@ -170,6 +170,19 @@ def referring_samples(
     return out
 
 
+def real_sources(real_root: Path) -> dict[str, list[Sample]]:
+    """The mixture's REAL samples by source, in the mixture's order: what `build_mixture` trains on and
+    what `geomag.train.manifest` lists as the files a checkpoint was trained on (no GeoScenes here)."""
+    return {
+        "aid": aid_split(real_root / "aid-150")[0],
+        "rsvqa-lr": rsvqa_train(real_root / "rsvqa-lr" / "configilm_subset", "LR"),
+        "rsvqa-hr": rsvqa_train(real_root / "rsvqa-hr" / "configilm_subset", "HR"),
+        "neon-trees": neon_roc(real_root / "neon-trees"),
+        "captions": real_captions(real_root),
+        "geopixeld": load_geopixeld(real_root / "geopixel" / "data" / "GeoPixelD.json"),
+    }
+
+
 def build_mixture(
     real_root: str | Path,
     out_dir: str | Path,
@@ -184,13 +197,8 @@ def build_mixture(
     image_dir = out_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    aid_train, aid_held = aid_split(real_root / "aid-150")
-    samples = aid_train
-    samples += rsvqa_train(real_root / "rsvqa-lr" / "configilm_subset", "LR")
-    samples += rsvqa_train(real_root / "rsvqa-hr" / "configilm_subset", "HR")
-    samples += neon_roc(real_root / "neon-trees")
-    samples += real_captions(real_root)
-    samples += load_geopixeld(real_root / "geopixel" / "data" / "GeoPixelD.json")
+    _, aid_held = aid_split(real_root / "aid-150")
+    samples = [s for source in real_sources(real_root).values() for s in source]
     for i in tqdm(range(n_scenes), desc="GeoScenes", unit="scene"):
         side = sizes[i % len(sizes)]
         samples += list(scene_samples(seed * 1_000_003 + i, (side, side), image_dir, rng))

@@ -7,7 +7,8 @@ Expected layout::
       dense_residential/...              # RESISC-45: 45 snake_case folders
 
 (A single extra top-level folder, e.g. `AID/` or `NWPU-RESISC45/`, is stepped into.) Every image is
-a test sample: zero-shot classification has no training split. The prompt lists all class names in
+in the one 'test' split (the folders have no split); whether a model was trained on some of them is
+its training manifest's business (`geomag eval` leaves those out: geomag.data.manifest). The prompt lists all class names in
 readable form ('DenseResidential' -> 'dense residential'); `answer` is the readable name and
 `meta["label"]` the folder name. Samples are ordered round-robin over classes (first image of every
 class, then the second, ...), so `--limit N` gives a class-balanced subset.
