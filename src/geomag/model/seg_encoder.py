@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import nn
-from transformers import Sam2Model
 
 from geomag.errors import GeoMagError
 from geomag.hub import resolve_model, safetensors_folder
@@ -168,6 +167,10 @@ def build_seg_encoder(spec: dict[str, Any], dtype: Any = None) -> SegEncoder:
 
 def load_seg_encoder(id_or_path: str | os.PathLike[str], *, dtype: Any = None) -> Any:
     """A SAM2 model (`Sam2Model`) whose image encoder gives the multi-scale mask features."""
+    # imported here: transformers' SAM2 code takes ~1.4 s to import, and nano (the default) never
+    # needs it; at module top it made every `geomag parse` start that much slower (measured)
+    from transformers import Sam2Model
+
     folder = safetensors_folder(resolve_model(id_or_path, "SAM2 model"), "SAM2 model")
     model = Sam2Model.from_pretrained(folder, dtype=dtype or torch.float32, use_safetensors=True)
     model.eval()
