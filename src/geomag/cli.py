@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from typing import NoReturn
 
@@ -94,9 +96,20 @@ def main(argv: list[str] | None = None) -> int:
             return 130
 
 
+def _redeliver_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
+    """Ctrl+C that lands in a finalizer (`__del__`) is swallowed there by Python, with a traceback
+    printed; deliver it again instead, so the command stops (exit 130) and prints no traceback."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        # from another thread, a moment later: the main thread gets it once out of the finalizer
+        threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def entry() -> NoReturn:
     """The `geomag` console script: `main`, then exit without running atexit handlers after Ctrl+C
     (a second interrupt inside a library's handler would print a traceback)."""
+    sys.unraisablehook = _redeliver_interrupt
     code = main()
     if code == 130:
         sys.stdout.flush()
