@@ -20,17 +20,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from geomag.errors import GeoMagError
-from geomag.geoio import check_geo_outputs
 from geomag.imaging import ImageSource
 from geomag.model.registry import DEFAULT_MODEL, create_model, model_key
 from geomag.options import ParseOptions
-from geomag.outputs import check_out_dir
+from geomag.outputs import check_output
 from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
-from geomag.sources import ImageInput, open_source
+from geomag.sources import ImageInput
 
 # written without torch (`geomag parse --server` writes with them too), re-exported here
-from geomag.writing import OVERLAY_MAX, RESULT_FILES, OutputOptions, overlay, save, summary_line  # noqa: F401
+from geomag.writing import (  # noqa: F401  (re-exported: the API a local run writes with)
+    OVERLAY_MAX,
+    OutputOptions,
+    open_image,
+    overlay,
+    save,
+    summary_line,
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,19 +61,6 @@ def parse(
     return predictor.predict(prompt, options)
 
 
-def open_image(
-    path: str | os.PathLike[str],
-    bands: str | Sequence[int] | None = None,
-    nodata: float | None = None,
-    outputs: OutputOptions = OutputOptions(),
-) -> ImageSource:
-    """The source of an image file; geo outputs that cannot work with it fail here, before any model."""
-    source = open_source(path, bands=bands, nodata=nodata)
-    if outputs.geojson or outputs.wgs84 or outputs.mask_geotiff:
-        check_geo_outputs(source, wgs84=outputs.wgs84, masks=outputs.mask_geotiff)
-    return source
-
-
 def parse_to_folder(
     image: str | os.PathLike[str],
     prompt: str,
@@ -86,7 +79,7 @@ def parse_to_folder(
     if not prompt.strip():
         raise GeoMagError("the prompt is empty")
     out = Path(out)
-    check_out_dir(out, outputs.overwrite, [Path(image)], RESULT_FILES)
+    check_output(out, outputs.overwrite, [Path(image)])
     source = open_image(image, bands, nodata, outputs)
     t = time.perf_counter()
     predictor = load_predictor(model_key(model), options.device)

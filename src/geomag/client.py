@@ -20,11 +20,9 @@ import httpx
 
 from geomag.data.samples import decode_mask
 from geomag.errors import GeoMagError
-from geomag.geoio import check_geo_outputs
-from geomag.outputs import check_out_dir
+from geomag.outputs import check_output
 from geomag.result import Result
-from geomag.sources import open_source
-from geomag.writing import RESULT_FILES, OutputOptions, save
+from geomag.writing import OutputOptions, open_image, save
 
 FormValue = str | int | float | bool | None
 HEALTH_TIMEOUT = 10.0  # seconds to connect and to get /health
@@ -73,10 +71,8 @@ def parse_on_server(
     and the image here first (nothing is uploaded for a job that could not be written)."""
     t_start = time.perf_counter() if t_start is None else t_start
     url, image, out = base_url(url), Path(image), Path(out)
-    check_out_dir(out, outputs.overwrite, [image], RESULT_FILES)
-    source = open_source(image, bands=bands, nodata=nodata)
-    if outputs.geojson or outputs.wgs84 or outputs.mask_geotiff:
-        check_geo_outputs(source, wgs84=outputs.wgs84, warn=False)
+    check_output(out, outputs.overwrite, [image])
+    source = open_image(image, bands, nodata, outputs)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     band_text = bands if bands is None or isinstance(bands, str) else ",".join(map(str, bands))
     fields = _form({**(options or {}), "prompt": prompt, "bands": band_text, "nodata": nodata})

@@ -67,11 +67,6 @@ def check_output(out: Path, overwrite: bool, inputs: Iterable[Path] = ()) -> Non
             raise GeoMagError(f"refusing to write into {out}: it holds the input {src}")
 
 
-def check_out_dir(out: Path, overwrite: bool, inputs: Iterable[Path] = (), names: Iterable[str] = ()) -> None:
-    """`check_output` (kept for callers that name their files; the names are not needed any more)."""
-    check_output(out, overwrite, inputs)
-
-
 @contextmanager
 def staged_output(out: Path, prefix: str = "geomag-") -> Iterator[Path]:
     """Yield a staging folder next to `out`; publish its files into `out` when the block succeeds

@@ -133,9 +133,7 @@ class GeoMagPredictor:
 
     @property
     def source(self) -> ImageSource:
-        if self._source is None:
-            raise GeoMagError("no image: call set_image first")
-        return self._source.source
+        return self._checked_source().source
 
     # --- decisions ---------------------------------------------------------------------------------
     def classify(self, prompt: str) -> tuple[str, dict[str, float]]:

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from geomag.errors import GeoMagError
-from geomag.geoio import save_geo_outputs
-from geomag.imaging import draw_boxes, nearest_mask, overlay_masks
-from geomag.outputs import check_out_dir, staged_output
+from geomag.geoio import check_geo_outputs, save_geo_outputs
+from geomag.imaging import ImageSource, draw_boxes, nearest_mask, overlay_masks
+from geomag.outputs import check_output, staged_output
 from geomag.result import Result
+from geomag.sources import open_source
 
 # longest side of overlay.png: a 4K input keeps its overlay at full size; a 20000 px raster gets a
 # 4096 px one (an 8192 px overlay took ~0.8 GB of RSS: benchmarks/parse_huge.py)
 OVERLAY_MAX = 4096
-RESULT_FILES = ("result.json", "overlay.png")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,20 @@ class OutputOptions:
     overwrite: bool = False  # write into a non-empty output folder
 
 
+def open_image(
+    path: str | os.PathLike[str],
+    bands: str | Sequence[int] | None = None,
+    nodata: float | None = None,
+    outputs: OutputOptions = OutputOptions(),
+) -> ImageSource:
+    """The source of an image file (the one reader); geo outputs that cannot work with it fail here,
+    before any model work, and a missing CRS is warned about once (local and `--server` runs alike)."""
+    source = open_source(path, bands=bands, nodata=nodata)
+    if outputs.geojson or outputs.wgs84 or outputs.mask_geotiff:
+        check_geo_outputs(source, wgs84=outputs.wgs84, masks=outputs.mask_geotiff)
+    return source
+
+
 def save(
     result: Result,
     out: str | os.PathLike[str],
@@ -47,7 +62,7 @@ def save(
     and the geo outputs `outputs` asks for into `out`, all or nothing (a staging folder)."""
     out = Path(out)
     if t_start is None:
-        check_out_dir(out, outputs.overwrite)
+        check_output(out, outputs.overwrite)
     with staged_output(out, prefix="geomag-parse-") as staged:
         overlay(result).save(staged / "overlay.png", compress_level=1)  # zlib 1: a 4K overlay in ~0.4 s
         if outputs.geojson or outputs.wgs84 or outputs.mask_geotiff:

@@ -18,12 +18,10 @@ from geomag.commands.geo_options import add_geo_arguments
 from geomag.commands.parse_options import add_parse_arguments, option_values
 from geomag.device import DEVICE_HELP
 from geomag.errors import GeoMagError
-from geomag.outputs import check_out_dir, staged_output
+from geomag.outputs import check_output, staged_output
 
 PREVIEW_MAX = 2048  # longest side of boxes.png
 HEATMAP_MAX = 1024  # longest side of the heatmap overlays
-OUTPUT_FILES = ("adjusted.png", "boxes.png", "heatmap_crop1.png", "heatmap_crop2.png", "magcrop.json")
-OUTPUT_FILES += ("boxes.geojson",)  # with --geojson / --wgs84
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise GeoMagError("--prompt is empty")
     options = ParseOptions().with_(**option_values(args))
     torch_device(options.device)
-    check_out_dir(out, args.overwrite, [image_path], OUTPUT_FILES)
+    check_output(out, args.overwrite, [image_path])
     boxes = [Box.parse(b) for b in (args.box or [])]
     if len(boxes) > 2:
         raise GeoMagError("--box takes at most two boxes (crop1, then crop2 for pixel plans)")
