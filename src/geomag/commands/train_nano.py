@@ -29,6 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="extra referring GeoScenes for stage 2 (default 1000)",
     )
     p.add_argument("--decoder-epochs", type=int, default=6, help="epochs of stage 2 (default 6; 0 skips it)")
+    p.add_argument(
+        "--mixture",
+        default="base",
+        choices=("base", "objects"),
+        help="base: the first nano's data; objects: real objects (NWPU VHR-10, AID presence) + a replay of base",
+    )
+    p.add_argument("--init", metavar="CKPT", help="start from this nano checkpoint ('nano': the shipped one)")
+    p.add_argument("--lr", type=float, help="peak learning rate of the joint stage (default: the preset's)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     p.add_argument("--export", metavar="DIR", help="only export OUT's latest checkpoint to DIR, no training")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -56,12 +64,14 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and (out / nano.WEIGHTS_FILE).is_file():
         print(f"joint stage already finished in {out}")
     else:
-        train_jsonl = nano.ensure_mixture(Path(args.real), cache_dir(), args.scenes, args.seed)
+        train_jsonl = nano.ensure_mixture(Path(args.real), cache_dir(), args.scenes, args.seed, args.mixture)
         samples = list(read_jsonl(train_jsonl))
-        overrides = {"seed": args.seed}
+        overrides: dict[str, object] = {"seed": args.seed}
         if args.max_steps:
             overrides["max_steps"] = args.max_steps
-        model, cfg = nano.build_model(overrides)
+        if args.lr:
+            overrides["lr"] = args.lr
+        model, cfg = nano.build_model(overrides, init=None if args.resume else args.init)
         print(
             f"{len(samples)} samples from {train_jsonl}; "
             f"{cfg.max_steps} steps x {cfg.grad_accum} x {cfg.batch_size}"
@@ -70,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         del model  # stage 2 reloads the finished joint stage from OUT
         print(f"joint stage done: {last}")
     # which real images the run trained on: `--export` ships it, `geomag eval` skips them
-    manifest = nano.write_run_manifest(out, Path(args.real), f"geomag train nano --real {args.real}")
+    made_by = f"geomag train nano --real {args.real} --mixture {args.mixture}"
+    manifest = nano.write_run_manifest(out, Path(args.real), made_by, args.mixture)
     print(f"training manifest: {manifest}")
     if args.decoder_epochs:
         last = nano.decoder_stage(

@@ -23,26 +23,27 @@ from geomag.data.manifest import write_manifest
 DEFAULT_REAL = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "real"
 
 
-def trained_sources(real_root: str | os.PathLike[str]) -> dict[str, list[Path]]:
-    """The distinct image files of each real source of the nano mixture, sorted."""
-    from geomag.train.nano_data import real_sources
+def trained_sources(real_root: str | os.PathLike[str], mixture: str = "base") -> dict[str, list[Path]]:
+    """The distinct image files of each real source of a nano mixture, sorted. "objects" fine-tunes a
+    checkpoint of "base", so it lists the base sources too (all of them, replayed or not)."""
+    from geomag.train.nano_data import object_sources, real_sources
 
-    return {
-        name: sorted({Path(s.image).resolve() for s in samples})
-        for name, samples in real_sources(Path(real_root)).items()
-    }
+    sources = real_sources(Path(real_root))
+    if mixture == "objects":
+        sources.update(object_sources(Path(real_root), seed=0))  # which files: the same for every seed
+    return {name: sorted({Path(s.image).resolve() for s in samples}) for name, samples in sources.items()}
 
 
-def trained_files(real_root: str | os.PathLike[str]) -> list[Path]:
-    """Every real image file the nano mixture trains on (all sources, sorted, distinct)."""
-    return sorted({p for paths in trained_sources(real_root).values() for p in paths})
+def trained_files(real_root: str | os.PathLike[str], mixture: str = "base") -> list[Path]:
+    """Every real image file a nano mixture trains on (all sources, sorted, distinct)."""
+    return sorted({p for paths in trained_sources(real_root, mixture).values() for p in paths})
 
 
 def write_trained_manifest(
-    real_root: str | os.PathLike[str], folder: str | os.PathLike[str], made_by: str
+    real_root: str | os.PathLike[str], folder: str | os.PathLike[str], made_by: str, mixture: str = "base"
 ) -> Path:
     """FOLDER/trained_files.json for a checkpoint trained on the nano mixture of REAL_ROOT."""
-    return write_manifest(trained_sources(real_root), folder, made_by)
+    return write_manifest(trained_sources(real_root, mixture), folder, made_by)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,19 +24,28 @@ from geomag.model.registry import REGISTRY
 SHIPPED = REGISTRY["nano"].checkpoint  # where `export` output is copied to ship it
 
 
-def mixture_dir(cache: Path, n_scenes: int, seed: int) -> Path:
-    return cache / f"nano-data-s{seed}-n{n_scenes}"
+# "base": the first nano's mixture (real benchmarks + GeoScenes); "objects": real objects (NWPU VHR-10,
+# AID's weak presence labels) with a replay of "base", for fine-tuning a nano checkpoint (`--init`)
+MIXTURES = ("base", "objects")
 
 
-def ensure_mixture(real_root: Path, cache: Path, n_scenes: int, seed: int) -> Path:
-    """Build the training mixture once per (seed, n_scenes); returns train.jsonl."""
-    from geomag.train.nano_data import build_mixture
+def mixture_dir(cache: Path, n_scenes: int, seed: int, mixture: str = "base") -> Path:
+    name = "nano-data" if mixture == "base" else f"nano-{mixture}"
+    return cache / f"{name}-s{seed}-n{n_scenes}"
 
-    folder = mixture_dir(cache, n_scenes, seed)
+
+def ensure_mixture(real_root: Path, cache: Path, n_scenes: int, seed: int, mixture: str = "base") -> Path:
+    """Build a training mixture once per (mixture, seed, n_scenes); returns train.jsonl."""
+    from geomag.train.nano_data import build_mixture, build_object_mixture
+
+    if mixture not in MIXTURES:
+        raise GeoMagError(f"unknown mixture '{mixture}'; expected one of {', '.join(MIXTURES)}")
+    folder = mixture_dir(cache, n_scenes, seed, mixture)
     train = folder / "train.jsonl"
     if not train.is_file():
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-        paths = build_mixture(real_root, tmp, n_scenes=n_scenes, seed=seed)
+        build = build_mixture if mixture == "base" else build_object_mixture
+        paths = build(real_root, tmp, n_scenes=n_scenes, seed=seed)
         # the JSONL names images by absolute path inside tmp: rewrite them for the final folder
         for p in paths.values():
             p.write_text(p.read_text().replace(str(tmp), str(folder)))
@@ -44,8 +53,9 @@ def ensure_mixture(real_root: Path, cache: Path, n_scenes: int, seed: int) -> Pa
     return train
 
 
-def build_model(overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    """(GeoMagModel, TrainConfig) of the nano preset."""
+def build_model(overrides: dict[str, Any] | None = None, init: str | None = None) -> tuple[Any, Any]:
+    """(GeoMagModel, TrainConfig) of the nano preset; `init` (a nano checkpoint folder, or "nano" for
+    the shipped one) sets the trained weights to start from."""
     from geomag.model.geomag import GeoMagModel
     from geomag.model.presets import ModelConfig
     from geomag.train.config import TrainConfig, load_config
@@ -53,6 +63,11 @@ def build_model(overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
     config = load_config("nano")
     config["train"].update(overrides or {})
     model = GeoMagModel.from_config(ModelConfig.from_dict(config["model"]))
+    if init is not None:
+        weights = (SHIPPED if init == "nano" else Path(init)) / WEIGHTS_FILE
+        if not weights.is_file():
+            raise GeoMagError(f"--init {init}: no {WEIGHTS_FILE} there (a nano checkpoint folder)")
+        model.load_trainable(weights)
     return model, TrainConfig.from_dict(config["train"])
 
 
@@ -117,11 +132,13 @@ def decoder_stage(
     return train_decoder(model, with_masks + extra, folder, cfg, val=val, resume=resume)
 
 
-def write_run_manifest(run_dir: str | os.PathLike[str], real_root: Path, made_by: str) -> Path:
+def write_run_manifest(
+    run_dir: str | os.PathLike[str], real_root: Path, made_by: str, mixture: str = "base"
+) -> Path:
     """OUT/trained_files.json: the real image files of the run's mixture (geomag.train.manifest)."""
     from geomag.train.manifest import write_trained_manifest
 
-    return write_trained_manifest(real_root, run_dir, made_by)
+    return write_trained_manifest(real_root, run_dir, made_by, mixture)
 
 
 def export(
