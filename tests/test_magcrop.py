@@ -228,13 +228,50 @@ def test_mask_saliency_candidates_nest_around_the_peaks(vlm):
     # "auto" means mask saliency with a segmenter, Eq. 4 attention without one
     assert MagCrop(vlm, MagCropConfig(), segmenter=segmenter).pixel_saliency == "mask"
     assert MagCrop(vlm, MagCropConfig()).pixel_saliency == "attention"
-    # region plans keep Eq. 4's attention search
+    # region plans: Eq. 4's attention search a flag away
     assert (
-        MagCrop(vlm, MagCropConfig(pixel_saliency="mask"), segmenter=segmenter)
+        MagCrop(vlm, MagCropConfig(region_saliency="attention"), segmenter=segmenter)
         .adjust(img, PROMPT, "region")[1]
         .box_source
         == "psc"
     )
+
+
+def test_region_plans_crop_where_the_mask_saliency_peaks(vlm):
+    """With a segmenter, region plans crop around the decoder's peaks too ("auto"), best first."""
+    spots = [(300, 500, 0.9), (1000, 200, 0.6)]
+    img = planted(1200, 800, spots)
+    magcrop = MagCrop(vlm, MagCropConfig(candidates=2), segmenter=PlantedSegmenter())
+    assert magcrop.region_saliency == "mask" and MagCrop(vlm).region_saliency == "attention"
+    plans = magcrop.plans(img, "Is there a red car?", "region")
+    assert len(plans) == 2
+    for (adjusted, plan), (x, y, _) in zip(plans, spots, strict=True):
+        assert plan.box_source == "mask" and set(plan.boxes) == {"crop1"}
+        assert plan.boxes["crop1"].contains(Box(x - 4, y - 4, x + 4, y + 4))
+        # two spots share the heat: each crop holds about half of it, minus its area share (0.27)
+        assert plan.peakedness is not None and plan.peakedness > 0.2 and plan.skipped is None
+        # full detail inside crop1, D() outside
+        c1 = plan.boxes["crop1"]
+        assert np.array_equal(np.asarray(adjusted.crop(c1.to_tuple())), np.asarray(img.crop(c1.to_tuple())))
+
+
+def test_skip_rule_a_flat_map_skips_a_peaked_map_crops(vlm):
+    """The skip rule on planted saliency: no red spot (the decoder finds nothing: a flat map) -> the
+    plan says it is skipped; one spot -> it crops."""
+    config = MagCropConfig(skip_below=0.3)
+    for granularity in ("region", "pixel"):
+        # one MagCrop per image: it keeps the tiles' encoder features of the image it last saw
+        flat = MagCrop(vlm, config, PlantedSegmenter()).plans(planted(1200, 800, []), PROMPT, granularity)
+        assert all(p.skipped and "peakedness" in p.skipped for _, p in flat)
+        assert all(abs(p.peakedness) < 0.05 for _, p in flat)
+        spot = planted(1200, 800, [(600, 400, 0.9)])
+        peaked = MagCrop(vlm, config, PlantedSegmenter()).plans(spot, PROMPT, granularity)
+        assert peaked[0][1].skipped is None and peaked[0][1].peakedness > 0.3
+    # 0 never skips
+    never = MagCrop(vlm, MagCropConfig(skip_below=0.0), segmenter=PlantedSegmenter())
+    assert never.plans(planted(1200, 800, []), PROMPT, "region")[0][1].skipped is None
+    with pytest.raises(GeoMagError, match="skip_below"):
+        MagCropConfig(skip_below=1.5)
 
 
 def test_mask_saliency_needs_a_segmenter(vlm):

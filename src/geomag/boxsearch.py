@@ -239,6 +239,37 @@ def peak_boxes(
     return boxes
 
 
+def _coverage(cells: int, pixels: int, lo: float, hi: float) -> np.ndarray:
+    """Per cell along one axis (cells spread evenly over `pixels`), the share of it inside [lo, hi)."""
+    edges = np.linspace(0.0, float(pixels), cells + 1)
+    overlap = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0.0, None)
+    return overlap / np.diff(edges)
+
+
+def peakedness(heatmap: np.ndarray, image_size: tuple[int, int], box: Box) -> float:
+    """How strongly a heatmap singles out `box`: the share of its heat above the map's median (its
+    background level) that lies inside the box, minus the box's share of the image's area, in [-1, 1]
+    (the grid maps linearly onto the `image_size` image).
+
+    A flat or empty map gives 0 whatever the box (MagCrop would then degrade the rest of the image
+    for nothing: the skip rule); a map whose excess heat all lies in a box of a tenth of the image
+    gives 0.9. The median is taken off because a mask probability map has a floor everywhere: over
+    a 4K image that floor would outweigh a small target's peak.
+    """
+    grid = np.nan_to_num(np.asarray(heatmap, dtype=np.float64))
+    if grid.ndim != 2 or grid.size == 0:
+        raise GeoMagError(f"heatmap must be a non-empty 2-D grid, got shape {grid.shape}")
+    grid = np.clip(grid - np.median(grid), 0.0, None)
+    width, height = float(image_size[0]), float(image_size[1])
+    total = grid.sum()
+    if total <= 0:
+        return 0.0
+    wy = _coverage(grid.shape[0], int(height), box.y0, box.y1)
+    wx = _coverage(grid.shape[1], int(width), box.x0, box.x1)
+    inside = float(wy @ grid @ wx) / total
+    return inside - box.area / (width * height)
+
+
 def _blob(hot: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
     """The 4-connected component of the boolean grid `hot` that holds `seed`."""
     blob = np.zeros_like(hot)

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from geomag.attention import psc_heatmap
-from geomag.boxsearch import SearchConfig, best_box, peak_boxes
+from geomag.boxsearch import SearchConfig, best_box, peak_boxes, peakedness
 from geomag.errors import GeoMagError
 from geomag.imaging import Box, ImageSource, degrade, degraded_read, paste
 from geomag.model.vlm import VLM
@@ -58,7 +58,14 @@ class MagCropConfig:
     # `segmenter`); "auto": mask with a segmenter (GeoMag checkpoints: measured better on small
     # targets, docs/magcrop.md), attention without one (plain LLaVA-style VLMs)
     pixel_saliency: str = "auto"
-    candidates: int = 2  # pixel plans with mask saliency: crops tried (`MagCrop.plans`), best first
+    # region plans: the same choice ("auto": the decoder's mask saliency for the prompt's target with a
+    # segmenter, Eq. 4 attention without one)
+    region_saliency: str = "auto"
+    candidates: int = 2  # plans with mask saliency: crops tried (`MagCrop.plans`), best first
+    # the skip rule: a plan whose saliency does not single out its crop (`geomag.boxsearch.peakedness`
+    # below this) keeps the whole image instead of degrading it; 0 never skips. Chosen on a
+    # validation split (benchmarks/magcrop_skip.py, docs/magcrop.md)
+    skip_below: float = 0.0
     saliency_tile: int | None = None  # tile side of the mask saliency (default: the encoder's input)
     # longer side the image is reduced to for the mask saliency: on the validation split (docs/magcrop.md)
     # 2048 px found the 4K targets as often as full resolution in a third of the time
@@ -68,10 +75,13 @@ class MagCropConfig:
     mask_crop: int | None = None
 
     def __post_init__(self) -> None:
-        if self.pixel_saliency not in PIXEL_SALIENCY:
-            raise GeoMagError(
-                f"pixel_saliency must be one of {', '.join(PIXEL_SALIENCY)}, not '{self.pixel_saliency}'"
-            )
+        for name in ("pixel_saliency", "region_saliency"):
+            if getattr(self, name) not in PIXEL_SALIENCY:
+                raise GeoMagError(
+                    f"{name} must be one of {', '.join(PIXEL_SALIENCY)}, not '{getattr(self, name)}'"
+                )
+        if not 0.0 <= self.skip_below <= 1.0:
+            raise GeoMagError(f"skip_below must be between 0 and 1, got {self.skip_below}")
         if self.candidates < 1:
             raise GeoMagError(f"candidates must be at least 1, got {self.candidates}")
         if self.min_crop < 1:
@@ -79,11 +89,12 @@ class MagCropConfig:
         if self.working_cap < 100:
             raise GeoMagError(f"working_cap must be at least 100 pixels, got {self.working_cap}")
 
-    def saliency_for(self, has_segmenter: bool) -> str:
-        """The pixel saliency this config means with or without a segmenter ("auto" resolved)."""
-        if self.pixel_saliency == "auto":
+    def saliency_for(self, has_segmenter: bool, granularity: str = "pixel") -> str:
+        """The saliency of `granularity`'s plans with or without a segmenter ("auto" resolved)."""
+        choice = self.region_saliency if granularity == "region" else self.pixel_saliency
+        if choice == "auto":
             return "mask" if has_segmenter else "attention"
-        return self.pixel_saliency
+        return choice
 
     def search(self, min_size: int) -> SearchConfig:
         return SearchConfig(
@@ -109,6 +120,10 @@ class MagCropPlan:
     # the image that came with the plan is this crop of the adjusted image (what a zoomed model
     # sees, composed without the rest of the canvas: `tmra(..., only=)`), or None: all of it
     only: str | None = None
+    # how strongly the saliency singles out the plan's crop (`geomag.boxsearch.peakedness`), and why
+    # the plan is skipped (the skip rule: the model should see the whole image), or None
+    peakedness: float | None = None
+    skipped: str | None = None
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -165,6 +180,8 @@ class MagCropPlan:
             "degrade_factor": self.degrade_factor,
             "boxes": {k: b.to_list() for k, b in self.boxes.items()},
             "box_source": self.box_source,
+            "peakedness": None if self.peakedness is None else round(self.peakedness, 4),
+            "skipped": self.skipped,
             "full_detail_fraction": round(self.full_detail_fraction, 6),
             "heatmaps": {k: np.round(h.astype(float), 8).tolist() for k, h in self.heatmaps.items()},
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
@@ -270,7 +287,8 @@ class MagCrop:
         self.vlm = vlm
         self.config = config or MagCropConfig()
         self.segmenter = segmenter
-        self.pixel_saliency = self.config.saliency_for(segmenter is not None)
+        self.pixel_saliency = self.config.saliency_for(segmenter is not None, "pixel")
+        self.region_saliency = self.config.saliency_for(segmenter is not None, "region")
         # encoder features of saliency tiles: prompt-independent, kept while the image is the same
         self.tile_features = TileFeatures()
 
@@ -314,11 +332,12 @@ class MagCrop:
         return boxes, heatmaps, timings
 
     def mask_candidates(
-        self, source: ImageSource, prompt: str
-    ) -> tuple[list[dict[str, Box]], dict[str, np.ndarray], dict[str, float]]:
-        """Pixel-plan crops (ORIGINAL pixels) from the mask saliency, best first: crop2 is a square
-        around a peak of the decoder's mask probability (on the image reduced to `saliency_cap`), twice
-        the blob's extent and at least `mask_crop` px; crop1 doubles it."""
+        self, source: ImageSource, prompt: str, granularity: str = "pixel"
+    ) -> tuple[list[dict[str, Box]], dict[str, np.ndarray], dict[str, float], list[float]]:
+        """Crops (ORIGINAL pixels) from the mask saliency, best first, with the peakedness of each: the
+        inner crop is a square around a peak of the decoder's mask probability for the prompt's
+        target (on the image reduced to `saliency_cap`), twice the blob's extent and at least
+        `mask_crop` px. Pixel plans: that is crop2 and crop1 doubles it; region plans: it is crop1."""
         if self.segmenter is None or self.vlm is None:
             raise GeoMagError(
                 "pixel_saliency='mask' needs a GeoMag checkpoint, not a plain VLM "
@@ -334,12 +353,16 @@ class MagCrop:
         timings = {"heatmap_crop1": time.perf_counter() - t0}
         t0 = time.perf_counter()
         side = max(1, round((cfg.mask_crop or 2 * max(self.vlm.input_size)) * scale))
-        found = []
+        found, peaked = [], []
         for c2 in peak_boxes(heat, canvas_size, cfg.candidates, side, cfg.max_frac):
             inner = c2.scale(1 / scale, 1 / scale).clamp(*source.size)
-            found.append({"crop1": _grown(inner, 2, source.size), "crop2": inner})
+            if granularity == "pixel":
+                found.append({"crop1": _grown(inner, 2, source.size), "crop2": inner})
+            else:
+                found.append({"crop1": inner})
+            peaked.append(peakedness(heat, canvas_size, c2))
         timings["search_crop1"] = time.perf_counter() - t0
-        return found, {"crop1": _pooled(heat, 64)}, timings
+        return found, {"crop1": _pooled(heat, 64)}, timings, peaked
 
     # --- the whole thing -------------------------------------------------------------------------
     def adjust(
@@ -374,20 +397,24 @@ class MagCrop:
         heatmaps: dict[str, np.ndarray] = {}
         box_source = "none"
         options: list[dict[str, Box] | None] = [None]
+        peaked: list[float | None] = [None]
+        saliency = self.pixel_saliency if granularity == "pixel" else self.region_saliency
         if granularity != "image":
             if boxes:
                 box_source, options = "given", [boxes]
-            elif granularity == "pixel" and self.pixel_saliency == "mask":
-                options, heatmaps, found = self.mask_candidates(source, prompt)
+            elif saliency == "mask":
+                options, heatmaps, found, peaked = self.mask_candidates(source, prompt, granularity)
                 timings.update(found)
                 box_source = "mask"
             else:
                 found_boxes, heatmaps, found = self.find_boxes(source, prompt, granularity)
                 options = [found_boxes]
+                # the outer crop decides what is degraded: its share of the heat says whether it should
+                peaked = [peakedness(heatmaps["crop1"], source.size, found_boxes["crop1"])]
                 timings.update(found)
                 box_source = "psc"
         out = []
-        for option in options:
+        for option, peak in zip(options, peaked, strict=True):
             adjusted, plan = tmra(
                 source,
                 granularity,
@@ -396,7 +423,9 @@ class MagCrop:
                 working_cap=self.config.working_cap,
                 only=zoom if granularity == "pixel" else None,
             )
-            plan.heatmaps, plan.box_source = heatmaps, box_source
+            plan.heatmaps, plan.box_source, plan.peakedness = heatmaps, box_source, peak
+            if peak is not None and peak < self.config.skip_below:
+                plan.skipped = f"the saliency does not single out a region (peakedness {peak:.2f} < {self.config.skip_below:.2f})"
             plan.timings = {**timings, **plan.timings, "total": time.perf_counter() - t_start}
             out.append((adjusted, plan))
         return out

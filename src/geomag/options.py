@@ -8,7 +8,7 @@ settings default to `MagCropConfig`'s (read from it, not repeated here).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from geomag.errors import GeoMagError
@@ -27,6 +27,8 @@ class ParseOptions:
     granularity: str | None = None
     magcrop: bool = True
     pixel_saliency: str = MagCropConfig.pixel_saliency
+    region_saliency: str = MagCropConfig.region_saliency
+    skip_below: float = MagCropConfig.skip_below
     candidates: int = MagCropConfig.candidates
     zoom: str = "auto"
     min_crop: int = MagCropConfig.min_crop
@@ -53,28 +55,37 @@ class ParseOptions:
             raise GeoMagError(
                 f"max_prompt_tokens must be between 1 and {MAX_PROMPT_TOKENS_LIMIT}, not {self.max_prompt_tokens}"
             )
-        if self.pixel_saliency not in PIXEL_SALIENCY:
-            raise GeoMagError(
-                f"pixel_saliency must be one of {', '.join(PIXEL_SALIENCY)}, not '{self.pixel_saliency}'"
-            )
+        for name in ("pixel_saliency", "region_saliency"):
+            if getattr(self, name) not in PIXEL_SALIENCY:
+                raise GeoMagError(
+                    f"{name} must be one of {', '.join(PIXEL_SALIENCY)}, not '{getattr(self, name)}'"
+                )
         self.magcrop_config()  # MagCrop's own checks (candidates, min_crop, working_cap)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ParseOptions:
-        """Options from a JSON-like dict (a server request); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        """Options from a JSON-like dict (a server request); unknown keys and wrong types are errors
+        (an int is taken where a float is meant)."""
+        unknown = sorted(set(values) - set(FIELD_TYPES))
         if unknown:
-            raise GeoMagError(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        for f in fields(cls):
-            if f.name in values and values[f.name] is not None:
-                want = {"int": int, "bool": bool, "str": str}.get(str(f.type).split(" ")[0])
-                value = values[f.name]
-                if want is not None and (
-                    not isinstance(value, want) or (want is int and isinstance(value, bool))
-                ):
-                    raise GeoMagError(f"option {f.name} must be a {want.__name__}, not {value!r}")
-        return cls(**{k: v for k, v in values.items() if v is not None or k == "granularity"})
+            raise GeoMagError(
+                f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(FIELD_TYPES))}"
+            )
+        checked: dict[str, Any] = {}
+        for name, value in values.items():
+            if value is None:
+                if name == "granularity":
+                    checked[name] = None
+                continue
+            want = FIELD_TYPES[name]
+            if isinstance(value, bool) and want is not bool:
+                raise GeoMagError(f"option {name} must be a {want.__name__}, not {value!r}")
+            if want is float and isinstance(value, int):
+                value = float(value)
+            if not isinstance(value, want):
+                raise GeoMagError(f"option {name} must be a {want.__name__}, not {value!r}")
+            checked[name] = value
+        return cls(**checked)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +97,8 @@ class ParseOptions:
     def magcrop_config(self) -> MagCropConfig:
         return MagCropConfig(
             pixel_saliency=self.pixel_saliency,
+            region_saliency=self.region_saliency,
+            skip_below=self.skip_below,
             candidates=self.candidates,
             min_crop=self.min_crop,
             layer=self.layer,
@@ -97,3 +110,22 @@ class ParseOptions:
         """The crop a pixel plan's model sees ("auto" resolved for the saliency in use), or None."""
         zoom = self.zoom if self.zoom != "auto" else ("crop2" if pixel_saliency == "mask" else "none")
         return None if zoom == "none" else zoom
+
+
+# the JSON type of each option, for `from_dict` (granularity: a str, or None for the classifier)
+FIELD_TYPES: dict[str, type] = {
+    "granularity": str,
+    "magcrop": bool,
+    "pixel_saliency": str,
+    "region_saliency": str,
+    "skip_below": float,
+    "candidates": int,
+    "zoom": str,
+    "min_crop": int,
+    "layer": int,
+    "answer_tokens": int,
+    "working_cap": int,
+    "max_new_tokens": int,
+    "max_prompt_tokens": int,
+    "device": str,
+}

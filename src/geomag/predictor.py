@@ -182,16 +182,26 @@ class GeoMagPredictor:
 
         use_magcrop = options.magcrop and not is_gcg_request(prompt, granularity)
         zoom = None
+        skipped: MagCropPlan | None = None
         if use_magcrop:
             magcrop = self.magcrop(options)
             zoom = options.zoom_for(magcrop.pixel_saliency) if granularity == "pixel" else None
             t = time.perf_counter()
             plans = magcrop.plans(source, prompt, granularity, zoom=zoom)
             timings["magcrop"] = time.perf_counter() - t
-            choices = [_Option(seen, plan, dict(plan.boxes)) for seen, plan in plans]
+            # the skip rule: crops whose saliency singles out nothing are dropped; none left, no MagCrop
+            kept = [(seen, plan) for seen, plan in plans if plan.skipped is None]
+            choices = [_Option(seen, plan, dict(plan.boxes)) for seen, plan in kept]
             if granularity == "pixel":
                 extra.update({"zoom": zoom, "pixel_saliency": magcrop.pixel_saliency})
-        else:
+            elif granularity == "region":
+                extra["region_saliency"] = magcrop.region_saliency
+            if not kept:
+                skipped, zoom = plans[0][1], None
+                extra["magcrop"] = f"skipped: {skipped.skipped}"
+                if granularity == "pixel":
+                    extra["zoom"] = None
+        if not use_magcrop or skipped is not None:
             size, _ = working_size(source.size, options.working_cap)
             choices = [_Option(source.read(None, size), None, {})]
 
@@ -215,7 +225,7 @@ class GeoMagPredictor:
             )
         if checked is not None:
             extra["answer_checked"] = True
-        self.last_plan = choices[0].plan
+        self.last_plan = choices[0].plan if skipped is None else skipped
         timings["total"] = time.perf_counter() - t_start
         return Result(
             text=text,

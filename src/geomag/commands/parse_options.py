@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import argparse
 
-MAGCROP_FLAGS = ("pixel_saliency", "candidates", "zoom", "min_crop", "layer", "working_cap")
+MAGCROP_FLAGS = (
+    "pixel_saliency",
+    "region_saliency",
+    "skip_below",
+    "candidates",
+    "zoom",
+    "min_crop",
+    "layer",
+    "working_cap",
+)
 
 
 def add_parse_arguments(
@@ -32,6 +41,21 @@ def add_parse_arguments(
         "mask = the pixel decoder's mask probability over tiles of the image reduced to 2048 px (meant "
         "for small targets in large images); auto (default) = mask for GeoMag checkpoints, attention "
         "for plain LLaVA-style VLMs",
+    )
+    g.add_argument(
+        "--region-saliency",
+        choices=["auto", "attention", "mask"],
+        help="where region prompts crop: attention = Eq. 4 (the paper); mask = the pixel decoder's mask "
+        "probability for the prompt's target; auto (default) = mask for GeoMag checkpoints, attention "
+        "for plain LLaVA-style VLMs",
+    )
+    g.add_argument(
+        "--skip-below",
+        type=float,
+        metavar="P",
+        help="the skip rule: keep the whole image when the saliency's peakedness (share of its heat "
+        "inside the crop minus the crop's share of the image) is below P; 0 never skips (default: "
+        "chosen on a validation split, docs/magcrop.md)",
     )
     g.add_argument(
         "--candidates",
