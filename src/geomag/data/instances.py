@@ -44,13 +44,16 @@ class Instance:
         from pycocotools import mask as mask_utils
 
         m = np.asarray(mask, dtype=bool)
-        ys, xs = np.nonzero(m)
-        if not len(xs):
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        if not len(rows):
             raise ValueError(f"empty mask for a {category}")
+        y0, x0 = int(rows[0]), int(cols[0])
+        ys, xs = np.nonzero(m[y0 : rows[-1] + 1, x0 : cols[-1] + 1])  # on the crop: fast for small objects
         if box is None:
-            box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+            box = (float(x0), float(y0), float(cols[-1] + 1), float(rows[-1] + 1))
         rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-        return cls(category, rle, box, float(len(xs)), (float(xs.mean()) + 0.5, float(ys.mean()) + 0.5))
+        centre = (x0 + float(xs.mean()) + 0.5, y0 + float(ys.mean()) + 0.5)
+        return cls(category, rle, box, float(len(xs)), centre)
 
     def mask(self) -> np.ndarray:
         from pycocotools import mask as mask_utils
