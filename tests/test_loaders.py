@@ -300,7 +300,9 @@ def test_geopixeld_real(real_data):
 
 
 def test_registry():
-    assert len(BENCHMARKS) == 11  # ten benchmarks, RSVQA-HR with its two test sets
+    paper = [n for n in BENCHMARKS if not n.startswith(("nwpu-", "aid-presence"))]
+    assert len(paper) == 11  # ten benchmarks, RSVQA-HR with its two test sets
+    assert len(BENCHMARKS) == 16  # + GeoMag's real-data ones (NWPU VHR-10 x 4, AID presence)
     with pytest.raises(GeoMagError, match="unknown benchmark"):
         load_benchmark("coco", ".")
 

@@ -228,7 +228,8 @@ def vqa_accuracy(
 ) -> Metrics:
     """RSVQA as its official computeStats.py scores it: accuracy per question type, OA and AA.
 
-    dataset: "LR" or "HR" (default: guessed from the types). A question is right when the answer
+    dataset: "LR" or "HR" (default: guessed from the types; None for other data, e.g. NWPU VHR-10:
+    the types present are the expected ones and counts are exact). A question is right when the answer
     classes (`rsvqa_answer_class`) are equal. OA = right / all; AA = mean over ALL of the dataset's
     question types (None if one has no question); `average` = mean(presence, comp), the paper's "A".
     The `*_lenient` keys score GeoMag's old normalisation (`vqa_answer`) the same way.
@@ -247,7 +248,14 @@ def vqa_accuracy(
     lenient = [vqa_answer(p) == vqa_answer(g) for p, g in zip(preds, gts, strict=True)]
     per_type = _accuracy_by_type(hits, types, expected)
     per_type_lenient = _accuracy_by_type(lenient, types, expected)
-    out: Metrics = {"protocol": VQA_PROTOCOL, "dataset": dataset, "per_type": per_type}
+    # counts: binned as computeStats bins them on LR; exact on HR and on datasets that are neither
+    # (GeoMag's NWPU / AID questions: the question types present are the expected ones)
+    out: Metrics = {
+        "protocol": VQA_PROTOCOL,
+        "dataset": dataset,
+        "counts": "binned" if lr else "exact",
+        "per_type": per_type,
+    }
     out.update({t: v["accuracy"] for t, v in per_type.items()})
     out.update(_vqa_summary(per_type, hits, expected))
     out["per_type_lenient"] = per_type_lenient

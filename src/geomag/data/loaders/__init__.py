@@ -1,4 +1,5 @@
-"""Loaders for the ten benchmarks of the GeoMag paper, each reading its released on-disk format.
+"""Loaders for the ten benchmarks of the GeoMag paper, each reading its released on-disk format,
+and GeoMag's own real-data benchmarks (NWPU VHR-10 tasks, AID presence).
 
 Every loader returns `geomag.data.samples.Sample` objects with a unique `meta["id"]`. The table
 `BENCHMARKS` names them for `geomag eval BENCHMARK`; docs/eval.md shows each expected layout.
@@ -11,11 +12,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from geomag.data.loaders.aid_presence import load_aid_presence
 from geomag.data.loaders.captions import load_karpathy
 from geomag.data.loaders.classfolders import load_class_folders
 from geomag.data.loaders.common import MALFORMED
 from geomag.data.loaders.dior_rsvg import load_dior_rsvg
 from geomag.data.loaders.geopixeld import load_geopixeld_split
+from geomag.data.loaders.nwpu_tasks import load_nwpu_gcg, load_nwpu_refseg, load_nwpu_roc, load_nwpu_vqa
 from geomag.data.loaders.refsegrs import load_refsegrs
 from geomag.data.loaders.rrsisd import load_rrsisd
 from geomag.data.loaders.rsvqa import load_rsvqa
@@ -46,6 +49,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("rrsis-d", "RRSIS-D", "refseg", load_rrsisd, "test"),
         Benchmark("refsegrs", "RefSegRS", "refseg", load_refsegrs, "test"),
         Benchmark("geopixeld", "GeoPixelD", "gcg", load_geopixeld_split, "test"),
+        # GeoMag's real-data benchmarks (issue #23): NWPU VHR-10's test.txt, AID's weak presence labels
+        Benchmark("nwpu-refseg", "NWPU VHR-10 referring", "refseg", load_nwpu_refseg, "test"),
+        Benchmark("nwpu-vqa", "NWPU VHR-10 VQA", "vqa", load_nwpu_vqa, "test"),
+        Benchmark("nwpu-roc", "NWPU VHR-10 ROC", "roc", load_nwpu_roc, "test"),
+        Benchmark("nwpu-gcg", "NWPU VHR-10 GCG", "gcg", load_nwpu_gcg, "test"),
+        Benchmark("aid-presence", "AID presence", "vqa", load_aid_presence, "test"),
     ]
 }
 
