@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from geomag.data.loaders import load_benchmark
@@ -210,95 +209,28 @@ def build_mixture(
     }
 
 
-# --- real objects: NWPU VHR-10 instances and AID's weak presence labels (the fine-tuning mixture) ---
-
-
-def nwpu_samples(root: Path, rng: random.Random) -> list[Sample]:
-    """Training samples of NWPU VHR-10's train split (its test split is held out): presence, count and
-    comparison questions from the exhaustive counts of the ten classes, referring segmentation of a
-    class ("the storage tank" when it is the only one, else "all the storage tanks": the union mask)
-    and referring object classification of up to two boxes."""
-    from geomag.data.loaders.nwpu import NWPU_CLASSES, plural, read_nwpu
-    from geomag.data.object_questions import count_questions
-
-    if not (root / "coco_instances").is_dir():
-        return []
-    out = []
-    for item in read_nwpu(root, "train"):
-        image, meta = str(item.image), {"source": "nwpu-vhr10", "id": f"nwpu/{item.stem}"}
-        counts = {c: item.count(c) for c in NWPU_CLASSES}
-        for q in count_questions(counts, plural, rng, presence=4, comparisons=1):
-            out.append(
-                Sample(
-                    image,
-                    VQA_PROMPT.format(question=q["question"]),
-                    q["answer"],
-                    "vqa",
-                    meta={**meta, "type": q["type"]},
-                )
-            )
-        present = sorted(c for c in NWPU_CLASSES if counts[c])
-        name = rng.choice(present)
-        objects = [o for o in item.objects if o.category == name]
-        mask = np.zeros((item.height, item.width), dtype=bool)
-        for o in objects:
-            mask |= o.mask(item.width, item.height)
-        expression = f"the {name}" if len(objects) == 1 else f"all the {plural(name)}"
-        out.append(
-            Sample(
-                image,
-                REFSEG_PROMPT.format(expression=expression),
-                REFSEG_ANSWER,
-                "refseg",
-                masks=[{"rle": mask_to_rle(mask)}],
-                meta=meta,
-            )
-        )
-        for o in rng.sample(item.objects, min(2, len(item.objects))):
-            box = box_text(o.bbox, item.width, item.height)
-            out.append(Sample(image, ROC_PROMPT.format(box=box), o.category, "roc", meta=meta))
-    return out
-
-
-def aid_presence(aid_train: list[Sample], rng: random.Random) -> list[Sample]:
-    """Presence questions on AID images whose class implies or rules out an object
-    (`geomag.data.scene_objects`): a "yes" on every image whose class implies one, a "no" on a random
-    share of the others so that yes and no are as many (no answer bias)."""
-    from geomag.data.loaders.nwpu import plural
-    from geomag.data.object_questions import presence_question
-    from geomag.data.scene_objects import absent, present
-
-    n_yes = sum(bool(present(s.meta["label"])) for s in aid_train)
-    n_no = sum(bool(absent(s.meta["label"])) and not present(s.meta["label"]) for s in aid_train)
-    out = []
-    for s in aid_train:
-        label = s.meta["label"]
-        yes, no = present(label), absent(label)
-        if yes:
-            name, answer = rng.choice(yes), True
-        elif no and rng.random() < n_yes / max(1, n_no):
-            name, answer = rng.choice(no), False
-        else:
-            continue
-        q = presence_question(name, plural(name), answer, rng)
-        out.append(
-            Sample(
-                s.image,
-                VQA_PROMPT.format(question=q["question"]),
-                q["answer"],
-                "vqa",
-                meta={"source": "aid-presence", "id": f"aid-presence/{s.meta['id']}", "type": "presence"},
-            )
-        )
-    return out
+# --- real objects: NWPU VHR-10 and iSAID instances, AID's weak presence labels (the fine-tuning mixture) ---
 
 
 def object_sources(real_root: Path, seed: int) -> dict[str, list[Sample]]:
-    """The real-object samples the fine-tuning mixture adds to `real_sources`."""
-    rng = random.Random(seed)
+    """The real-object samples the fine-tuning mixture adds to `real_sources`: NWPU VHR-10's train
+    split (its test split is held out), iSAID's train image, presence questions on AID's train split."""
+    import numpy as np
+
+    from geomag.data.loaders.aid_presence import aid_presence_samples
+    from geomag.data.loaders.isaid import isaid_samples, read_isaid
+    from geomag.data.loaders.nwpu_tasks import nwpu_training_samples
+
+    isaid = real_root / "isaid-samples"
+    rng = np.random.default_rng(seed)
     return {
-        "nwpu-vhr10": nwpu_samples(real_root / "nwpu-vhr10", rng),
-        "aid-presence": aid_presence(aid_split(real_root / "aid-150")[0], rng),
+        "nwpu-vhr10": nwpu_training_samples(real_root / "nwpu-vhr10", seed)
+        if (real_root / "nwpu-vhr10").is_dir()
+        else [],
+        "isaid": [s for img in read_isaid(isaid, "train") for s in isaid_samples(img, rng)]
+        if (isaid / "train").is_dir()
+        else [],
+        "aid-presence": aid_presence_samples(aid_split(real_root / "aid-150")[0], seed),
     }
 
 
