@@ -22,7 +22,7 @@ from geomag import __version__
 from geomag.errors import GeoMagError
 
 # Order here is the order in `geomag --help`.
-COMMANDS = ["parse", "batch", "serve", "magcrop", "classify", "scenes", "eval", "train"]
+COMMANDS = ["parse", "batch", "serve", "magcrop", "classify", "scenes", "composites", "eval", "train"]
 # warnings of the libraries underneath that say nothing a user can act on (shown with --verbose)
 QUIET_CATEGORIES = (FutureWarning, DeprecationWarning, PendingDeprecationWarning, ResourceWarning)
 QUIET_MESSAGES = ("Dataset has no geotransform", "TypedStorage is deprecated", "is_gradient_checkpointing")

@@ -175,7 +175,8 @@ class ROCWriter:
         for ref in scene.referring:
             o = scene.objects[ref["object"]]
             el = ET.SubElement(ann, "object")
-            ET.SubElement(el, "name").text = CLASSES[o.category].dior
+            # classes GeoScenes does not draw (copy-paste composites) keep their readable name
+            ET.SubElement(el, "name").text = CLASSES[o.category].dior if o.category in CLASSES else o.category
             ET.SubElement(el, "pose").text = "Unspecified"
             bb = ET.SubElement(el, "bndbox")
             # VOC boxes are inclusive pixel indices
