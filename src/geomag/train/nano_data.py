@@ -235,6 +235,8 @@ def object_sources(real_root: Path, seed: int) -> dict[str, list[Sample]]:
 
 
 OBJECT_MIXTURE_AID = 1500  # AID scene-classification samples replayed by the "objects" mixture
+OBJECT_MIXTURE_COMPOSITES = 400  # real-texture composites (train split) in the "objects" mixture
+OBJECT_MIXTURE_COMPOSITE_SAMPLES = 2000  # of their samples, a seeded share (each has ~14)
 
 
 def build_object_mixture(
@@ -244,9 +246,13 @@ def build_object_mixture(
     seed: int = 0,
     sizes: tuple[int, ...] = (512, 768),
 ) -> dict[str, Path]:
-    """The fine-tuning mixture: every real-object sample (`object_sources`) plus a replay of the base
-    mixture (its real sources with AID cut to OBJECT_MIXTURE_AID, and the first `n_scenes` of its
-    GeoScenes), so that what the checkpoint knew is kept. Writes train.jsonl (+ heldout_aid.jsonl)."""
+    """The fine-tuning mixture: every real-object sample (`object_sources`), samples of real-texture
+    composites (`geomag.data.composites`, train split: objects and backgrounds the held-out split
+    never uses) and a replay of the base mixture (its real sources with AID cut to
+    OBJECT_MIXTURE_AID, and the first `n_scenes` of its GeoScenes), so that what the checkpoint knew is
+    kept. Writes train.jsonl (+ heldout_aid.jsonl)."""
+    from geomag.data.composites import training_samples
+
     real_root, out_dir = Path(real_root), Path(out_dir)
     if not real_root.is_dir():
         raise GeoMagError(f"real data folder not found: {real_root} (it ships as ../shared/data/real)")
@@ -256,6 +262,8 @@ def build_object_mixture(
     base = real_sources(real_root)
     base["aid"] = rng.sample(base["aid"], min(OBJECT_MIXTURE_AID, len(base["aid"])))
     samples = [s for source in (*base.values(), *object_sources(real_root, seed).values()) for s in source]
+    composites = training_samples(OBJECT_MIXTURE_COMPOSITES, seed, out_dir / "composites", real_root)
+    samples += rng.sample(composites, min(OBJECT_MIXTURE_COMPOSITE_SAMPLES, len(composites)))
     for i in tqdm(range(n_scenes), desc="GeoScenes", unit="scene"):
         side = sizes[i % len(sizes)]
         samples += list(scene_samples(seed * 1_000_003 + i, (side, side), image_dir, rng))
