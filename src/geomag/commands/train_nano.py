@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             args.decoder_scenes,
             args.decoder_epochs,
             args.seed,
+            args.mixture,
         )
         print(f"decoder stage done: {last}")
     return 0

@@ -95,28 +95,32 @@ def decoder_stage(
     n_scenes: int,
     epochs: int,
     seed: int,
+    mixture: str = "base",
 ) -> dict[str, Any]:
     """Stage 2 on the finished joint stage in run_dir (resumes an interrupted stage 2).
 
-    Data: every sample with masks of the stage-1 mixture plus `n_scenes` extra referring GeoScenes
-    (written once to OUT/decoder/refseg-s<seed>-n<scenes>.jsonl); validation: 30 held-out 512 px
-    scenes."""
+    Data: every sample with masks of the stage-1 mixture, `n_scenes` extra referring GeoScenes
+    (written once to OUT/decoder/refseg-s<seed>-n<scenes>.jsonl) and, for the "objects" mixture, the
+    masks of region questions (`nano_data.region_targets`); validation: 30 held-out 512 px scenes."""
     import random
 
     from geomag.data.samples import read_jsonl, write_jsonl
     from geomag.model.geomag import GeoMagModel
     from geomag.train.decoder_stage import CHECKPOINT, DecoderStageConfig, train_decoder
-    from geomag.train.nano_data import referring_samples, scene_samples
+    from geomag.train.nano_data import referring_samples, region_targets, scene_samples
 
     run = Path(run_dir)
     if not (run / WEIGHTS_FILE).is_file():
         raise GeoMagError(f"{run} has no finished joint stage ({WEIGHTS_FILE}); run or resume stage 1 first")
     folder = run / DECODER_DIR
-    with_masks = [s for s in read_jsonl(ensure_mixture(real_root, cache, mixture_scenes, seed)) if s.masks]
+    mixture_file = ensure_mixture(real_root, cache, mixture_scenes, seed, mixture)
+    with_masks = [s for s in read_jsonl(mixture_file) if s.masks]
     extra_file = folder / f"refseg-s{seed}-n{n_scenes}.jsonl"
     if not extra_file.is_file():
         write_jsonl(referring_samples(n_scenes, seed, folder / "images"), extra_file)
     extra = list(read_jsonl(extra_file))
+    if mixture == "objects":
+        extra += region_targets(real_root, seed)
     val_dir = folder / "val-images"
     val_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)

@@ -273,3 +273,38 @@ def build_object_mixture(
         "train": write_jsonl(samples, out_dir / "train.jsonl"),
         "heldout_aid": write_jsonl(aid_held, out_dir / "heldout_aid.jsonl"),
     }
+
+
+def region_targets(real_root: Path, seed: int) -> list[Sample]:
+    """Masks for region questions, for the decoder stage: a presence or count question about a class
+    of an NWPU VHR-10 train image, with the referring answer and the union of that class's instances.
+    Region plans take their crop from the decoder's mask for the question itself (mask saliency,
+    `geomag.magcrop`), so the decoder learns where a question's objects are."""
+    import numpy as np
+
+    from geomag.data.instance_tasks import count_question, presence_question
+    from geomag.data.instances import union_spec
+    from geomag.data.loaders.nwpu_tasks import nwpu_instances
+
+    root = real_root / "nwpu-vhr10"
+    if not root.is_dir():
+        return []
+    rng = np.random.default_rng(seed)
+    out = []
+    for img in nwpu_instances(root, "train"):
+        by_class: dict[str, list[Any]] = {}
+        for o in img.instances:
+            by_class.setdefault(o.category, []).append(o)
+        category = sorted(by_class)[int(rng.integers(len(by_class)))]
+        ask = presence_question if rng.random() < 0.5 else count_question
+        out.append(
+            Sample(
+                str(img.image),
+                VQA_PROMPT.format(question=ask(category, rng)),
+                REFSEG_ANSWER,
+                "refseg",
+                masks=[union_spec(by_class[category])],
+                meta={"source": "nwpu-vhr10", "id": f"nwpu-region/{img.stem}", "category": category},
+            )
+        )
+    return out
