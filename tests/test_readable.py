@@ -189,3 +189,21 @@ def test_overlay_labels_masks_with_their_phrases_and_keeps_a_shrunk_speck(monkey
         "0: a small car",
         "mask 1",
     ]
+
+
+def test_shipped_nano_writes_one_mask_per_object_on_a_landsat_scene(real_data):
+    """The case of the issue: nano answered "[SEG] [SEG]" (one target) to this prompt and wrote two
+    identical 731-pixel masks. Whatever the model answers, no two masks of a result are one object,
+    and every [SEG] is accounted for: a mask, a merged duplicate or a dropped empty mask."""
+    from geomag.api import parse
+
+    image = real_data / "geotiff" / "rasterio_RGB.byte.tif"
+    result = parse(image, "Please segment the water area.")
+    segs = result.text.count("[SEG]")
+    merged, empty = result.extra.get("duplicates_merged", 0), result.extra.get("empty_masks", 0)
+    assert len(result.masks) + merged + empty == segs
+    assert len(result.scores) == len(result.masks)
+    for i, a in enumerate(result.masks):
+        assert a.any()
+        assert all(mask_iou(a, b) < DUPLICATE_IOU for b in result.masks[i + 1 :])
+    assert result.masks or result.extra["no_mask"]
