@@ -6,12 +6,13 @@ half-open: x0 <= x < x1, y0 <= y < y1.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from geomag.errors import GeoMagError
 
@@ -252,19 +253,59 @@ def degraded_read(
 BOX_COLORS = [(255, 64, 32), (32, 160, 255), (255, 210, 0), (0, 200, 120)]
 
 
+def label_px(size: tuple[int, int]) -> int:
+    """Label height for a picture of `size`: 14 px up to ~800 px, 73 px on 4K, so that a label stays
+    legible when the picture is shown shrunk to a screen."""
+    return max(14, round(max(size) / 56))
+
+
+def outline_px(size: tuple[int, int]) -> int:
+    """Mask outline width for a picture of `size`: 2 px up to ~1000 px, 8 px on 4K."""
+    return max(2, round(max(size) / 512))
+
+
+@functools.lru_cache(maxsize=16)
+def label_font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's own font at `px` (scalable since Pillow 10.1; the bitmap font without FreeType)."""
+    return ImageFont.load_default(size=px)
+
+
+def _label_size(draw: ImageDraw.ImageDraw, text: str, px: int) -> tuple[int, int, int, int]:
+    """(left, top, width, height) of `text` drawn at (0, 0) by `_draw_label`, its rim included."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=label_font(px), stroke_width=max(1, px // 12))
+    return int(left), int(top), int(right - left), int(bottom - top)
+
+
+def _draw_label(
+    draw: ImageDraw.ImageDraw, corner: tuple[float, float], text: str, color: tuple[int, ...], px: int
+) -> None:
+    """`text` in `color` with a dark rim (readable on bright and dark ground alike), its top-left
+    corner at `corner`."""
+    left, top, _, _ = _label_size(draw, text, px)
+    draw.text(
+        (corner[0] - left, corner[1] - top), text, fill=color, font=label_font(px),
+        stroke_width=max(1, px // 12), stroke_fill=(0, 0, 0),
+    )  # fmt: skip
+
+
 def draw_boxes(
     image: Image.Image, boxes: dict[str, Box], scale: tuple[float, float] = (1.0, 1.0), width: int = 0
 ) -> Image.Image:
-    """A copy of `image` with labelled boxes drawn on it; `scale` maps box coordinates to the image."""
+    """A copy of `image` with labelled boxes drawn on it; `scale` maps box coordinates to the image.
+    Lines and labels grow with the image (`label_px`); a label sits just above its box (inside it
+    at the top edge), clear of what the box holds."""
 
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     line = width or max(2, round(max(out.size) / 300))
+    px = label_px(out.size)
     for i, (name, box) in enumerate(boxes.items()):
         color = BOX_COLORS[i % len(BOX_COLORS)]
         x0, y0, x1, y1 = box.x0 * scale[0], box.y0 * scale[1], box.x1 * scale[0], box.y1 * scale[1]
         draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=color, width=line)
-        draw.text((x0 + line + 2, y0 + line + 2), name, fill=color)
+        _, _, _, h = _label_size(draw, name, px)
+        top = y0 - h - line
+        _draw_label(draw, (x0, top) if top >= 0 else (x0 + line + 2, y0 + line + 2), name, color, px)
     return out
 
 
@@ -287,6 +328,7 @@ def overlay_heatmap(image: Image.Image, grid: np.ndarray, alpha: float = 0.5) ->
     return Image.blend(image.convert("RGB"), colors, alpha)
 
 
+SPECK_LINES = 4  # a mask less than this many outline widths across gets a circle of that radius round it
 MASK_COLORS = [(255, 64, 64), (64, 200, 255), (255, 220, 40), (120, 255, 90), (230, 90, 255), (255, 150, 40)]
 
 
@@ -309,6 +351,92 @@ def overlay_masks(image: Image.Image, masks: list[np.ndarray], alpha: float = 0.
         tinted = (1 - alpha) * region[inside].astype(np.float32) + alpha * color
         region[inside] = np.clip(np.rint(tinted), 0, 255).astype(np.uint8)
     return Image.fromarray(out, "RGB")
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """`mask` grown by `radius` px in every direction (a square of side 2 radius + 1), by shifted ORs
+    that double the reach each step: O(pixels x log radius), no SciPy needed."""
+    out = np.asarray(mask, dtype=bool).copy()
+    for axis in (0, 1):
+        reach = 0
+        while reach < radius:
+            step = min(2 * reach + 1, radius - reach)
+            grown = out.copy()
+            if axis == 0:
+                grown[step:] |= out[:-step]
+                grown[:-step] |= out[step:]
+            else:
+                grown[:, step:] |= out[:, :-step]
+                grown[:, :-step] |= out[:, step:]
+            out, reach = grown, reach + step
+    return out
+
+
+def outline_masks(
+    image: Image.Image, masks: list[np.ndarray], labels: list[str] | None = None, width: int = 0
+) -> Image.Image:
+    """`image` with a line of `width` px (default `outline_px`) in each mask's colour just outside it,
+    and its label (default "mask i") by it in a font that grows with the image: a 30-pixel mask on
+    a 4K picture is found by its ring, a circle round it and its label, where its tint alone is a
+    speck."""
+    out = np.array(image.convert("RGB"))
+    height, width_px = out.shape[:2]
+    line = width or outline_px((width_px, height))
+    places = []
+    for i, mask in enumerate(masks):
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != out.shape[:2]:
+            raise GeoMagError(f"mask {i} has shape {m.shape}, the image {out.shape[:2]}")
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if not rows.size:
+            continue
+        y0, y1 = max(0, rows[0] - line), min(height, rows[-1] + 1 + line)
+        x0, x1 = max(0, cols[0] - line), min(width_px, cols[-1] + 1 + line)
+        inside = m[y0:y1, x0:x1]
+        ring = dilate(inside, line) & ~inside
+        out[y0:y1, x0:x1][ring] = MASK_COLORS[i % len(MASK_COLORS)]
+        # the label goes by the mask's bulk: the box of its rows and columns between the 2 % and 98 %
+        # of its pixels, so a stray fragment far off does not pull the label away from it
+        (r0, r1), (c0, c1) = _bulk(inside.sum(axis=1)), _bulk(inside.sum(axis=0))
+        bulk = (max(0, x0 + c0 - line), max(0, y0 + r0 - line), x0 + c1 + line, y0 + r1 + line)
+        places.append((i, *(int(v) for v in bulk)))
+    picture = Image.fromarray(out, "RGB")
+    draw = ImageDraw.Draw(picture)
+    px, gap = label_px(picture.size), max(2, label_px(picture.size) // 4)
+    spots = []  # where each mask is on the picture: its ring's box, or its circle's
+    for i, x0, y0, x1, y1 in places:  # a mask smaller than a few line widths: a circle round it too
+        if max(x1 - x0, y1 - y0) < SPECK_LINES * line:
+            cx, cy, r = (x0 + x1) // 2, (y0 + y1) // 2, SPECK_LINES * line
+            x0, y0, x1, y1 = cx - r, cy - r, cx + r, cy + r
+            draw.ellipse([x0, y0, x1, y1], outline=MASK_COLORS[i % len(MASK_COLORS)], width=max(2, line // 2))
+        spots.append((i, x0, y0, x1, y1))
+    # labels avoid the masks and the labels placed before them
+    taken: list[tuple[int, int, int, int]] = [(x0, y0, x1, y1) for _, x0, y0, x1, y1 in spots]
+    for i, x0, y0, _, y1 in spots:
+        text = labels[i] if labels is not None and i < len(labels) and labels[i] else f"mask {i}"
+        _, _, w, h = _label_size(draw, text, px)
+        x = min(max(0, x0), max(0, width_px - w))
+        # below the mask, else above it, else further down, within the picture
+        tries = [y1 + gap, y0 - h - gap, *(y1 + gap + k * (h + gap) for k in range(1, 8))]
+        inside = [y for y in tries if 0 <= y <= height - h] or [max(0, min(height - h, y1 + gap))]
+        y = next((y for y in inside if not any(_overlap((x, y, x + w, y + h), t) for t in taken)), inside[0])
+        taken.append((x, y, x + w, y + h))
+        _draw_label(draw, (x, y), text, MASK_COLORS[i % len(MASK_COLORS)], px)
+    return picture
+
+
+def _bulk(counts: np.ndarray, share: float = 0.02) -> tuple[int, int]:
+    """The first and last index (half-open end) where the cumulative share of `counts` passes
+    `share` and 1 - `share`."""
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1])
+    first = int(np.searchsorted(cumulative, share * total, side="right"))
+    last = int(np.searchsorted(cumulative, (1 - share) * total, side="left"))
+    return first, max(first, last) + 1
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def resize_batch(images: list[Image.Image], size: int) -> np.ndarray:

@@ -29,8 +29,8 @@ from geomag.errors import GeoMagError
 from geomag.granularity import GranularityClassifier, load_classifier
 from geomag.imaging import Box, ImageSource, nearest_mask, paste_mask
 from geomag.magcrop import GRANULARITIES, MagCrop, MagCropPlan, working_size
-from geomag.model.answers import REFSEG_ANSWER, gcg_phrases
-from geomag.model.geomag import GeoMagModel
+from geomag.model.answers import REFSEG_ANSWER, gcg_phrases, seg_phrases
+from geomag.model.geomag import MASK_THRESHOLD, GeoMagModel
 from geomag.model.registry import Model
 from geomag.options import ParseOptions
 from geomag.result import Result
@@ -40,6 +40,13 @@ from geomag.sources import ImageInput, as_source
 # A grounded description (GCG) describes the whole image: the paper applies no MagCrop to it.
 GCG_REQUEST = re.compile(r"(describ|description|caption|analy[sz]|explain).*(mask|segment)", re.I | re.S)
 VIEW_CACHE_PIXELS = 2048 * 2048  # reads up to this size are kept per image (views, not crops of 4K)
+# Two masks of one answer this alike are one mask. The [SEG] of one target (a run) decode to the very
+# same mask (IoU 1); two targets that land on the same object differ only by a few boundary pixels of
+# the bilinear upsampling and the threshold. 0.95 merges those and nothing a person would tell apart
+# on the overlay; lower (0.5 - 0.9) would merge distinct neighbours that touch or nest (a GCG answer's
+# "the roof" and "the building").
+DUPLICATE_IOU = 0.95
+QUOTE_CHARS = 60  # an answer quoted in a no-mask reason is cut to this length
 
 
 def is_gcg_request(prompt: str, granularity: str) -> bool:
@@ -99,6 +106,76 @@ class _Option:
     seen: Image.Image
     plan: MagCropPlan | None
     boxes: dict[str, Box]
+
+
+@dataclass
+class _Answer:
+    """What the model answered on one option, and what became of its [SEG] (for `Result.extra`)."""
+
+    text: str
+    masks: list[np.ndarray]
+    scores: list[float]
+    phrases: list[str]
+    notes: dict[str, object]  # no_mask (why there is none), empty_masks, duplicates_merged, duplicates
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks of one grid (1.0 for two empty masks), counted in
+    the two masks' common bounding box only: cheap for small masks on a 4K grid."""
+    boxes = []
+    for m in (a, b):
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        boxes.append(None if not rows.size else (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1))
+    if boxes[0] is None or boxes[1] is None:
+        return 1.0 if boxes[0] is boxes[1] else 0.0
+    (ay0, ay1, ax0, ax1), (by0, by1, bx0, bx1) = boxes
+    y0, y1, x0, x1 = max(ay0, by0), min(ay1, by1), max(ax0, bx0), min(ax1, bx1)
+    inter = int(np.count_nonzero(a[y0:y1, x0:x1] & b[y0:y1, x0:x1])) if y0 < y1 and x0 < x1 else 0
+    union = int(np.count_nonzero(a[ay0:ay1, ax0:ax1])) + int(np.count_nonzero(b[by0:by1, bx0:bx1])) - inter
+    return inter / union
+
+
+def merge_duplicates(
+    masks: list[np.ndarray],
+    scores: list[float],
+    phrases: list[str],
+    min_iou: float = DUPLICATE_IOU,
+    seg_numbers: list[int] | None = None,
+) -> tuple[list[np.ndarray], list[float], list[str], list[dict[str, object]]]:
+    """One mask for masks of one answer that overlap by `min_iou` or more: the first in the answer's
+    order stays, with its own score and phrase; a later one is dropped and listed as {"seg": its
+    [SEG] number in the answer (`seg_numbers[j]`, default j), "same_as": the kept mask's index,
+    "iou", "phrase"}."""
+    kept: list[int] = []
+    merged: list[dict[str, object]] = []
+    for j, mask in enumerate(masks):
+        for k, i in enumerate(kept):
+            iou = mask_iou(masks[i], mask)
+            if iou >= min_iou:
+                phrase = phrases[j] if j < len(phrases) else ""
+                merged.append(
+                    {
+                        "seg": seg_numbers[j] if seg_numbers else j,
+                        "same_as": k,
+                        "iou": round(iou, 4),
+                        **({"phrase": phrase} if phrase else {}),
+                    }
+                )
+                break
+        else:
+            kept.append(j)
+    return (
+        [masks[i] for i in kept],
+        [scores[i] for i in kept],
+        [phrases[i] for i in kept if i < len(phrases)],
+        merged,
+    )
+
+
+def quoted(text: str, limit: int = QUOTE_CHARS) -> str:
+    """`text` on one line, in quotes, cut to `limit` characters."""
+    line = " ".join(text.split())
+    return '"' + (line if len(line) <= limit else line[: limit - 1] + "…") + '"'
 
 
 class GeoMagPredictor:
@@ -220,21 +297,23 @@ class GeoMagPredictor:
             # the ranking forward already holds the answer when greedy decoding would write it
             if checked is not None and not (checked.greedy and checked.fits(options.max_new_tokens)):
                 checked = None
-            text, masks, scores = self._answer(
-                choices[0], prompt, granularity, zoom, options, timings, checked
-            )
+            answer = self._answer(choices[0], prompt, granularity, zoom, options, timings, checked)
         if checked is not None:
             extra["answer_checked"] = True
+        notes = dict(answer.notes)
+        if granularity != "pixel":  # a region or image prompt is answered in words: no mask expected
+            notes.pop("no_mask", None)
+        extra.update(notes)
         self.last_plan = choices[0].plan if skipped is None else skipped
         timings["total"] = time.perf_counter() - t_start
         return Result(
-            text=text,
+            text=answer.text,
             granularity=granularity,
             image_size=source.size,
             boxes=choices[0].boxes,
-            masks=masks,
-            scores=scores,
-            phrases=gcg_phrases(text),
+            masks=answer.masks,
+            scores=answer.scores,
+            phrases=answer.phrases,
             timings=timings,
             extra={
                 "prompt": prompt,
@@ -300,14 +379,16 @@ class GeoMagPredictor:
         options: ParseOptions,
         timings: dict[str, float],
         checked: ReferringCheck | None,
-    ) -> tuple[str, list[np.ndarray], list[float]]:
+    ) -> _Answer:
         """Answer and masks (original grid) for one option; adds to `timings`."""
         seen, crop = self._view(option, granularity, zoom)
         if self.geomag is None:  # a plain VLM: text only
             t = time.perf_counter()
             text = self.vlm.generate(seen, prompt, max_new_tokens=options.max_new_tokens)
             timings["generate"] = time.perf_counter() - t
-            return text, [], []
+            return _Answer(
+                text, [], [], [], {"no_mask": "the model is a plain VLM: it answers in text, not masks"}
+            )
         model = self.geomag
         if checked is not None:
             new, logits, runs = checked.answer_ids, checked.mask_logits, checked.runs
@@ -321,30 +402,62 @@ class GeoMagPredictor:
             logits = model.forced(batch)[0] if runs else None
             timings["decode"] = time.perf_counter() - t
         text = model.answer_text(new)
+        if not runs or logits is None:
+            cut = checked is None and new.numel() >= options.max_new_tokens
+            why = f"the model wrote no [SEG] token (it answered {quoted(text)}"
+            why += f", cut at max_new_tokens={options.max_new_tokens})" if cut else ")"
+            return _Answer(text, [], [], gcg_phrases(text), {"no_mask": why})
         t = time.perf_counter()
-        masks: list[np.ndarray] = []
-        scores: list[float] = []
-        if runs and logits is not None:
-            masks, scores = self._masks(model, logits, runs, crop, options.working_cap)
+        answer = self._masks(model, text, logits, runs, crop, options.working_cap)
         timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t
-        return text, masks, scores
+        return answer
 
     def _masks(
         self,
         model: GeoMagModel,
+        text: str,
         logits: torch.Tensor,
         runs: list[list[int]],
         crop: Box | None,
         working_cap: int,
-    ) -> tuple[list[np.ndarray], list[float]]:
+    ) -> _Answer:
         """Masks on the original grid: decoded at the crop's size (zoom) or the image's, at most the
-        working scale (larger images: masks enlarged with nearest neighbour), and pasted back."""
+        working scale (larger images: masks enlarged with nearest neighbour), and pasted back. Empty
+        masks are dropped and duplicates merged (`merge_duplicates`); the notes say so, and why no
+        mask is left when none is."""
         size = self._checked_source().size
         region = size if crop is None else (crop.width, crop.height)
         decoded_size, scale = working_size(region, working_cap)
-        masks, scores = model.masks_on(logits, runs, decoded_size)
-        if scale != 1.0:
-            masks = [nearest_mask(m, region) for m in masks]
+        decoded, scores = model.masks_on(logits, runs, decoded_size)
+        masks = [nearest_mask(m, region) for m in decoded] if scale != 1.0 else decoded
         if crop is not None:
             masks = [paste_mask(size, crop, m) for m in masks]
-        return masks, scores
+        phrases = seg_phrases(text)
+        if len(phrases) != len(masks):  # a [SEG] written as plain text tokens: phrases as the text has them
+            phrases = gcg_phrases(text)
+        phrases = (phrases + [""] * len(masks))[: len(masks)]
+        notes: dict[str, object] = {}
+        full = [k for k, m in enumerate(masks) if m.any()]
+        if len(full) < len(masks):
+            notes["empty_masks"] = len(masks) - len(full)
+        if not full:
+            if any(m.any() for m in decoded):
+                why = "its [SEG] decoded to a mask that is empty once mapped back to the image"
+            else:
+                peak = float(torch.sigmoid(logits.float().max()))
+                why = (
+                    f"its [SEG] decoded to an empty mask (no pixel above probability {MASK_THRESHOLD}; "
+                    f"the decoder's highest is {peak:.2f})"
+                )
+            notes["no_mask"] = why
+            return _Answer(text, [], [], [], notes)
+        masks, scores, phrases = (
+            [masks[k] for k in full],
+            [scores[k] for k in full],
+            [phrases[k] for k in full],
+        )
+        masks, scores, phrases, merged = merge_duplicates(masks, scores, phrases, seg_numbers=full)
+        if merged:
+            notes["duplicates_merged"] = len(merged)
+            notes["duplicates"] = merged
+        return _Answer(text, masks, scores, phrases if any(phrases) else [], notes)

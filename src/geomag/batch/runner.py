@@ -98,6 +98,8 @@ class JobRunner:
             "boxes": {k: [b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy] for k, b in result.boxes.items()},
             "masks": masks,
             "scores": [round(float(s), 4) for s in result.scores],
+            # why a pixel prompt gave no mask, and how many duplicate masks were merged (the predictor's)
+            **{k: result.extra[k] for k in ("no_mask", "duplicates_merged") if k in result.extra},
             "image_size": list(result.image_size),
             "input_size": list(parent.size),
         }

@@ -86,6 +86,9 @@ class GeoMagOutput:
     scale_logits: list[torch.Tensor] = field(default_factory=list)
 
 
+MASK_THRESHOLD = 0.5  # a pixel is in a mask when its predicted probability is above this
+
+
 def add_seg_tokens(vlm: VLM) -> dict[str, int]:
     """Add [SEG], <p>, </p> as special tokens, grow the embeddings if needed; {token: id}.
 
@@ -449,7 +452,7 @@ class GeoMagModel(nn.Module):
             logits[:, None].float(), size=(height, width), mode="bilinear", align_corners=False
         )
         prob = torch.sigmoid(up[:, 0])
-        inside = prob > 0.5
+        inside = prob > MASK_THRESHOLD
         scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(prob, inside, strict=True)]
         masks = inside.cpu().numpy()
         return (

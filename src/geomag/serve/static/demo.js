@@ -147,7 +147,13 @@ async function show(body) {
     : "(forced)";
   $("magcrop-out").textContent = extra.magcrop ? "on" : "off";
   const boxes = Object.keys(body.boxes || {});
-  $("mask-count").textContent = `${body.masks.length} mask(s)` + (boxes.length ? ` · boxes ${boxes.join(", ")}` : "");
+  // the masks in words, as `geomag parse` prints them (geomag.writing.mask_note): why none, duplicates merged
+  const n = body.masks.length;
+  const merged = extra.duplicates_merged || 0;
+  const masks = n === 0 && extra.no_mask
+    ? `no mask: ${extra.no_mask}`
+    : `${n} mask${n === 1 ? "" : "s"}` + (merged ? ` (${merged} duplicate${merged === 1 ? "" : "s"} merged)` : "");
+  $("mask-count").textContent = masks + (boxes.length ? ` · boxes ${boxes.join(", ")}` : "");
   $("overlay").src = body.overlay;
   const heat = (body.heatmaps || [])[0];
   $("heatmap-figure").hidden = !heat;
