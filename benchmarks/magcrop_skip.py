@@ -5,8 +5,9 @@ plan's peakedness (`geomag.boxsearch.peakedness`: the share of the saliency's he
 inside the crop minus the crop's area share) is recorded. The rule "skip when peakedness < t" then
 scores, per sample, the MagCrop-off answer below t and the MagCrop answer above it, so every t of
 the grid is scored from the same two runs. The printed table gives per task the score of off, on
-and each t; the chosen t is the one with the best mean over tasks (ties: the smallest t), the
-value `MagCropConfig.skip_below` ships with.
+and each t; per granularity (region: the VQA tasks, pixel: refseg) the chosen t is the one with the
+best mean over its tasks (ties: the smallest t), the values `MagCropConfig.region_skip_below` and
+`pixel_skip_below` ship with.
 
 Validation split (never in the held-out tables): GeoScenes from the decoder stage's validation
 seeds (geomag.train.nano.DECODER_VAL_SEED) and real-texture composites of the train pool drawn
@@ -79,7 +80,8 @@ def main() -> None:
     work = Path(args.work)
     samples = validation_samples(work, args.scenes, args.composites, Path(args.real))
     predictor = GeoMagPredictor(create_model(args.model))
-    on, off = ParseOptions(skip_below=0.0, max_new_tokens=48), ParseOptions(magcrop=False, max_new_tokens=48)
+    on = ParseOptions(region_skip_below=0.0, pixel_skip_below=0.0, max_new_tokens=48)
+    off = ParseOptions(magcrop=False, max_new_tokens=48)
     rows = []
     for s in tqdm(samples, desc="validation", unit="sample"):
         predictor.set_image(s.image)
@@ -104,10 +106,19 @@ def main() -> None:
             cells.append(f"{100 * v:.1f}")
         n_on, n_off = np.mean([r[1] for r in rs]), np.mean([r[2] for r in rs])
         print(f"| {task} | {len(rs)} | {100 * n_off:.1f} | {100 * n_on:.1f} | " + " | ".join(cells) + " |")
-    skipped = [np.mean([r[3] is not None and r[3] < t for r in rows]) for t in GRID]
-    print("| share skipped | | | | " + " | ".join(f"{100 * v:.0f} %" for v in skipped) + " |")
-    best = max(GRID, key=lambda t: (round(float(np.mean(means[t])), 6), -t))
-    print(f"\nchosen threshold (best mean over tasks, ties: smallest): skip_below = {best}")
+    for granularity, task in (("region", "vqa"), ("pixel", "refseg")):
+        rs = [r for r in rows if r[0].endswith(task)]
+        skipped = [np.mean([r[3] is not None and r[3] < t for r in rs]) for t in GRID]
+        print(
+            f"| {granularity}: share skipped | | | | "
+            + " | ".join(f"{100 * v:.0f} %" for v in skipped)
+            + " |"
+        )
+    print()
+    for granularity, task in (("region", "vqa"), ("pixel", "refseg")):
+        mine = [k for k, name in enumerate(tasks) if name.endswith(task)]
+        best = max(GRID, key=lambda t: (round(float(np.mean([means[t][k] for k in mine])), 6), -t))
+        print(f"chosen ({granularity} tasks' best mean, ties: smallest): {granularity}_skip_below = {best}")
 
 
 if __name__ == "__main__":

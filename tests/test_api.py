@@ -154,13 +154,14 @@ def test_a_skipped_plan_keeps_the_whole_image_and_says_so(tiny_checkpoint):
     predictor = geomag.GeoMagPredictor(geomag.create_model(str(tiny_checkpoint)))
     predictor.set_image(Image.open(EXAMPLE))
     for granularity in ("region", "pixel"):
-        skipped = predictor.predict(PROMPT, granularity=granularity, skip_below=1.0, max_new_tokens=8)
+        never, always = {f"{granularity}_skip_below": 1.0}, {f"{granularity}_skip_below": 0.0}
+        skipped = predictor.predict(PROMPT, granularity=granularity, max_new_tokens=8, **never)
         assert predictor.last_plan is not None and predictor.last_plan.skipped  # its heatmaps, for a demo
         whole = predictor.predict(PROMPT, granularity=granularity, magcrop=False, max_new_tokens=8)
         assert skipped.boxes == {} and skipped.text == whole.text
         assert str(skipped.extra["magcrop"]).startswith("skipped: the saliency does not single out")
-        cropped = predictor.predict(PROMPT, granularity=granularity, skip_below=0.0, max_new_tokens=8)
+        cropped = predictor.predict(PROMPT, granularity=granularity, max_new_tokens=8, **always)
         assert cropped.boxes and cropped.extra["magcrop"] is True
     with pytest.raises(GeoMagError, match="must be a float"):
-        geomag.ParseOptions.from_dict({"skip_below": "high"})
-    assert geomag.ParseOptions.from_dict({"skip_below": 1}).skip_below == 1.0
+        geomag.ParseOptions.from_dict({"pixel_skip_below": "high"})
+    assert geomag.ParseOptions.from_dict({"region_skip_below": 1}).region_skip_below == 1.0

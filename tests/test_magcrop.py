@@ -241,7 +241,8 @@ def test_region_plans_crop_where_the_mask_saliency_peaks(vlm):
     """With a segmenter, region plans crop around the decoder's peaks too ("auto"), best first."""
     spots = [(300, 500, 0.9), (1000, 200, 0.6)]
     img = planted(1200, 800, spots)
-    magcrop = MagCrop(vlm, MagCropConfig(candidates=2), segmenter=PlantedSegmenter())
+    config = MagCropConfig(candidates=2, region_skip_below=0.0)  # the skip rule is tested below
+    magcrop = MagCrop(vlm, config, segmenter=PlantedSegmenter())
     assert magcrop.region_saliency == "mask" and MagCrop(vlm).region_saliency == "attention"
     plans = magcrop.plans(img, "Is there a red car?", "region")
     assert len(plans) == 2
@@ -258,7 +259,7 @@ def test_region_plans_crop_where_the_mask_saliency_peaks(vlm):
 def test_skip_rule_a_flat_map_skips_a_peaked_map_crops(vlm):
     """The skip rule on planted saliency: no red spot (the decoder finds nothing: a flat map) -> the
     plan says it is skipped; one spot -> it crops."""
-    config = MagCropConfig(skip_below=0.3)
+    config = MagCropConfig(region_skip_below=0.3, pixel_skip_below=0.3)
     for granularity in ("region", "pixel"):
         # one MagCrop per image: it keeps the tiles' encoder features of the image it last saw
         flat = MagCrop(vlm, config, PlantedSegmenter()).plans(planted(1200, 800, []), PROMPT, granularity)
@@ -268,10 +269,10 @@ def test_skip_rule_a_flat_map_skips_a_peaked_map_crops(vlm):
         peaked = MagCrop(vlm, config, PlantedSegmenter()).plans(spot, PROMPT, granularity)
         assert peaked[0][1].skipped is None and peaked[0][1].peakedness > 0.3
     # 0 never skips
-    never = MagCrop(vlm, MagCropConfig(skip_below=0.0), segmenter=PlantedSegmenter())
+    never = MagCrop(vlm, MagCropConfig(region_skip_below=0.0), segmenter=PlantedSegmenter())
     assert never.plans(planted(1200, 800, []), PROMPT, "region")[0][1].skipped is None
-    with pytest.raises(GeoMagError, match="skip_below"):
-        MagCropConfig(skip_below=1.5)
+    with pytest.raises(GeoMagError, match="pixel_skip_below"):
+        MagCropConfig(pixel_skip_below=1.5)
 
 
 def test_mask_saliency_needs_a_segmenter(vlm):

@@ -54,7 +54,8 @@ def test_changed_cases_give_the_recorded_result_on_the_old_pixels() -> None:
         whole = open_source(ROOT / case["image"]).read()  # the raster decoded whole, as parse did
         predictor = load_predictor("nano")
         predictor.set_image(PilSource(whole))
-        result = predictor.predict(case["prompt"], geomag.ParseOptions())
+        options = geomag.ParseOptions(region_saliency="attention", region_skip_below=0.0)  # as recorded
+        result = predictor.predict(case["prompt"], options)
         want = EXPECTED[case["id"]]
         assert result.text == want["text"]
         assert {k: b.to_list() for k, b in result.boxes.items()} == want["boxes"]

@@ -63,9 +63,10 @@ class MagCropConfig:
     region_saliency: str = "auto"
     candidates: int = 2  # plans with mask saliency: crops tried (`MagCrop.plans`), best first
     # the skip rule: a plan whose saliency does not single out its crop (`geomag.boxsearch.peakedness`
-    # below this) keeps the whole image instead of degrading it; 0 never skips. Chosen on a
-    # validation split (benchmarks/magcrop_skip.py, docs/magcrop.md)
-    skip_below: float = 0.0
+    # below this) keeps the whole image instead of degrading it; 0 never skips. Chosen per
+    # granularity on a validation split (benchmarks/magcrop_skip.py, docs/magcrop.md)
+    region_skip_below: float = 0.5
+    pixel_skip_below: float = 0.0
     saliency_tile: int | None = None  # tile side of the mask saliency (default: the encoder's input)
     # longer side the image is reduced to for the mask saliency: on the validation split (docs/magcrop.md)
     # 2048 px found the 4K targets as often as full resolution in a third of the time
@@ -80,8 +81,9 @@ class MagCropConfig:
                 raise GeoMagError(
                     f"{name} must be one of {', '.join(PIXEL_SALIENCY)}, not '{getattr(self, name)}'"
                 )
-        if not 0.0 <= self.skip_below <= 1.0:
-            raise GeoMagError(f"skip_below must be between 0 and 1, got {self.skip_below}")
+        for name in ("region_skip_below", "pixel_skip_below"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise GeoMagError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         if self.candidates < 1:
             raise GeoMagError(f"candidates must be at least 1, got {self.candidates}")
         if self.min_crop < 1:
@@ -95,6 +97,10 @@ class MagCropConfig:
         if choice == "auto":
             return "mask" if has_segmenter else "attention"
         return choice
+
+    def skip_below(self, granularity: str) -> float:
+        """The skip rule's threshold of `granularity`'s plans."""
+        return self.pixel_skip_below if granularity == "pixel" else self.region_skip_below
 
     def search(self, min_size: int) -> SearchConfig:
         return SearchConfig(
@@ -424,8 +430,11 @@ class MagCrop:
                 only=zoom if granularity == "pixel" else None,
             )
             plan.heatmaps, plan.box_source, plan.peakedness = heatmaps, box_source, peak
-            if peak is not None and peak < self.config.skip_below:
-                plan.skipped = f"the saliency does not single out a region (peakedness {peak:.2f} < {self.config.skip_below:.2f})"
+            threshold = self.config.skip_below(granularity)
+            if peak is not None and threshold > 0 and peak < threshold:  # 0: never skip
+                plan.skipped = (
+                    f"the saliency does not single out a region (peakedness {peak:.2f} < {threshold:.2f})"
+                )
             plan.timings = {**timings, **plan.timings, "total": time.perf_counter() - t_start}
             out.append((adjusted, plan))
         return out

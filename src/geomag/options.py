@@ -28,7 +28,8 @@ class ParseOptions:
     magcrop: bool = True
     pixel_saliency: str = MagCropConfig.pixel_saliency
     region_saliency: str = MagCropConfig.region_saliency
-    skip_below: float = MagCropConfig.skip_below
+    region_skip_below: float = MagCropConfig.region_skip_below
+    pixel_skip_below: float = MagCropConfig.pixel_skip_below
     candidates: int = MagCropConfig.candidates
     zoom: str = "auto"
     min_crop: int = MagCropConfig.min_crop
@@ -98,7 +99,8 @@ class ParseOptions:
         return MagCropConfig(
             pixel_saliency=self.pixel_saliency,
             region_saliency=self.region_saliency,
-            skip_below=self.skip_below,
+            region_skip_below=self.region_skip_below,
+            pixel_skip_below=self.pixel_skip_below,
             candidates=self.candidates,
             min_crop=self.min_crop,
             layer=self.layer,
@@ -118,7 +120,8 @@ FIELD_TYPES: dict[str, type] = {
     "magcrop": bool,
     "pixel_saliency": str,
     "region_saliency": str,
-    "skip_below": float,
+    "region_skip_below": float,
+    "pixel_skip_below": float,
     "candidates": int,
     "zoom": str,
     "min_crop": int,

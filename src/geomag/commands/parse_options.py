@@ -12,7 +12,8 @@ import argparse
 MAGCROP_FLAGS = (
     "pixel_saliency",
     "region_saliency",
-    "skip_below",
+    "region_skip_below",
+    "pixel_skip_below",
     "candidates",
     "zoom",
     "min_crop",
@@ -50,12 +51,18 @@ def add_parse_arguments(
         "for plain LLaVA-style VLMs",
     )
     g.add_argument(
-        "--skip-below",
+        "--region-skip-below",
         type=float,
         metavar="P",
-        help="the skip rule: keep the whole image when the saliency's peakedness (share of its heat "
-        "inside the crop minus the crop's share of the image) is below P; 0 never skips (default: "
-        "chosen on a validation split, docs/magcrop.md)",
+        help="the skip rule for region prompts: keep the whole image when the saliency's peakedness "
+        "(share of its heat inside the crop minus the crop's share of the image) is below P; 0 never "
+        "skips (default: chosen on a validation split, docs/magcrop.md)",
+    )
+    g.add_argument(
+        "--pixel-skip-below",
+        type=float,
+        metavar="P",
+        help="the skip rule for pixel prompts (as --region-skip-below)",
     )
     g.add_argument(
         "--candidates",
