@@ -151,8 +151,8 @@ def test_parse_masks_on_original_grid_and_no_seg(model, real_data):
 
 
 def test_image_plan_masks_map_to_original(model, real_data):
-    """An image-level MagCrop plan shows the model 100x100 pixels of the whole extent: masks come back
-    on the original grid."""
+    """An image-level MagCrop plan shows the model the whole extent resized: masks come back on the
+    original grid."""
     image = (
         Image.open(real_data / "geopixel" / "images" / "example1.png").convert("RGB").crop((0, 0, 640, 400))
     )

@@ -58,6 +58,18 @@ def test_image_plan_is_100x100():
     assert plan.mask_to_original(np.ones((100, 100), bool)).shape == (200, 300)
 
 
+def test_image_plans_never_shrink_below_the_vlm_input(vlm):
+    """The paper's 100 px, unless the VLM's own input is larger: then its input side (a fixed-input
+    VLM resizes to it anyway, so a smaller plan only blurs); `image_side` sets it."""
+    img = textured(600, 400)
+    side = max(vlm.input_size)
+    assert MagCrop(vlm).adjust(img, PROMPT, "image")[1].adjusted_size == (max(100, side),) * 2
+    assert MagCrop(vlm, MagCropConfig(image_side=100)).adjust(img, PROMPT, "image")[0].size == (100, 100)
+    assert MagCrop().adjust(img, PROMPT, "image")[0].size == (100, 100)  # no VLM: the paper's plan
+    with pytest.raises(GeoMagError, match="image_side"):
+        MagCropConfig(image_side=0)
+
+
 def test_region_plan_keeps_full_detail_only_inside_crop1():
     img = textured(320, 240)
     c1 = Box(40, 30, 200, 150)

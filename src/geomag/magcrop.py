@@ -1,6 +1,6 @@
 """MagCrop = TMRA (Eq. 2-3) + PSC crops (Eq. 4): one adjusted image per (image, prompt, granularity).
 
-    image  : I' = resize(I, 100x100)
+    image  : I' = resize(I, 100x100)      (never below the VLM's input side: `image_side`)
     region : I' = C1 (+) D(I)
     pixel  : I' = C2 (+) D(C1) (+) D(D(I))        C2 inside C1 and smaller
 
@@ -37,7 +37,7 @@ from geomag.sources import ImageInput, as_source
 
 GRANULARITIES = ("image", "region", "pixel")
 PIXEL_SALIENCY = ("auto", "mask", "attention")
-IMAGE_PLAN_SIZE = (100, 100)
+IMAGE_PLAN_SIZE = (100, 100)  # Eq. 2's image plan, the paper's size
 CROP_NAMES = ("crop1", "crop2")
 
 
@@ -53,6 +53,10 @@ class MagCropConfig:
     answer_tokens: int = 1  # greedy tokens in the PSC loss
     degrade_factor: int = 4  # D() of Eq. 3
     working_cap: int = 4096  # longer side above which the adjusted image is built at a reduced scale
+    # image plans: the side of I' = resize(I). None: the paper's 100 px, but never below the VLM's own
+    # input side: a fixed-input VLM (LLaVA-1.5, nano) resizes to that side anyway, so a smaller plan
+    # saves no token and only blurs (nano's AID accuracy: 78 % at 100 px vs 82 % unresized, 100 images)
+    image_side: int | None = None
     # pixel plans: where PSC looks. "attention": Eq. 4's map (the paper); "mask": the pixel decoder's
     # mask probability over tiles of the image reduced to `saliency_cap` (`geomag.saliency`; needs a
     # `segmenter`); "auto": mask with a segmenter (GeoMag checkpoints: measured better on small
@@ -88,6 +92,8 @@ class MagCropConfig:
             raise GeoMagError(f"candidates must be at least 1, got {self.candidates}")
         if self.min_crop < 1:
             raise GeoMagError(f"min_crop must be at least 1 pixel, got {self.min_crop}")
+        if self.image_side is not None and self.image_side < 1:
+            raise GeoMagError(f"image_side must be at least 1 pixel, got {self.image_side}")
         if self.working_cap < 100:
             raise GeoMagError(f"working_cap must be at least 100 pixels, got {self.working_cap}")
 
@@ -229,8 +235,10 @@ def tmra(
     degrade_factor: int = 4,
     working_cap: int = 4096,
     only: str | None = None,
+    image_side: int = IMAGE_PLAN_SIZE[0],
 ) -> tuple[Image.Image, MagCropPlan]:
-    """Eq. 2: the adjusted image for `granularity`, given the crop boxes (ORIGINAL pixels).
+    """Eq. 2: the adjusted image for `granularity`, given the crop boxes (ORIGINAL pixels); image
+    plans are `image_side` x `image_side` (the paper: 100).
 
     `only` ("crop1" or "crop2", pixel plans): return just that crop of the adjusted image, equal to
     `adjusted.crop(plan.box_to_adjusted(boxes[only]))` but without composing the rest of the canvas
@@ -247,8 +255,9 @@ def tmra(
     _check_boxes(granularity, boxes, size)
     t0 = time.perf_counter()
     if granularity == "image":
-        adjusted = source.read(None, IMAGE_PLAN_SIZE)
-        plan = MagCropPlan("image", size, IMAGE_PLAN_SIZE, degrade_factor=degrade_factor)
+        side = (int(image_side), int(image_side))
+        adjusted = source.read(None, side)
+        plan = MagCropPlan("image", size, side, degrade_factor=degrade_factor)
     else:
         canvas_size, s = working_size(size, working_cap)
         plan = MagCropPlan(
@@ -295,6 +304,8 @@ class MagCrop:
         self.segmenter = segmenter
         self.pixel_saliency = self.config.saliency_for(segmenter is not None, "pixel")
         self.region_saliency = self.config.saliency_for(segmenter is not None, "region")
+        vlm_sides = list(vlm.input_size) if vlm is not None else []
+        self.image_side = self.config.image_side or max([IMAGE_PLAN_SIZE[0], *vlm_sides])
         # encoder features of saliency tiles: prompt-independent, kept while the image is the same
         self.tile_features = TileFeatures()
 
@@ -428,6 +439,7 @@ class MagCrop:
                 degrade_factor=self.config.degrade_factor,
                 working_cap=self.config.working_cap,
                 only=zoom if granularity == "pixel" else None,
+                image_side=self.image_side,
             )
             plan.heatmaps, plan.box_source, plan.peakedness = heatmaps, box_source, peak
             threshold = self.config.skip_below(granularity)

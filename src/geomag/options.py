@@ -36,6 +36,7 @@ class ParseOptions:
     layer: int = MagCropConfig.layer
     answer_tokens: int = MagCropConfig.answer_tokens
     working_cap: int = MagCropConfig.working_cap
+    image_side: int | None = MagCropConfig.image_side
     max_new_tokens: int = 96
     # longest prompt in tokens: a 100,000-character prompt would ask for an 18 GB attention tensor
     max_prompt_tokens: int = 512
@@ -106,6 +107,7 @@ class ParseOptions:
             layer=self.layer,
             answer_tokens=self.answer_tokens,
             working_cap=self.working_cap,
+            image_side=self.image_side,
         )
 
     def zoom_for(self, pixel_saliency: str) -> str | None:
@@ -128,6 +130,7 @@ FIELD_TYPES: dict[str, type] = {
     "layer": int,
     "answer_tokens": int,
     "working_cap": int,
+    "image_side": int,
     "max_new_tokens": int,
     "max_prompt_tokens": int,
     "device": str,

@@ -19,6 +19,7 @@ MAGCROP_FLAGS = (
     "min_crop",
     "layer",
     "working_cap",
+    "image_side",
 )
 
 
@@ -83,6 +84,12 @@ def add_parse_arguments(
         "--working-cap",
         type=int,
         help="longest side of the adjusted image; larger inputs are adjusted at a reduced scale (4096)",
+    )
+    g.add_argument(
+        "--image-side",
+        type=int,
+        help="image prompts: the side of the resized image (the paper: 100; default: 100, but not "
+        "below the VLM's input side, where shrinking saves no token)",
     )
     if answer:
         p.add_argument("--max-new-tokens", type=int, help="longest answer in tokens (default 96)")
