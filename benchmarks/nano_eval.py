@@ -110,6 +110,9 @@ def main() -> None:
     ap.add_argument("--composites", type=int, default=60, help="held-out composites")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--only", nargs="*", help="run only these rows")
+    ap.add_argument(
+        "--modes", nargs="*", default=["on", "off"], choices=["on", "off"], help="MagCrop on, off or both"
+    )
     args = ap.parse_args()
     model = args.model
     real, work = Path(args.real), Path(args.work)
@@ -141,12 +144,15 @@ def main() -> None:
             continue
         pair = []
         for label, options in (("on", on), ("off", off)):
+            if label not in args.modes:
+                continue
             slug = name.lower().replace(" ", "-").replace("%", "").replace("(", "").replace(")", "")
             res = run_eval(
                 bench, data, model, work / f"{slug}-magcrop-{label}", options=options, limit=args.limit
             )
             pair.append(res)
-        table.append((name, *pair))
+        if len(pair) == 2:
+            table.append((name, *pair))
     print(f"\nGeoMag-nano held-out results (model: {model}); strict = the peers' own scoring code,")
     print("[lenient] = GeoMag's old rule where it gives another number (docs/eval.md); MagCrop on = the")
     print("`geomag parse` defaults, off = --no-magcrop\n")
