@@ -10,6 +10,7 @@ may show an unannotated x. Vehicles appear unannotated almost everywhere and are
 
 from __future__ import annotations
 
+import random
 import zlib
 from pathlib import Path
 
@@ -75,36 +76,48 @@ def image_rng(seed: int, stem: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(stem.encode())])
 
 
+def spread(samples: list[Sample]) -> list[Sample]:
+    """The samples in a fixed shuffled order: NWPU's images are numbered by class (001-... are
+    airplanes), so in file order `geomag eval --limit N` would score one class only."""
+    out = list(samples)
+    random.Random(BENCHMARK_SEED).shuffle(out)
+    return out
+
+
 def load_nwpu_refseg(root: Path, split: str = "test") -> list[Sample]:
     """One expression per referred instance, up to REFSEG_PER_IMAGE per image (single instances, as
-    RRSIS-D; the "all the <class>" form is a training form only)."""
-    return [
-        s
-        for img in nwpu_instances(root, split)
-        for s in refseg_samples(img, image_rng(BENCHMARK_SEED, img.stem), max_refs=REFSEG_PER_IMAGE)
-    ]
+    RRSIS-D; the "all the <class>" form is a training form only), in `spread` order."""
+    return spread(
+        [
+            s
+            for img in nwpu_instances(root, split)
+            for s in refseg_samples(img, image_rng(BENCHMARK_SEED, img.stem), max_refs=REFSEG_PER_IMAGE)
+        ]
+    )
 
 
 def load_nwpu_vqa(root: Path, split: str = "test") -> list[Sample]:
-    """Per image: balanced presence, exact counts (1..COUNT_CAP) and up to 2 comparisons."""
+    """Per image: balanced presence, exact counts (1..COUNT_CAP) and up to 2 comparisons (`spread`)."""
     out = []
     for img in nwpu_instances(root, split):
         rng = image_rng(BENCHMARK_SEED, img.stem)
         qs = presence_questions(img, rng) + count_questions(img, rng) + comparison_questions(img, rng, 2)
         out += vqa_samples(img, qs)
-    return out
+    return spread(out)
 
 
 def load_nwpu_roc(root: Path, split: str = "test") -> list[Sample]:
-    return [
-        s
-        for img in nwpu_instances(root, split)
-        for s in roc_samples(img, image_rng(BENCHMARK_SEED, img.stem), n=ROC_PER_IMAGE)
-    ]
+    return spread(
+        [
+            s
+            for img in nwpu_instances(root, split)
+            for s in roc_samples(img, image_rng(BENCHMARK_SEED, img.stem), n=ROC_PER_IMAGE)
+        ]
+    )
 
 
 def load_nwpu_gcg(root: Path, split: str = "test") -> list[Sample]:
-    return [s for img in nwpu_instances(root, split) if (s := gcg_sample(img)) is not None]
+    return spread([s for img in nwpu_instances(root, split) if (s := gcg_sample(img)) is not None])
 
 
 def nwpu_training_samples(root: str | Path, seed: int = 0, progress: bool = True) -> list[Sample]:
