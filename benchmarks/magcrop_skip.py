@@ -13,7 +13,7 @@ Validation split (never in the held-out tables): GeoScenes from the decoder stag
 seeds (geomag.train.nano.DECODER_VAL_SEED) and real-texture composites of the train pool drawn
 with seed 1 (the mixture's are seed 0), region (VQA) and pixel (refseg) prompts.
 
-    python benchmarks/magcrop_skip.py [--model CKPT] [--scenes 20] [--composites 20]
+    python benchmarks/magcrop_skip.py [--model CKPT] [--scenes 20] [--composites 20] [--records FILE]
 """
 
 from __future__ import annotations
@@ -76,7 +76,11 @@ def main() -> None:
     ap.add_argument("--work", default=str(REPO / "runs" / "magcrop-skip"))
     ap.add_argument("--scenes", type=int, default=20)
     ap.add_argument("--composites", type=int, default=20)
+    ap.add_argument("--records", help="print the table of an earlier run's records.json (no predictions)")
     args = ap.parse_args()
+    if args.records:
+        report(json.loads(Path(args.records).read_text()), args.model)
+        return
     work = Path(args.work)
     samples = validation_samples(work, args.scenes, args.composites, Path(args.real))
     predictor = GeoMagPredictor(create_model(args.model))
@@ -92,8 +96,17 @@ def main() -> None:
         source = s.meta.get("source", "composites")
         rows.append((f"{source} {s.task}", score(s, with_crop), score(s, without), peak))
     (work / "records.json").write_text(json.dumps(rows))
+    report(rows, args.model)
+
+
+def skips(peak: float | None, t: float) -> bool:
+    """The rule as the pipeline applies it: 0 never skips."""
+    return peak is not None and t > 0 and peak < t
+
+
+def report(rows: list, model: str) -> None:
     tasks = sorted({r[0] for r in rows})
-    print(f"\nmodel {args.model}: {len(rows)} validation samples; VQA: accuracy, refseg: mIoU (x100)\n")
+    print(f"\nmodel {model}: {len(rows)} validation samples; VQA: accuracy, refseg: mIoU (x100)\n")
     print("| task | n | off | on | " + " | ".join(f"t={t}" for t in GRID) + " |")
     print("|---|---|---|---|" + "---|" * len(GRID))
     means = {t: [] for t in GRID}
@@ -101,14 +114,14 @@ def main() -> None:
         rs = [r for r in rows if r[0] == task]
         cells = []
         for t in GRID:
-            v = np.mean([r[2] if (r[3] is not None and r[3] < t) else r[1] for r in rs])
+            v = np.mean([r[2] if skips(r[3], t) else r[1] for r in rs])
             means[t].append(v)
             cells.append(f"{100 * v:.1f}")
         n_on, n_off = np.mean([r[1] for r in rs]), np.mean([r[2] for r in rs])
         print(f"| {task} | {len(rs)} | {100 * n_off:.1f} | {100 * n_on:.1f} | " + " | ".join(cells) + " |")
     for granularity, task in (("region", "vqa"), ("pixel", "refseg")):
         rs = [r for r in rows if r[0].endswith(task)]
-        skipped = [np.mean([r[3] is not None and r[3] < t for r in rs]) for t in GRID]
+        skipped = [np.mean([skips(r[3], t) for r in rs]) for t in GRID]
         print(
             f"| {granularity}: share skipped | | | | "
             + " | ".join(f"{100 * v:.0f} %" for v in skipped)

@@ -69,8 +69,8 @@ class MagCropConfig:
     # the skip rule: a plan whose saliency does not single out its crop (`geomag.boxsearch.peakedness`
     # below this) keeps the whole image instead of degrading it; 0 never skips. Chosen per
     # granularity on a validation split (benchmarks/magcrop_skip.py, docs/magcrop.md)
-    region_skip_below: float = 0.5
-    pixel_skip_below: float = 0.0
+    region_skip_below: float = 0.4
+    pixel_skip_below: float = 0.25
     saliency_tile: int | None = None  # tile side of the mask saliency (default: the encoder's input)
     # longer side the image is reduced to for the mask saliency: on the validation split (docs/magcrop.md)
     # 2048 px found the 4K targets as often as full resolution in a third of the time
