@@ -161,16 +161,23 @@ def test_shipped_manifest_covers_the_training_images_only(real_data):
     assert not manifest.contains(
         real_data / "rsvqa-lr" / "configilm_subset" / "Images_LR" / "236.tif"
     )  # test
+    # the fine-tuning mixture's real objects: NWPU VHR-10's train split, never its test split
+    nwpu = real_data / "nwpu-vhr10"
+    stems = [line.strip() for line in (nwpu / "image_set" / "train.txt").read_text().split()]
+    held_stems = [line.strip() for line in (nwpu / "image_set" / "test.txt").read_text().split()]
+    assert all(manifest.contains(nwpu / "positive_image_set" / f"{s}.jpg") for s in stems[::40])
+    assert not any(manifest.contains(nwpu / "positive_image_set" / f"{s}.jpg") for s in held_stems[::20])
 
 
 def test_shipped_manifest_is_what_the_recipe_re_derives(real_data):
-    """The manifest is the mixture's choice of real files (geomag.train.manifest), hashed."""
+    """The manifest is the mixtures' choice of real files (geomag.train.manifest), hashed: the shipped
+    nano is the base recipe fine-tuned on the "objects" mixture, which lists both."""
     from geomag.train.manifest import trained_files, trained_sources
 
     manifest = shipped_manifest()
-    files = trained_files(real_data)
+    files = trained_files(real_data, "objects")
     assert {file_sha256(p) for p in files} == manifest.hashes
-    assert {k: len(v) for k, v in trained_sources(real_data).items()} == manifest.sources
+    assert {k: len(v) for k, v in trained_sources(real_data, "objects").items()} == manifest.sources
 
 
 def test_export_ships_the_runs_manifest(real_data, tmp_path):
@@ -178,6 +185,7 @@ def test_export_ships_the_runs_manifest(real_data, tmp_path):
     a run without one (trained before manifests) gets one re-derived from --real."""
     from geomag.model.registry import shipped_checkpoint
     from geomag.train import nano
+    from geomag.train.manifest import trained_files
 
     shipped = shipped_checkpoint()
     if shipped is None:
@@ -187,7 +195,8 @@ def test_export_ships_the_runs_manifest(real_data, tmp_path):
     shutil.copyfile(shipped / nano.WEIGHTS_FILE, run / "checkpoint" / nano.WEIGHTS_FILE)
     folder = nano.export(run, tmp_path / "old", real_data)
     made = json.loads((folder / MANIFEST_FILE).read_text())
-    assert set(made["sha256"]) == shipped_manifest().hashes and "--export" in made["made_by"]
+    base = {file_sha256(p) for p in trained_files(real_data, "base")}  # re-derived: the base recipe's
+    assert set(made["sha256"]) == base and "--export" in made["made_by"]
 
     write_manifest({"one": [real_data / "neon-trees" / "OSBS_029.png"]}, run, "the run's own")
     folder = nano.export(run, tmp_path / "new", real_data)
