@@ -22,6 +22,8 @@ def test_parse_region_with_magcrop_writes_result(tiny_checkpoint, court_image, t
             str(out),
             "--max-new-tokens",
             "4",
+            "--region-skip-below",
+            "0",  # a random tiny model's saliency is flat: the skip rule would keep the whole image
         ]
     )
     assert rc == 0
@@ -39,6 +41,7 @@ def test_parse_region_with_magcrop_writes_result(tiny_checkpoint, court_image, t
 def test_parse_pixel_zoom_records_the_view(tiny_checkpoint, court_image, tmp_path):
     out = tmp_path / "zoom"
     argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(tiny_checkpoint)]
+    argv += ["--pixel-skip-below", "0"]  # a random tiny model's saliency is flat: no skip rule here
     rc = main([*argv, "--zoom", "crop2", "--out", str(out), "--max-new-tokens", "4"])
     assert rc == 0
     result = json.loads((out / "result.json").read_text())
@@ -48,6 +51,7 @@ def test_parse_pixel_zoom_records_the_view(tiny_checkpoint, court_image, tmp_pat
 
 def test_parse_pixel_defaults_to_mask_saliency_candidates(tiny_checkpoint, court_image, tmp_path):
     argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(tiny_checkpoint)]
+    argv += ["--pixel-skip-below", "0"]  # a random tiny model's saliency is flat: no skip rule here
     assert main([*argv, "--out", str(tmp_path / "a"), "--max-new-tokens", "4"]) == 0
     result = json.loads((tmp_path / "a" / "result.json").read_text())
     extra = result["extra"]

@@ -34,7 +34,19 @@ ROOT = Path(__file__).resolve().parents[1]
 COURT = ROOT / "examples" / "tennis_courts_P0224.png"
 GEOTIFF = ROOT / "examples" / "neon_osbs029.tif"
 PROMPT = "Is there a tennis court in this image?"
-FAST = {"granularity": "region", "max_new_tokens": "4"}  # PSC attention on the tiny model: ~1 s
+# PSC attention without the skip rule on the tiny model (its random maps are flat): ~1 s, with boxes
+FAST = {
+    "granularity": "region",
+    "max_new_tokens": "4",
+    "region_saliency": "attention",
+    "region_skip_below": "0",
+}
+FAST_OPTIONS = {
+    "granularity": "region",
+    "max_new_tokens": 4,
+    "region_saliency": "attention",
+    "region_skip_below": 0.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +121,7 @@ def test_an_upload_gives_the_result_of_geomag_parse(client, tiny_checkpoint, pri
     response = upload(client)
     assert response.status_code == 200, response.text
     body = response.json()
-    local = geomag.parse(
-        str(COURT), PROMPT, model=str(tiny_checkpoint), granularity="region", max_new_tokens=4
-    )
+    local = geomag.parse(str(COURT), PROMPT, model=str(tiny_checkpoint), **FAST_OPTIONS)
     assert body["text"] == local.text and body["granularity"] == "region"
     assert body["boxes"] == {k: b.to_list() for k, b in local.boxes.items()} and body["boxes"]
     assert body["image_size"] == [800, 800] and body["request_id"] == response.headers["x-request-id"]
@@ -126,9 +136,7 @@ def test_an_upload_gives_the_result_of_geomag_parse(client, tiny_checkpoint, pri
 def test_formats_png_geojson_and_the_demos_includes(client, tiny_checkpoint):
     png = upload(client, query="?format=png")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
-    local = geomag.parse(
-        str(COURT), PROMPT, model=str(tiny_checkpoint), granularity="region", max_new_tokens=4
-    )
+    local = geomag.parse(str(COURT), PROMPT, model=str(tiny_checkpoint), **FAST_OPTIONS)
     served = np.asarray(Image.open(io.BytesIO(png.content)))
     assert np.array_equal(served, np.asarray(geomag.api.overlay(local)))
 
