@@ -20,6 +20,7 @@ from geomag.data.composites.paste import Pasted
 from geomag.data.loaders.nwpu import plural
 from geomag.data.scenes.referring import CELLS, MIN_AREA, Facts, cell_of, evaluate, near_border, phrase
 from geomag.data.scenes.scene import SceneObject
+from geomag.data.scenes.vqa import comparison_questions, question
 
 COLOUR_SHARE = 0.6
 NO_COLOUR = "-"
@@ -129,11 +130,6 @@ def referring(
     return refs
 
 
-def _q(question: str, answer: str | int, qtype: str) -> dict[str, Any]:
-    atype = "yes/no" if answer in ("yes", "no") else ("number" if qtype == "count" else "other")
-    return {"question": question, "answer": str(answer), "type": qtype, "answer_type": atype}
-
-
 def vqa(objects: list[SceneObject], known: tuple[str, ...], rng: np.random.Generator) -> list[dict[str, Any]]:
     """Presence, count and comparison questions over the exactly counted classes only."""
     counts = {c: sum(o.category == c for o in objects) for c in known}
@@ -144,37 +140,17 @@ def vqa(objects: list[SceneObject], known: tuple[str, ...], rng: np.random.Gener
     for c in present + missing[: max(1, len(present))]:
         form = int(rng.integers(3))
         q = (f"Is a {c} present?", f"Is there a {c}?", f"Are there {plural(c)}?")[form]
-        out.append(_q(q, "yes" if counts[c] else "no", "presence"))
+        out.append(question(q, "yes" if counts[c] else "no", "presence"))
     for c in present + missing[:1]:
         q = (
             f"How many {plural(c)} are there?"
             if rng.random() < 0.5
             else f"What is the amount of {plural(c)}?"
         )
-        out.append(_q(q, counts[c], "count"))
+        out.append(question(q, counts[c], "count"))
     pairs = [(a, b) for a in present for b in known if a != b]
     rng.shuffle(pairs)
-    for a, b in pairs[:2]:
-        form = int(rng.integers(3))
-        if form == 0:
-            out.append(
-                _q(
-                    f"Are there more {plural(a)} than {plural(b)}?",
-                    "yes" if counts[a] > counts[b] else "no",
-                    "comp",
-                )
-            )
-        elif form == 1:
-            out.append(
-                _q(
-                    f"Are there less {plural(a)} than {plural(b)}?",
-                    "yes" if counts[a] < counts[b] else "no",
-                    "comp",
-                )
-            )
-        else:
-            q = f"Is the number of {plural(a)} equal to the number of {plural(b)}?"
-            out.append(_q(q, "yes" if counts[a] == counts[b] else "no", "comp"))
+    out += comparison_questions(pairs[:2], counts, plural, rng)
     return out
 
 
