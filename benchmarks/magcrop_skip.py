@@ -99,12 +99,9 @@ def main() -> None:
     report(rows, args.model)
 
 
-def skips(peak: float | None, t: float) -> bool:
-    """The rule as the pipeline applies it: 0 never skips."""
-    return peak is not None and t > 0 and peak < t
-
-
 def report(rows: list, model: str) -> None:
+    from geomag.magcrop import skips  # the rule as the pipeline applies it
+
     tasks = sorted({r[0] for r in rows})
     print(f"\nmodel {model}: {len(rows)} validation samples; VQA: accuracy, refseg: mIoU (x100)\n")
     print("| task | n | off | on | " + " | ".join(f"t={t}" for t in GRID) + " |")

@@ -124,6 +124,11 @@ def test_options_are_checked_before_any_work():
     ):
         with pytest.raises(GeoMagError, match=message):
             geomag.ParseOptions(**bad)
+    from dataclasses import fields
+
+    from geomag.options import FIELD_TYPES
+
+    assert set(FIELD_TYPES) == {f.name for f in fields(geomag.ParseOptions)}  # from_dict's table is complete
     with pytest.raises(GeoMagError, match="unknown option"):
         geomag.ParseOptions.from_dict({"candidate": 2})
     with pytest.raises(GeoMagError, match="must be a int"):

@@ -200,6 +200,12 @@ class MagCropPlan:
         }
 
 
+def skips(peakedness: float | None, threshold: float) -> bool:
+    """The skip rule: a plan whose saliency singles out its crop less than `threshold` keeps the whole
+    image; 0 never skips (a peakedness can be negative); given boxes (no saliency) never skip."""
+    return peakedness is not None and threshold > 0 and peakedness < threshold
+
+
 def working_size(size: tuple[int, int], cap: int) -> tuple[tuple[int, int], float]:
     """((width, height), scale) of the canvas: the original size, or scaled so the longer side is cap."""
     w, h = size
@@ -443,7 +449,7 @@ class MagCrop:
             )
             plan.heatmaps, plan.box_source, plan.peakedness = heatmaps, box_source, peak
             threshold = self.config.skip_below(granularity)
-            if peak is not None and threshold > 0 and peak < threshold:  # 0: never skip
+            if skips(peak, threshold):
                 plan.skipped = (
                     f"the saliency does not single out a region (peakedness {peak:.2f} < {threshold:.2f})"
                 )
