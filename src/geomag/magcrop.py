@@ -78,6 +78,9 @@ class MagCropConfig:
     # smallest crop2 side of mask-saliency plans; default 2 x the VLM input side, the scale the model
     # trains at (512 px GeoScenes seen at 256 px): chosen on a validation split, docs/magcrop.md
     mask_crop: int | None = None
+    # what a region / pixel plan shows the VLM: "extra" = the global view plus the crop as a second
+    # view at the model's input size (`crop_views`); "canvas" = the paper's composed canvas (Eq. 2)
+    views: str = "extra"
 
     def __post_init__(self) -> None:
         for name in ("pixel_saliency", "region_saliency"):
@@ -85,6 +88,8 @@ class MagCropConfig:
                 raise GeoMagError(
                     f"{name} must be one of {', '.join(PIXEL_SALIENCY)}, not '{getattr(self, name)}'"
                 )
+        if self.views not in VIEWS:
+            raise GeoMagError(f"views must be one of {', '.join(VIEWS)}, not '{self.views}'")
         for name in ("region_skip_below", "pixel_skip_below"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise GeoMagError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
@@ -198,6 +203,25 @@ class MagCropPlan:
             "heatmaps": {k: np.round(h.astype(float), 8).tolist() for k, h in self.heatmaps.items()},
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
         }
+
+
+VIEW_READ_CAP = 1024  # longer side a crop view is read at: the VLM (256 / 336) and the mask encoder resize below it
+VIEWS = ("extra", "canvas")
+
+
+def crop_views(
+    image: ImageInput | ImageSource, box: Box, global_view: Image.Image | None = None
+) -> list[Image.Image]:
+    """The views a fixed-input VLM sees of a region or pixel plan: the whole image (`global_view`, or
+    read here at the working scale) and the crop `box` (ORIGINAL pixels) read on its own, so that
+    at the model's input size the crop ADDS detail beside the global view instead of being resized
+    away inside a canvas of the original's size (the paper's C1 (+) D(I), `tmra`, which a 256 px
+    input shrinks back to the global view's detail). Masks decode on the last view (the crop) and
+    paste back at `box`. Training builds its two-view samples with this same function."""
+    source = as_source(image)
+    whole = global_view or source.read(None, working_size(source.size, 4096)[0])
+    size, _ = working_size((box.width, box.height), VIEW_READ_CAP)
+    return [whole, source.read(box, size)]
 
 
 def skips(peakedness: float | None, threshold: float) -> bool:

@@ -37,6 +37,15 @@ class ParseOptions:
     answer_tokens: int = MagCropConfig.answer_tokens
     working_cap: int = MagCropConfig.working_cap
     image_side: int | None = MagCropConfig.image_side
+    views: str = MagCropConfig.views
+    # the arbiter: the whole image is a candidate beside MagCrop's crops and the model's confidence
+    # picks; a crop must beat the whole image by `arbiter_margin` (docs/magcrop.md: chosen on
+    # validation splits)
+    arbiter: bool = True
+    arbiter_margin: float = 0.0
+    # greedy decoding never repeats an n-gram of this length (0: off); long answers (captions, GCG)
+    # otherwise loop on a small LLM
+    no_repeat_ngram: int = 0
     max_new_tokens: int = 96
     # longest prompt in tokens: a 100,000-character prompt would ask for an 18 GB attention tensor
     max_prompt_tokens: int = 512
@@ -62,6 +71,10 @@ class ParseOptions:
                 raise GeoMagError(
                     f"{name} must be one of {', '.join(PIXEL_SALIENCY)}, not '{getattr(self, name)}'"
                 )
+        if not -1.0 <= self.arbiter_margin <= 1.0:
+            raise GeoMagError(f"arbiter_margin must be between -1 and 1, not {self.arbiter_margin}")
+        if not 0 <= self.no_repeat_ngram <= 16:
+            raise GeoMagError(f"no_repeat_ngram must be between 0 and 16, not {self.no_repeat_ngram}")
         self.magcrop_config()  # MagCrop's own checks (candidates, min_crop, working_cap)
 
     @classmethod
@@ -108,6 +121,7 @@ class ParseOptions:
             answer_tokens=self.answer_tokens,
             working_cap=self.working_cap,
             image_side=self.image_side,
+            views=self.views,
         )
 
     def zoom_for(self, pixel_saliency: str) -> str | None:
@@ -131,6 +145,10 @@ FIELD_TYPES: dict[str, type] = {
     "answer_tokens": int,
     "working_cap": int,
     "image_side": int,
+    "views": str,
+    "arbiter": bool,
+    "arbiter_margin": float,
+    "no_repeat_ngram": int,
     "max_new_tokens": int,
     "max_prompt_tokens": int,
     "device": str,

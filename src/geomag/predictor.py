@@ -28,9 +28,9 @@ from PIL import Image
 from geomag.errors import GeoMagError
 from geomag.granularity import GranularityClassifier, load_classifier
 from geomag.imaging import Box, ImageSource, nearest_mask, paste_mask
-from geomag.magcrop import GRANULARITIES, MagCrop, MagCropPlan, working_size
+from geomag.magcrop import GRANULARITIES, MagCrop, MagCropPlan, crop_views, working_size
 from geomag.model.answers import REFSEG_ANSWER, gcg_phrases, seg_phrases
-from geomag.model.geomag import MASK_THRESHOLD, GeoMagModel
+from geomag.model.geomag import MASK_THRESHOLD, GeoMagModel, mask_view
 from geomag.model.registry import Model
 from geomag.options import ParseOptions
 from geomag.result import Result
@@ -101,11 +101,14 @@ class ReferringCheck:
 
 @dataclass
 class _Option:
-    """One candidate view of the image: what the model sees, its plan and its boxes (original px)."""
+    """One candidate input: what the model sees (an image, or views of one scene: `crop_views`), its
+    plan (None: the whole image), its boxes (original px) and where the view that masks decode on
+    (the last) lies on the original (None: it is the whole image)."""
 
-    seen: Image.Image
+    seen: Image.Image | list[Image.Image]
     plan: MagCropPlan | None
     boxes: dict[str, Box]
+    mask_box: Box | None = None
 
 
 @dataclass
@@ -240,8 +243,16 @@ class GeoMagPredictor:
         zoom = options.zoom_for(magcrop.pixel_saliency) if granularity == "pixel" else None
         return magcrop.plans(self._checked_source(), prompt, granularity, boxes, zoom=zoom)
 
-    def predict(self, prompt: str, options: ParseOptions | None = None, **changes: object) -> Result:
-        """Parse `prompt` on the current image (see the module docstring). `changes` override options."""
+    def predict(
+        self,
+        prompt: str,
+        options: ParseOptions | None = None,
+        boxes: dict[str, Box] | None = None,
+        **changes: object,
+    ) -> Result:
+        """Parse `prompt` on the current image (see the module docstring). `changes` override options.
+        `boxes` (ORIGINAL pixels: crop1, and crop2 for pixel prompts) are MagCrop's crops instead of
+        the saliency's (an oracle's, a user's region of interest): no skip rule applies to them."""
         t_start = time.perf_counter()
         options = (options or self.options).with_(**changes)
         source = self._checked_source()
@@ -258,46 +269,60 @@ class GeoMagPredictor:
         timings["classify"] = time.perf_counter() - t
 
         use_magcrop = options.magcrop and not is_gcg_request(prompt, granularity)
-        zoom = None
         skipped: MagCropPlan | None = None
+        size, _ = working_size(source.size, options.working_cap)
+        whole = _Option(source.read(None, size), None, {})
+        choices = [whole]
         if use_magcrop:
             magcrop = self.magcrop(options)
             zoom = options.zoom_for(magcrop.pixel_saliency) if granularity == "pixel" else None
             t = time.perf_counter()
-            plans = magcrop.plans(source, prompt, granularity, zoom=zoom)
+            plans = magcrop.plans(source, prompt, granularity, boxes or None, zoom=zoom)
             timings["magcrop"] = time.perf_counter() - t
             # the skip rule: crops whose saliency singles out nothing are dropped; none left, no MagCrop
             kept = [(seen, plan) for seen, plan in plans if plan.skipped is None]
-            choices = [_Option(seen, plan, dict(plan.boxes)) for seen, plan in kept]
+            crops = [self._crop_option(seen, plan, granularity, zoom, options, whole) for seen, plan in kept]
             if granularity == "pixel":
                 extra.update({"zoom": zoom, "pixel_saliency": magcrop.pixel_saliency})
             elif granularity == "region":
                 extra["region_saliency"] = magcrop.region_saliency
+            if granularity != "image":
+                extra["views"] = options.views
             if not kept:
-                skipped, zoom = plans[0][1], None
+                skipped = plans[0][1]
                 extra["magcrop"] = f"skipped: {skipped.skipped}"
                 if granularity == "pixel":
                     extra["zoom"] = None
-        if not use_magcrop or skipped is not None:
-            size, _ = working_size(source.size, options.working_cap)
-            choices = [_Option(source.read(None, size), None, {})]
+            elif granularity == "image":
+                choices = crops  # the image plan (Eq. 2) has no crop to weigh against the whole image
+            else:
+                # the arbiter: the whole image stays a candidate beside the crops (`options.arbiter`)
+                choices = [whole, *crops] if options.arbiter else crops
 
         with torch.no_grad():
             checked = None
             if len(choices) > 1:
                 t = time.perf_counter()
-                checks = [self._referring_check(self._view(c, granularity, zoom)[0], prompt) for c in choices]
+                best, checked, scores = self._rank(choices, prompt, granularity, options)
                 extra["candidates"] = [
-                    {"boxes": {k: b.to_list() for k, b in c.boxes.items()}, "score": check.score}
-                    for c, check in zip(choices, checks, strict=True)
+                    {
+                        "boxes": {k: b.to_list() for k, b in c.boxes.items()},
+                        "whole": c is whole,
+                        "score": score,
+                    }
+                    for c, score in zip(choices, scores, strict=True)
                 ]
-                best = int(np.argmax([c.score for c in checks]))
-                choices, checked = [choices[best]], checks[best]
+                if choices[best] is whole:
+                    extra["magcrop"] = (
+                        f"kept the whole image: the model was more confident on it ({scores[0]:.2f}) than "
+                        f"on any crop ({max(scores[1:]):.2f}, margin {options.arbiter_margin:.2f})"
+                    )
+                choices = [choices[best]]
                 timings["rank"] = time.perf_counter() - t
             # the ranking forward already holds the answer when greedy decoding would write it
             if checked is not None and not (checked.greedy and checked.fits(options.max_new_tokens)):
                 checked = None
-            answer = self._answer(choices[0], prompt, granularity, zoom, options, timings, checked)
+            answer = self._answer(choices[0], prompt, options, timings, checked)
         if checked is not None:
             extra["answer_checked"] = True
         notes = dict(answer.notes)
@@ -342,27 +367,69 @@ class GeoMagPredictor:
             raise GeoMagError("no image: call set_image first")
         return self._source
 
-    @staticmethod
-    def _view(option: _Option, granularity: str, zoom: str | None) -> tuple[Image.Image, Box | None]:
-        """What the model sees of an option: all of it, or with `zoom` (pixel plans) only that crop,
-        returned with the crop's box on the original image."""
-        plan = option.plan
-        if zoom and granularity == "pixel" and zoom in option.boxes and plan is not None:
+    def _crop_option(
+        self,
+        adjusted: Image.Image,
+        plan: MagCropPlan,
+        granularity: str,
+        zoom: str | None,
+        options: ParseOptions,
+        whole: _Option,
+    ) -> _Option:
+        """What the model sees of a plan: with `views="extra"` the global view and the plan's inner
+        crop (crop2 of pixel plans unless `zoom` is crop1; crop1 of region plans) as a second view
+        (`crop_views`); with `views="canvas"` the adjusted canvas, or with `zoom` (pixel plans) only
+        that crop of it."""
+        boxes = dict(plan.boxes)
+        if granularity == "image":
+            return _Option(adjusted, plan, boxes)
+        if options.views == "extra":
+            name = "crop1" if granularity == "region" or zoom == "crop1" else "crop2"
+            global_view = whole.seen if isinstance(whole.seen, Image.Image) else None
+            views = crop_views(self._checked_source(), boxes[name], global_view)
+            return _Option(views, plan, boxes, boxes[name])
+        if zoom and granularity == "pixel" and zoom in boxes:
             if plan.only == zoom:  # MagCrop composed only this crop
-                return option.seen, option.boxes[zoom]
-            return option.seen.crop(plan.box_to_adjusted(option.boxes[zoom]).to_tuple()), option.boxes[zoom]
-        return option.seen, None
+                return _Option(adjusted, plan, boxes, boxes[zoom])
+            return _Option(adjusted.crop(plan.box_to_adjusted(boxes[zoom]).to_tuple()), plan, boxes, boxes[zoom])
+        return _Option(adjusted, plan, boxes)
 
-    def _referring_check(self, image: Image.Image, prompt: str) -> ReferringCheck:
-        """How confidently the model finds the prompt's target in `image` (the confidence of the mask
-        of the referring answer, teacher-forced, on the image's own grid), from one forward that also
-        tells whether greedy decoding would write that answer."""
+    def _rank(
+        self, choices: list[_Option], prompt: str, granularity: str, options: ParseOptions
+    ) -> tuple[int, ReferringCheck | None, list[float]]:
+        """The candidate to answer (index), the referring check that found it (pixel prompts) and every
+        candidate's score: the confidence of the referring mask for pixel prompts with a GeoMag model,
+        the answer's first-token probability otherwise. A crop must beat the whole image (the first
+        candidate, when `options.arbiter`) by `options.arbiter_margin` (chosen on validation splits)."""
+        checks: list[ReferringCheck] = []
+        if granularity == "pixel" and self.geomag is not None:
+            checks = [self._referring_check(c.seen, prompt) for c in choices]
+            scores = [c.score for c in checks]
+        else:
+            scores = [self._answer_confidence(c.seen, prompt) for c in choices]
+        ranked = list(scores)
+        if options.arbiter and choices[0].plan is None:
+            ranked[0] += options.arbiter_margin
+        best = int(np.argmax(ranked))
+        return best, (checks[best] if checks else None), scores
+
+    def _answer_confidence(self, seen: Image.Image | list[Image.Image], prompt: str) -> float:
+        """How sure the model is of its answer on `seen`: the probability of its greedy first token (the
+        yes / no / count / class of a region question), from one prefill."""
+        inputs = self.vlm.prepare(seen, prompt)
+        logits = self.vlm.model(**inputs, logits_to_keep=1).logits[0, -1]
+        return float(torch.softmax(logits.float(), dim=-1).max())
+
+    def _referring_check(self, seen: Image.Image | list[Image.Image], prompt: str) -> ReferringCheck:
+        """How confidently the model finds the prompt's target in `seen` (the confidence of the mask
+        of the referring answer, teacher-forced, on the mask view's own grid), from one forward that
+        also tells whether greedy decoding would write that answer."""
         model = self._segmenter()
         ids = model.answer_tokens(REFSEG_ANSWER)
-        batch = model.answer_batch(image, prompt, ids)
+        batch = model.answer_batch(seen, prompt, ids)
         runs = batch["seg_runs"][0]
         logits, vocab = model.forced(batch, keep=ids.numel() + 1)
-        score = max(model.masks_on(logits, runs, image.size)[1], default=0.0)
+        score = max(model.masks_on(logits, runs, mask_view(seen).size)[1], default=0.0)
         return ReferringCheck(score, ids, logits, runs, model.writes_greedily(ids, vocab))
 
     def _segmenter(self) -> GeoMagModel:
@@ -374,14 +441,12 @@ class GeoMagPredictor:
         self,
         option: _Option,
         prompt: str,
-        granularity: str,
-        zoom: str | None,
         options: ParseOptions,
         timings: dict[str, float],
         checked: ReferringCheck | None,
     ) -> _Answer:
         """Answer and masks (original grid) for one option; adds to `timings`."""
-        seen, crop = self._view(option, granularity, zoom)
+        seen, crop = option.seen, option.mask_box
         if self.geomag is None:  # a plain VLM: text only
             t = time.perf_counter()
             text = self.vlm.generate(seen, prompt, max_new_tokens=options.max_new_tokens)
@@ -394,7 +459,7 @@ class GeoMagPredictor:
             new, logits, runs = checked.answer_ids, checked.mask_logits, checked.runs
         else:
             t = time.perf_counter()
-            new = model.generate_ids(seen, prompt, options.max_new_tokens)
+            new = model.generate_ids(seen, prompt, options.max_new_tokens, options.no_repeat_ngram)
             timings["generate"] = time.perf_counter() - t
             t = time.perf_counter()
             batch = model.answer_batch(seen, prompt, new)

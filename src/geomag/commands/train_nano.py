@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mixture",
         default="base",
-        choices=("base", "objects"),
-        help="base: the first nano's data; objects: real objects (NWPU VHR-10, AID presence) + a replay of base",
+        choices=("base", "objects", "views"),
+        help="base: the first nano's data; objects: real objects (NWPU VHR-10, AID presence) + a replay of base; "
+        "views: objects, half its region/pixel samples as MagCrop shows them (global + crop view)",
     )
     p.add_argument("--init", metavar="CKPT", help="start from this nano checkpoint ('nano': the shipped one)")
     p.add_argument("--lr", type=float, help="peak learning rate of the joint stage (default: the preset's)")

@@ -137,6 +137,12 @@ def is_checkpoint(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / CONFIG_FILE).is_file()
 
 
+def mask_view(image: Image.Image | Sequence[Image.Image]) -> Image.Image:
+    """The view masks are decoded on: the image, or the last of several views (the crop that adds
+    detail beside the global view; its box on the original image is the caller's)."""
+    return image if isinstance(image, Image.Image) else list(image)[-1]
+
+
 def seg_runs(
     positions: Sequence[int], input_ids: torch.Tensor, whitespace_ids: set[int], max_len: int
 ) -> list[list[int]]:
@@ -388,10 +394,15 @@ class GeoMagModel(nn.Module):
         return self.vlm.tokenizer(" " + answer, add_special_tokens=False, return_tensors="pt").input_ids[0]
 
     def answer_batch(
-        self, image: Image.Image, prompt: str, answer_ids: torch.Tensor, features: bool = True
+        self,
+        image: Image.Image | Sequence[Image.Image],
+        prompt: str,
+        answer_ids: torch.Tensor,
+        features: bool = True,
     ) -> Batch:
-        """A one-sample batch of `prompt` on `image` with the answer `answer_ids` teacher-forced; the
-        encoder runs on `image` only when the answer has a [SEG] and `features`."""
+        """A one-sample batch of `prompt` on `image` (or views of one scene, `VLM.prepare`) with the
+        answer `answer_ids` teacher-forced; the encoder runs on the mask view (`mask_view`) only
+        when the answer has a [SEG] and `features`."""
         inputs = self.vlm.prepare(image, prompt)
         n_prompt = inputs["input_ids"].shape[1]
         ids = torch.cat([inputs["input_ids"][0], answer_ids.to(inputs["input_ids"].device)])
@@ -401,7 +412,7 @@ class GeoMagModel(nn.Module):
             "input_ids": ids[None],
             "attention_mask": torch.ones_like(ids)[None],
             "pixel_values": inputs["pixel_values"],
-            "seg_features": self.encode([image]) if runs and features else None,
+            "seg_features": self.encode([mask_view(image)]) if runs and features else None,
             "seg_runs": [runs],
         }
 
@@ -471,10 +482,17 @@ class GeoMagModel(nn.Module):
         return bool(torch.equal(best[:-1], answer_ids)) and int(best[-1]) in stop
 
     @torch.no_grad()
-    def generate_ids(self, image: Image.Image, prompt: str, max_new_tokens: int) -> torch.Tensor:
+    def generate_ids(
+        self,
+        image: Image.Image | Sequence[Image.Image],
+        prompt: str,
+        max_new_tokens: int,
+        no_repeat_ngram_size: int = 0,
+    ) -> torch.Tensor:
         """The greedy answer's token ids, without the end token and what follows it."""
         inputs = self.vlm.prepare(image, prompt)
-        out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        extra = {"no_repeat_ngram_size": no_repeat_ngram_size} if no_repeat_ngram_size > 0 else {}
+        out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **extra)
         new = out[0, inputs["input_ids"].shape[1] :]
         eos = self.vlm.tokenizer.eos_token_id
         stop = (new == eos).nonzero().flatten() if eos is not None else torch.tensor([])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -97,32 +98,42 @@ class VLM:
         """How many tokens the (escaped) user text takes, without the template and the image."""
         return len(self.tokenizer(self.escape(prompt), add_special_tokens=False).input_ids)
 
-    def format_prompt(self, prompt: str) -> str:
-        """The text fed to the model for one user turn with one image, ending where the answer starts.
-        The user's text is escaped (`escape`): typed special tokens stay text."""
+    def format_prompt(self, prompt: str, n_images: int = 1) -> str:
+        """The text fed to the model for one user turn with `n_images` images (the global view, then
+        any extra views: `prepare`), ending where the answer starts. The user's text is escaped
+        (`escape`): typed special tokens stay text."""
         prompt = self.escape(prompt)
         image_token = getattr(self.processor, "image_token", "<image>")
         template = getattr(self.processor, "chat_template", None) or getattr(
             self.tokenizer, "chat_template", None
         )
         if template:
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+            parts: list[dict[str, str]] = [{"type": "image"} for _ in range(n_images)]
+            messages = [{"role": "user", "content": [*parts, {"type": "text", "text": prompt}]}]
             return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return LLAVA15_TEMPLATE.format(image=image_token, prompt=prompt)
+        return LLAVA15_TEMPLATE.format(image="\n".join([image_token] * n_images), prompt=prompt)
 
-    def prepare(self, image: Image.Image, prompt: str, answer: str | None = None) -> dict[str, torch.Tensor]:
-        """Model inputs for (image, prompt[, answer]).
+    def prepare(
+        self, image: Image.Image | Sequence[Image.Image], prompt: str, answer: str | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Model inputs for (image or views, prompt[, answer]).
 
-        The image is resized (not cropped) to the native input size, so the whole image is seen and the
-        patch grid maps linearly onto it; the caller keeps the original for coordinates.
+        Each image is resized (not cropped) to the native input size, so all of it is seen and the
+        patch grid maps linearly onto it; the caller keeps the original for coordinates. Several
+        images are several views of one scene in one turn (MagCrop's global view and its crops at the
+        model's own input size, as LLaVA-NeXT feeds local patches beside a resized global image): the
+        crops add detail to the global view instead of replacing the context around them.
         """
         if not prompt or not prompt.strip():
             raise GeoMagError("the prompt is empty")
-        text = self.format_prompt(prompt)
+        images = [image] if isinstance(image, Image.Image) else list(image)
+        if not images:
+            raise GeoMagError("no image to answer about")
+        text = self.format_prompt(prompt, len(images))
         if answer is not None:
             text = text + " " + answer + (self.tokenizer.eos_token or "")
-        image = resize(image.convert("RGB"), self.input_size)
-        inputs = self.processor(images=[image], text=[text], return_tensors="pt")
+        views = [resize(im.convert("RGB"), self.input_size) for im in images]
+        inputs = self.processor(images=views, text=[text], return_tensors="pt")
         return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
 
     def image_token_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -146,7 +157,7 @@ class VLM:
 
     # --- generation ------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, image: Image.Image, prompt: str, max_new_tokens: int = 64) -> str:
+    def generate(self, image: Image.Image | Sequence[Image.Image], prompt: str, max_new_tokens: int = 64) -> str:
         """Greedy answer text for (image, prompt)."""
         inputs = self.prepare(image, prompt)
         out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)

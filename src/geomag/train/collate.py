@@ -10,9 +10,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from geomag.data.samples import Sample
 from geomag.errors import GeoMagError
+from geomag.imaging import Box
+from geomag.magcrop import crop_views
 from geomag.model.answers import SEG_TOKEN
 from geomag.model.geomag import Batch, GeoMagModel, seg_runs
 
@@ -34,6 +37,24 @@ def mask_targets(
     return F.interpolate(t, size=(size, size), mode="area")[:, 0]
 
 
+def view_box(sample: Sample) -> Box:
+    """The crop view of a sample (`meta["view"]`: [x0, y0, x1, y1] in original pixels)."""
+    return Box(*(int(v) for v in sample.meta["view"]))
+
+
+def sample_views(image: Image.Image, sample: Sample) -> list[Image.Image]:
+    """What the model sees of a training sample: the image, or the image and its crop view
+    (`meta["view"]`), as MagCrop's extra views at inference (`geomag.magcrop.crop_views`)."""
+    if not sample.meta.get("view"):
+        return [image]
+    box = view_box(sample)
+    try:
+        box.check_inside(image.width, image.height)
+    except GeoMagError as exc:
+        raise GeoMagError(f"{sample.image}: its view box {exc}") from None
+    return crop_views(image, box)
+
+
 def prepare_batch(
     model: GeoMagModel,
     samples: Sequence[Sample],
@@ -49,8 +70,9 @@ def prepare_batch(
     size = model.seg_encoder.image_size
     for s in samples:
         image = s.load_image(root)
-        full = model.vlm.prepare(image, s.prompt, s.answer)
-        prompt_ids = model.vlm.prepare(image, s.prompt)["input_ids"][0]
+        views = sample_views(image, s)
+        full = model.vlm.prepare(views, s.prompt, s.answer)
+        prompt_ids = model.vlm.prepare(views, s.prompt)["input_ids"][0]
         n_prompt = prompt_ids.numel()
         ids = full["input_ids"][0]
         if not torch.equal(ids[:n_prompt], prompt_ids):
@@ -68,11 +90,14 @@ def prepare_batch(
                     f"{s.image}: the answer has {len(positions)} [SEG] but {len(s.masks)} masks"
                 )
             arrays = s.mask_arrays(image.width, image.height, root)
+            if len(views) > 1:  # masks are decoded on the crop view: the targets are its part
+                box = view_box(s)
+                arrays = [a[box.y0 : box.y1, box.x0 : box.x1] for a in arrays]
             targets = mask_targets(arrays, [len(run) for run in runs], size, s.image)
         labels = ids.clone()
         labels[:n_prompt] = -100
-        rows.append((ids, labels, full["pixel_values"][0], runs, targets))
-        images.append(image)
+        rows.append((ids, labels, full["pixel_values"], runs, targets))
+        images.append(views[-1])
     pad = model.vlm.tokenizer.pad_token_id
     pad = model.vlm.tokenizer.eos_token_id if pad is None else pad
     length = max(r[0].numel() for r in rows)
@@ -88,7 +113,7 @@ def prepare_batch(
         "input_ids": input_ids.to(device),
         "attention_mask": attention.to(device),
         "labels": labels.to(device),
-        "pixel_values": torch.stack([r[2] for r in rows]).to(device),
+        "pixel_values": torch.cat([r[2] for r in rows]).to(device),  # every view of every sample, in order
         # the encoder is frozen: its features are a function of the image, computed here once,
         # and only for batches that have a target (most nano samples are text-only)
         "seg_features": (

@@ -29,7 +29,7 @@ def trained_sources(real_root: str | os.PathLike[str], mixture: str = "base") ->
     from geomag.train.nano_data import object_sources, real_sources
 
     sources = real_sources(Path(real_root))
-    if mixture == "objects":
+    if mixture in ("objects", "views"):  # "views" is "objects" seen through MagCrop's crop views
         sources.update(object_sources(Path(real_root), seed=0))  # which files: the same for every seed
     return {name: sorted({Path(s.image).resolve() for s in samples}) for name, samples in sources.items()}
 

@@ -25,8 +25,10 @@ SHIPPED = REGISTRY["nano"].checkpoint  # where `export` output is copied to ship
 
 
 # "base": the first nano's mixture (real benchmarks + GeoScenes); "objects": real objects (NWPU VHR-10,
-# AID's weak presence labels) with a replay of "base", for fine-tuning a nano checkpoint (`--init`)
-MIXTURES = ("base", "objects")
+# AID's weak presence labels) with a replay of "base", for fine-tuning a nano checkpoint (`--init`);
+# "views": "objects" with half of its region / pixel samples seen as MagCrop shows them (global view +
+# jittered crop view around the target: geomag.train.views)
+MIXTURES = ("base", "objects", "views")
 
 
 def mixture_dir(cache: Path, n_scenes: int, seed: int, mixture: str = "base") -> Path:
@@ -42,6 +44,16 @@ def ensure_mixture(real_root: Path, cache: Path, n_scenes: int, seed: int, mixtu
         raise GeoMagError(f"unknown mixture '{mixture}'; expected one of {', '.join(MIXTURES)}")
     folder = mixture_dir(cache, n_scenes, seed, mixture)
     train = folder / "train.jsonl"
+    if mixture == "views" and not train.is_file():
+        from geomag.data.samples import read_jsonl, write_jsonl
+        from geomag.train.views import add_views
+
+        objects = ensure_mixture(real_root, cache, n_scenes, seed, "objects")
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".train.jsonl.tmp{os.getpid()}"
+        write_jsonl(add_views(read_jsonl(objects), seed), tmp)
+        os.replace(tmp, train)
+        return train
     if not train.is_file():
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         build = build_mixture if mixture == "base" else build_object_mixture
