@@ -11,7 +11,8 @@ Referring rows are also split by target size (area share < 0.5 %, 0.5-5 %, > 5 %
 Rows: NWPU VHR-10 test refseg / ROC / VQA, RSVQA-HR test1, RSVQA-LR test, AID presence on the
 held-out 20 %, real-texture composites (held-out objects and backgrounds) refseg / VQA, iSAID val
 refseg (images no nano mixture uses). Validation rows (for thresholds; never test images):
-rsvqa-hr-val, rsvqa-lr-val, isaid-val-refseg, composites-val-refseg (composites of seed 1).
+isaid-val-refseg, composites-val-refseg / composites-val-vqa (composites of seed 1); rsvqa-*-val
+exist but their images are RSVQA train images (left out as trained for nano).
 Samples the model was trained on (its manifest) are left out; `--limit N` draws N at random
 (seeded); predictions are cached under --work per row and arm, so a run resumes.
 
@@ -43,7 +44,9 @@ TEST_ROWS = (
     "composites-refseg",
     "composites-vqa",
 )
-VAL_ROWS = ("rsvqa-hr-val", "rsvqa-lr-val", "isaid-val-refseg", "composites-val-refseg")
+# RSVQA's val questions ask about images its train split has (the nano mixture trains on them: they are
+# left out as trained), so real validation for region prompts comes from the composites of seed 1
+VAL_ROWS = ("isaid-val-refseg", "composites-val-refseg", "composites-val-vqa", "rsvqa-hr-val", "rsvqa-lr-val")
 
 
 def row_loaders(real: Path, work: Path, composites: int) -> dict[str, tuple[str, Callable[[], list]]]:
@@ -92,6 +95,7 @@ def row_loaders(real: Path, work: Path, composites: int) -> dict[str, tuple[str,
         "rsvqa-lr-val": ("rsvqa-lr", bench("rsvqa-lr", lr, "val")),
         "isaid-val-refseg": ("refsegrs", lambda: [s for s in isaid_val() if s.task == "refseg"]),
         "composites-val-refseg": ("refsegrs", bench("refsegrs", lambda: val_comp() / "refseg" / "refsegrs")),
+        "composites-val-vqa": ("rsvqa-lr", bench("rsvqa-lr", lambda: val_comp() / "vqa")),
     }
 
 
@@ -119,6 +123,52 @@ def print_row(row, out: list[str]) -> None:
     )
     n = ", ".join(f"{a} {row.arms[a]['n']}" for a in arms)
     out.append(f"| {row.name} | n: {n}; s/sample: {secs}; {stats} |" + " |" * (len(arms) * 2 - 1))
+
+
+def draw_case(sample, recs: dict, out: Path, title: str) -> None:
+    """One overlay: the image with the target box (green), MagCrop's best crop (blue), the oracle's
+    crop (yellow) and each arm's mask outlined (off red, magcrop cyan), the arms' IoU in the title."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    from geomag.data.samples import decode_mask
+    from geomag.eval.ablation import target_box_of
+
+    image = Image.open(sample.image).convert("RGB")
+    w, h = image.size
+    canvas = image.copy()
+    draw = ImageDraw.Draw(canvas)
+    line = max(2, round(max(w, h) / 300))
+    for arm, colour in (("off", (255, 40, 40)), ("magcrop", (0, 230, 255))):
+        rec = recs.get(arm)
+        if not rec or rec.get("none"):
+            continue
+        mask = np.zeros((h, w), dtype=bool)
+        for m in rec.get("masks", []):
+            mask |= decode_mask({"rle": m}, w, h)
+        if mask.any():
+            edge = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.FIND_EDGES)
+            edge = edge.filter(ImageFilter.MaxFilter(2 * line + 1))
+            canvas.paste(Image.new("RGB", (w, h), colour), (0, 0), edge)
+    target = target_box_of(sample, (w, h))
+    if target is not None:
+        draw.rectangle(target.to_tuple(), outline=(40, 255, 40), width=line)
+    for arm, colour in (("magcrop", (40, 90, 255)), ("oracle", (255, 220, 0))):
+        rec = recs.get(arm) or {}
+        crops = [c for c in rec.get("candidates", []) if not c.get("whole")]
+        boxes = crops[0]["boxes"] if crops else rec.get("boxes", {})
+        inner = boxes.get("crop2") or boxes.get("crop1")
+        if inner:
+            draw.rectangle(tuple(inner), outline=colour, width=line)
+    side = 720
+    scale = side / max(w, h)
+    canvas = canvas.resize((round(w * scale), round(h * scale)))
+    banner = Image.new("RGB", (canvas.width, 44), (0, 0, 0))
+    ImageDraw.Draw(banner).text((6, 4), title, fill=(255, 255, 255))
+    sheet = Image.new("RGB", (canvas.width, canvas.height + 44))
+    sheet.paste(banner, (0, 0))
+    sheet.paste(canvas, (0, 44))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, quality=88)
 
 
 def main() -> None:
@@ -151,6 +201,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="ParseOptions of the magcrop arm")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--score-only", action="store_true", help="score what the cache holds, predict nothing")
+    ap.add_argument("--overlays", metavar="DIR", help="draw the refseg rows' biggest wins and losses here")
+    ap.add_argument("--sweep", action="store_true", help="validation rows: the figure per arbiter margin")
     args = ap.parse_args()
 
     real, work = Path(args.real), Path(args.work)
@@ -194,6 +246,8 @@ def main() -> None:
                     result, seconds = predict_arm(predictor, s, arm, defaults)
                     rec = {"id": s.meta["id"], "none": True} if result is None else record_of(s, result, seconds)
                     caches[arm].add(rec)
+        # every arm is scored on the samples all arms have (an interrupted run leaves some behind)
+        samples = [s for s in samples if all(s.meta["id"] in caches[a].records for a in args.arms)]
         by_arm: dict[str, list] = {}
         for arm in args.arms:
             have = [(s, caches[arm].records[s.meta["id"]]) for s in samples if s.meta["id"] in caches[arm].records]
@@ -204,6 +258,23 @@ def main() -> None:
                 add_roc_scores(scores, [s for s, _ in have], [r["text"] for _, r in have], embedder)
             by_arm[arm] = scores
         row = compare_arms(name, samples[0].task if samples else "vqa", by_arm, args.resamples, args.seed)
+        if args.sweep and "magcrop" in caches and "off" in caches and samples:
+            from geomag.eval.ablation import choose_threshold
+
+            figure = {"refseg": "P@0.5", "roc": "SS"}.get(samples[0].task, "presence")
+            sweep = choose_threshold(samples, caches["magcrop"].records, caches["off"].records, benchmark, figure)
+            print(f"{name}: {figure} by arbiter margin: " + ", ".join(f"{m:g}: {fmt(v)}" for m, v in sweep))
+        if args.overlays and row.task == "refseg" and {"off", "magcrop"} <= set(by_arm):
+            off_iou = {s.sample_id: s.iou for s in by_arm["off"]}
+            gains = sorted(
+                (s.iou - off_iou[s.sample_id], s.sample_id) for s in by_arm["magcrop"] if s.sample_id in off_iou
+            )
+            chosen = [("loss", g) for g in gains[:2] if g[0] < 0] + [("win", g) for g in gains[::-1][:2] if g[0] > 0]
+            by_id = {s.meta["id"]: s for s in samples}
+            for kind, (gain, sid) in chosen:
+                recs = {a: caches[a].records.get(sid) for a in caches}
+                title = f"{name} {sid}: {kind}, magcrop - off IoU {gain:+.2f}; green target, blue MagCrop crop, yellow oracle"
+                draw_case(by_id[sid], recs, Path(args.overlays) / f"ablation-{name}-{kind}-{sid.replace('/', '_')}.jpg", title)
         print_row(row, table)
         results.append(row.to_dict())
         if row.task in ("refseg", "roc"):

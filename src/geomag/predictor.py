@@ -291,6 +291,7 @@ class GeoMagPredictor:
             if not kept:
                 skipped = plans[0][1]
                 extra["magcrop"] = f"skipped: {skipped.skipped}"
+                extra["peakedness"] = skipped.peakedness
                 if granularity == "pixel":
                     extra["zoom"] = None
             elif granularity == "image":
@@ -309,6 +310,7 @@ class GeoMagPredictor:
                         "boxes": {k: b.to_list() for k, b in c.boxes.items()},
                         "whole": c is whole,
                         "score": score,
+                        "peakedness": None if c.plan is None else c.plan.peakedness,
                     }
                     for c, score in zip(choices, scores, strict=True)
                 ]

@@ -20,6 +20,9 @@ MAGCROP_FLAGS = (
     "layer",
     "working_cap",
     "image_side",
+    "views",
+    "arbiter_margin",
+    "no_repeat_ngram",
 )
 
 
@@ -91,8 +94,33 @@ def add_parse_arguments(
         help="image prompts: the side of the resized image (the paper: 100; default: 100, but not "
         "below the VLM's input side, where shrinking saves no token)",
     )
+    g.add_argument(
+        "--views",
+        choices=["extra", "canvas"],
+        help="what region / pixel plans show the VLM: extra (default) = the whole image plus the crop as "
+        "a second view at the model's input size; canvas = the paper's composed image (crop over D(I))",
+    )
+    g.add_argument(
+        "--no-arbiter",
+        action="store_true",
+        help="answer MagCrop's best crop; by default the whole image is a candidate too and the model's "
+        "confidence picks",
+    )
+    g.add_argument(
+        "--arbiter-margin",
+        type=float,
+        metavar="M",
+        help="a crop must beat the whole image's confidence by M to be answered (default: chosen on "
+        "validation splits, docs/magcrop.md)",
+    )
     if answer:
         p.add_argument("--max-new-tokens", type=int, help="longest answer in tokens (default 96)")
+        p.add_argument(
+            "--no-repeat-ngram",
+            type=int,
+            metavar="N",
+            help="greedy decoding never repeats an N-gram (0 = off; long answers of a small LLM loop)",
+        )
 
 
 def option_values(args: argparse.Namespace) -> dict[str, object]:
@@ -103,4 +131,6 @@ def option_values(args: argparse.Namespace) -> dict[str, object]:
     values["device"] = getattr(args, "device", None)
     if getattr(args, "no_magcrop", False):
         values["magcrop"] = False
+    if getattr(args, "no_arbiter", False):
+        values["arbiter"] = False
     return values

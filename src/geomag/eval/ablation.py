@@ -146,6 +146,7 @@ def record_of(sample: Sample, result: Result, seconds: float) -> dict[str, Any]:
         "boxes": {k: b.to_list() for k, b in result.boxes.items()},
         "candidates": extra.get("candidates", []),
         "magcrop": extra.get("magcrop"),
+        "peakedness": extra.get("peakedness"),
         "seconds": round(seconds, 4),
     }
 
@@ -326,3 +327,45 @@ class ArmCache:
         with self.path.open("a") as f:
             f.write(json.dumps(rec) + "\n")
         self.records[str(rec["id"])] = rec
+
+
+def simulated(
+    magcrop: dict[str, Any], off: dict[str, Any], margin: float = 0.0, skip_below: float = 0.0
+) -> dict[str, Any]:
+    """The magcrop arm's record as a larger arbiter margin (>= the run's) or a higher skip threshold
+    would have made it, without running the model again: where the crop would lose, the answer is the
+    whole image's, which is exactly the off arm's input (the same read, the same prompt). Thresholds
+    are chosen this way on validation rows (`choose_thresholds`)."""
+    if not magcrop.get("boxes"):  # the run kept the whole image already
+        return magcrop
+    crops = [c for c in magcrop.get("candidates", []) if not c.get("whole")]
+    whole = [c for c in magcrop.get("candidates", []) if c.get("whole")]
+    best = max(crops, key=lambda c: c["score"]) if crops else None
+    if best is not None and whole and best["score"] - whole[0]["score"] < margin:
+        return off
+    peak = best.get("peakedness") if best else None
+    if peak is not None and skip_below > 0 and peak < skip_below:
+        return off
+    return magcrop
+
+
+def choose_threshold(
+    samples: Sequence[Sample],
+    magcrop: dict[str, dict[str, Any]],
+    off: dict[str, dict[str, Any]],
+    benchmark: str,
+    figure: str,
+    margins: Sequence[float] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 1.0),
+) -> list[tuple[float, float]]:
+    """(margin, figure) on a validation row for each candidate margin: the figure of the simulated
+    magcrop arm (`simulated`), so the margin that maximises it can be read off."""
+    out = []
+    for m in margins:
+        scores = [
+            score_record(s, simulated(magcrop[s.meta["id"]], off[s.meta["id"]], m), benchmark, "sim")
+            for s in samples
+            if s.meta["id"] in magcrop and s.meta["id"] in off
+        ]
+        f = figures(samples[0].task)[figure]
+        out.append((m, f(scores, np.arange(len(scores))) if scores else float("nan")))
+    return out
