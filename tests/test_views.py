@@ -106,3 +106,55 @@ def test_the_arbiter_keeps_the_whole_image_as_a_candidate(tiny_checkpoint):
             "Is there a ship?", granularity=granularity, boxes=boxes, arbiter_margin=1.0
         )
         assert kept.boxes == {} and kept.extra["magcrop"].startswith("kept the whole image")
+
+
+def test_a_planted_small_object_is_readable_from_the_crop_view_and_not_from_the_global_grid():
+    """Nano's frozen tower (EfficientNet-Lite0, 8 x 8 tokens at 256 px) and a linear probe trained on
+    its pooled tokens: an 8 px object on a 1024 px scene is 2 px in the global view and cannot be told
+    from its absence; the crop view beside it (a 256 px window around the object, or anywhere for a
+    negative) makes it readable. This is what MagCrop's crop views add to the 64 global tokens."""
+    import torch
+
+    from geomag.model.cnn_tower import GeoCnnVisionConfig, GeoCnnVisionModel, image_processor_for
+
+    torch.manual_seed(0)
+    config = GeoCnnVisionConfig()
+    tower, processor = GeoCnnVisionModel(config).eval(), image_processor_for(config)
+    rng = np.random.default_rng(0)
+
+    def tokens(image: Image.Image) -> np.ndarray:
+        pixels = processor(images=[image.resize((256, 256), Image.BILINEAR)], return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            return tower(pixel_values=pixels).last_hidden_state[0].amax(0).numpy()
+
+    glob, both, label = [], [], []
+    for k in range(96):
+        base = rng.integers(60, 140, (32, 32, 3)).astype(np.uint8)
+        img = np.asarray(Image.fromarray(base).resize((1024, 1024), Image.BICUBIC)).astype(int)
+        img = np.clip(img + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
+        x, y = (int(v) for v in rng.integers(64, 1024 - 72, 2))
+        if k % 2 == 0:
+            img[y : y + 8, x : x + 8] = [230, 30, 30]
+        x0 = int(np.clip(x + 4 - 128 + rng.integers(-60, 60), 0, 768))
+        y0 = int(np.clip(y + 4 - 128 + rng.integers(-60, 60), 0, 768))
+        whole, crop = crop_views(Image.fromarray(img), Box(x0, y0, x0 + 256, y0 + 256))
+        g = tokens(whole)
+        glob.append(g)
+        both.append(np.concatenate([g, tokens(crop)]))
+        label.append(float(k % 2 == 0))
+
+    def probe_accuracy(features: list[np.ndarray]) -> float:
+        x, y = torch.tensor(np.stack(features)), torch.tensor(label)
+        mu, sd = x[:48].mean(0), x[:48].std(0) + 1e-6
+        x = (x - mu) / sd
+        w, b = torch.zeros(x.shape[1], requires_grad=True), torch.zeros(1, requires_grad=True)
+        opt = torch.optim.Adam([w, b], lr=0.05)
+        for _ in range(300):
+            opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(x[:48] @ w + b, y[:48])
+            (loss + 1e-2 * (w**2).sum()).backward()
+            opt.step()
+        return float((((x[48:] @ w + b) > 0).float() == y[48:]).float().mean())
+
+    assert probe_accuracy(glob) <= 0.7  # chance is 0.5: the 64 global tokens do not hold the object
+    assert probe_accuracy(both) >= 0.85

@@ -75,8 +75,8 @@ class MagCropConfig:
     # longer side the image is reduced to for the mask saliency: on the validation split (docs/magcrop.md)
     # 2048 px found the 4K targets as often as full resolution in a third of the time
     saliency_cap: int = 2048
-    # smallest crop2 side of mask-saliency plans; default 2 x the VLM input side, the scale the model
-    # trains at (512 px GeoScenes seen at 256 px): chosen on a validation split, docs/magcrop.md
+    # smallest crop2 side of mask-saliency plans; default: the VLM input side with crop views, 2 x it
+    # with the canvas (512 px GeoScenes seen at 256 px: chosen on a validation split, docs/magcrop.md)
     mask_crop: int | None = None
     # what a region / pixel plan shows the VLM: "extra" = the global view plus the crop as a second
     # view at the model's input size (`crop_views`); "canvas" = the paper's composed canvas (Eq. 2)
@@ -399,7 +399,10 @@ class MagCrop:
         )
         timings = {"heatmap_crop1": time.perf_counter() - t0}
         t0 = time.perf_counter()
-        side = max(1, round((cfg.mask_crop or 2 * max(self.vlm.input_size)) * scale))
+        # smallest crop: the model's input side for crop views (a smaller crop would only be upsampled),
+        # twice that for the canvas (the scale the model's 512 px training scenes are seen at)
+        views_factor = 1 if cfg.views == "extra" else 2
+        side = max(1, round((cfg.mask_crop or views_factor * max(self.vlm.input_size)) * scale))
         found, peaked = [], []
         for c2 in peak_boxes(heat, canvas_size, cfg.candidates, side, cfg.max_frac):
             inner = c2.scale(1 / scale, 1 / scale).clamp(*source.size)
