@@ -7,9 +7,9 @@ peers' numbers. All scores are fractions in [0, 1] (CIDEr may exceed 1); tables 
 - Captions ("pycocoevalcap"): BLEU-1..4, METEOR, ROUGE_L, CIDEr from `pycocoevalcap` after its PTB
   tokenizer (Java), which predictions and references both go through.
 - Scene accuracy (GeoChat, "geochat-scene"): the answer with spaces and '.' removed, lower-cased,
-  equals the class folder name lower-cased; for snake_case folders (RESISC-45) `_` is removed on both
-  sides. `accuracy_lenient` (GeoMag): case, punctuation, separators, CamelCase and a plural `s` ignored,
-  and with the class list an answer that names exactly one class counts as that class.
+  equals the class folder name lower-cased, nothing else folded (RESISC-45's `bare_land` needs the
+  answer `bare_land`). `accuracy_lenient` (GeoMag, not comparable): case, punctuation, separators,
+  CamelCase and a plural `s` ignored, and an answer that names exactly one class counts as that class.
 - RSVQA (syvlo/RSVQA computeStats.py, "rsvqa-computestats"): a question is right when the answer
   classes of the official encoder are equal (case, one trailing '?'/'.', LR counts and areas binned;
   no yes/no extraction: "Yes, there is." is wrong); accuracy per question type, OA (all questions),
@@ -116,21 +116,18 @@ def scene_match(pred: str, gt: str, classes: Sequence[str] | None = None) -> boo
     return len(named) == 1 and normalize_answer(named[0]) == normalize_answer(gt)
 
 
-def geochat_scene_key(text: str, fold_underscores: bool = False) -> str:
-    """GeoChat's answer key: spaces and '.' removed, lower case (`_` removed too when folding)."""
-    key = text.replace(" ", "").lower().replace(".", "")
-    return key.replace("_", "") if fold_underscores else key
+def geochat_scene_key(text: str) -> str:
+    """GeoChat's answer key (batch_geochat_scene.py evaluation_metrics): spaces and '.' removed, lower case."""
+    return text.replace(" ", "").lower().replace(".", "")
 
 
 def scene_correct(pred: str, label: str) -> bool:
-    """GeoChat's scene rule: the answer's key equals the class folder name `label` in lower case.
+    """GeoChat's scene rule, bit for bit: the answer's key equals the class folder name `label` lower-cased.
 
-    GeoChat scored UCM and AID only, whose folder names have no separators. A snake_case folder
-    (RESISC-45's `dense_residential`) would never equal an answer written with spaces, so for such a
-    folder `_` is removed from both sides; nothing else is folded (no plurals, hyphens or CamelCase).
+    Nothing else is folded, not even for a snake_case folder (RESISC-45's `bare_land`): "Bare land"
+    is wrong there, as GeoChat's code scores it. GeoMag's lenient rule is the `accuracy_lenient` column.
     """
-    fold = "_" in label
-    return geochat_scene_key(pred, fold) == geochat_scene_key(label, fold)
+    return geochat_scene_key(pred) == label.lower()
 
 
 def scene_accuracy(
@@ -145,8 +142,9 @@ def scene_accuracy(
         "accuracy_lenient": _mean([scene_match(p, g, classes) for p, g in pairs]),
         "n": len(pairs),
         "extra": {
-            "accuracy_lenient": "geomag-lenient: case, punctuation, separators, CamelCase and a plural s "
-            "ignored; an answer naming exactly one listed class counts as that class"
+            "accuracy_lenient": "geomag-lenient, not comparable with any published figure: case, "
+            "punctuation, separators, CamelCase and a plural s ignored; an answer naming exactly one "
+            "listed class counts as that class"
         },
     }
 
@@ -563,6 +561,7 @@ def refseg_metrics(
 
 
 def iou_matrix(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> np.ndarray:
+    """IoU of every (prediction, ground truth) pair; an empty union scores 0."""
     m = np.zeros((len(preds), len(gts)))
     for i, p in enumerate(preds):
         for j, g in enumerate(gts):
@@ -571,9 +570,36 @@ def iou_matrix(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> np.nda
     return m
 
 
+def glamm_iou_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]) -> np.ndarray:
+    """IoU of every (row, column) pair as GLaMM's eval/utils.py compute_iou: an empty union is 0 / 0,
+    NaN. The NaN is part of GLaMM's convention: it stops compute_miou's pairing and is the first pair
+    find_best_matches takes (`glamm_image_miou`, `glamm_matches`)."""
+    m = np.zeros((len(rows), len(cols)))
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            inter, union = mask_iou(r, c)
+            m[i, j] = inter / union if union else np.nan
+    return m
+
+
+def glamm_image_miou(ious: np.ndarray) -> float:
+    """One image's mIoU as GLaMM's compute_miou: pairs taken one-to-one by largest IoU while the largest
+    is > 0, their IoUs averaged (0 without pairs). A NaN anywhere (an empty ground-truth mask beside an
+    empty prediction) makes the largest NaN, which is not > 0: the image scores 0."""
+    m = np.array(ious, dtype=np.float64)
+    paired = []
+    while m.size > 0 and np.max(m) > 0:
+        i, j = np.unravel_index(int(np.argmax(m)), m.shape)
+        paired.append(float(m[i, j]))
+        m = np.delete(np.delete(m, i, axis=0), j, axis=1)
+    return float(np.mean(paired)) if paired else 0.0
+
+
 def greedy_pairs(scores: np.ndarray, allowed: np.ndarray | None = None) -> list[tuple[int, int]]:
-    """One-to-one (row, col) pairs, picking the largest remaining score > 0 each time."""
-    s = np.where(allowed, scores, 0.0) if allowed is not None else scores.copy()
+    """One-to-one (row, col) pairs, picking the largest remaining score > 0 each time (NaN as 0)."""
+    s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0)
+    if allowed is not None:
+        s = np.where(allowed, s, 0.0)
     pairs = []
     while s.size and s.max() > 0:
         i, j = np.unravel_index(int(np.argmax(s)), s.shape)
@@ -587,8 +613,9 @@ def greedy_pairs(scores: np.ndarray, allowed: np.ndarray | None = None) -> list[
 class GcgImage:
     """One GCG sample: predicted masks with their phrases, ground-truth masks with theirs.
 
-    image_id: the image's name as GLaMM's ground truth names it (the file name without its extension);
-    COCOeval orders images by it, so AP50 does not depend on the order of the samples.
+    image_id: the image's name as GLaMM's ground truth names it (the file name without its extension),
+    required: COCOeval orders images by it, and with every detection scored 1.0 that order breaks
+    AP50's ties, so a name (never the position in a list) keeps AP50 independent of the sample order.
     """
 
     pred_masks: list[np.ndarray]
@@ -600,14 +627,15 @@ class GcgImage:
 
 def _image_ids(images: Sequence[GcgImage]) -> list[str]:
     ids = [im.image_id for im in images]
-    if all(ids):
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise GeoMagError(f"GCG image ids are not unique: {', '.join(dup[:5])}")
-        return ids
-    if any(ids):
-        raise GeoMagError("give every GCG image an image_id, or none")
-    return [f"{k:08d}" for k in range(len(images))]  # no ids: the sample order decides AP50's ties
+    if not all(ids):
+        raise GeoMagError(
+            "every GCG image needs its image_id (the name GLaMM's ground truth gives it): COCOeval "
+            "orders images by name, which decides AP50's ties"
+        )
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise GeoMagError(f"GCG image ids are not unique: {', '.join(dup[:5])}")
+    return ids
 
 
 def _rle(mask: np.ndarray) -> dict[str, object]:
@@ -672,7 +700,9 @@ def glamm_matches(
     """GLaMM's find_best_matches: (gt, pred) pairs taken by largest IoU (first in row-major order of
     the gt x pred matrix on ties), stopping at the first such pair that fails either threshold.
 
-    ious: (n_gt_masks, n_pred_masks); sims: (n_gt_phrases, n_pred_phrases). Where the pair lies outside
+    ious: (n_gt_masks, n_pred_masks), from `glamm_iou_matrix` (an empty / empty pair is NaN, which
+    np.argmax takes first and no threshold test rejects: GLaMM counts it a match when its phrases are
+    alike, and stops there when they are not); sims: (n_gt_phrases, n_pred_phrases). Where the pair lies outside
     the phrase lists, GLaMM's lookup raises and its evaluate_recall_with_mapping counts no match for
     the image: so do we (return []).
     """
@@ -730,9 +760,8 @@ def gcg_mask_metrics(
     sim = _PhraseSimilarity(embedder, ["", *(p for im in images for p in [*im.pred_phrases, *im.gt_phrases])])
     mious, matched, positives, lenient, n_gt = [], 0, 0, 0, 0
     for im in images:
-        ious = iou_matrix(im.pred_masks, im.gt_masks)
-        paired = [ious[i, j] for i, j in greedy_pairs(ious)]
-        mious.append(float(np.mean(paired)) if paired else 0.0)
+        ious = glamm_iou_matrix(im.pred_masks, im.gt_masks)  # pred x gt, as compute_miou's
+        mious.append(glamm_image_miou(ious))
         positives += len(im.gt_phrases)
         if im.gt_masks and im.pred_masks:
             sims = sim(im.gt_phrases, im.pred_phrases)

@@ -179,9 +179,9 @@ def score(
 def gcg_ground_truth(sample: Sample, width: int, height: int) -> tuple[list[np.ndarray], list[str]]:
     """A GCG sample's ground-truth masks on the (width, height) grid and their phrases.
 
-    A mask that rasterises to nothing (a degenerate or off-image polygon) is dropped with its phrase
-    and a warning: COCOeval would count it as a ground truth nobody can find, and GLaMM's IoU of it
-    with an empty prediction is 0 / 0.
+    A mask that rasterises to nothing (a degenerate or off-image polygon) is kept, as GLaMM's ground
+    truth keeps it: COCOeval counts it as a ground truth no prediction can match, and GLaMM's 0 / 0 IoU
+    of it with an empty prediction is NaN (geomag.eval.metrics.glamm_iou_matrix). A warning names it.
     """
     masks = sample.mask_arrays(width, height)
     phrases = list(sample.meta.get("phrases") or gcg_phrases(sample.answer))
@@ -189,11 +189,9 @@ def gcg_ground_truth(sample: Sample, width: int, height: int) -> tuple[list[np.n
     if empty:
         warnings.warn(
             f"GCG sample {sample.meta.get('id')}: ground-truth mask(s) {empty} are empty on the "
-            f"{width}x{height} grid; dropped with their phrases",
+            f"{width}x{height} grid; counted as GLaMM counts them (a ground truth nothing can match)",
             stacklevel=2,
         )
-        masks = [m for k, m in enumerate(masks) if k not in empty]
-        phrases = [p for k, p in enumerate(phrases) if k not in empty]
     return masks, phrases
 
 
