@@ -221,6 +221,32 @@ def _vqa_summary(
     }
 
 
+def rsvqa_types(types: Sequence[str], dataset: str | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """(dataset, the question types AA averages over): RSVQA's four per dataset; else those present."""
+    dataset = dataset or rsvqa_dataset(types)
+    if dataset not in (None, *RSVQA_TYPES):
+        raise GeoMagError(f"unknown RSVQA dataset '{dataset}'; expected LR or HR")
+    return dataset, RSVQA_TYPES[dataset] if dataset else tuple(sorted(set(types)))
+
+
+def rsvqa_hits(preds: Sequence[str], gts: Sequence[str], lr: bool) -> list[bool]:
+    """Per question: do prediction and ground truth get the same answer class (`rsvqa_answer_class`)?"""
+    _same_length(preds, gts)
+    hits = []
+    for p, g in zip(preds, gts, strict=True):
+        cls = rsvqa_answer_class(p, lr)
+        hits.append(cls is not None and cls == rsvqa_answer_class(g, lr))
+    return hits
+
+
+def vqa_figures(
+    hits: Sequence[bool], types: Sequence[str], expected: Sequence[str]
+) -> dict[str, float | None]:
+    """The accuracy of every question type, OA, AA and `average` of per-question hits (any subset)."""
+    per_type = _accuracy_by_type(hits, types, expected)
+    return {**{t: v["accuracy"] for t, v in per_type.items()}, **_vqa_summary(per_type, hits, expected)}
+
+
 def vqa_accuracy(
     preds: Sequence[str], gts: Sequence[str], types: Sequence[str], dataset: str | None = None
 ) -> Metrics:
@@ -234,15 +260,9 @@ def vqa_accuracy(
     """
     _same_length(preds, gts)
     _same_length(preds, types)
-    dataset = dataset or rsvqa_dataset(types)
-    if dataset not in (None, *RSVQA_TYPES):
-        raise GeoMagError(f"unknown RSVQA dataset '{dataset}'; expected LR or HR")
-    expected = RSVQA_TYPES[dataset] if dataset else tuple(sorted(set(types)))
+    dataset, expected = rsvqa_types(types, dataset)
     lr = dataset == "LR"
-    hits = []
-    for p, g in zip(preds, gts, strict=True):
-        cls = rsvqa_answer_class(p, lr)
-        hits.append(cls is not None and cls == rsvqa_answer_class(g, lr))
+    hits = rsvqa_hits(preds, gts, lr)
     lenient = [vqa_answer(p) == vqa_answer(g) for p, g in zip(preds, gts, strict=True)]
     per_type = _accuracy_by_type(hits, types, expected)
     per_type_lenient = _accuracy_by_type(lenient, types, expected)
@@ -254,8 +274,7 @@ def vqa_accuracy(
         "counts": "binned" if lr else "exact",
         "per_type": per_type,
     }
-    out.update({t: v["accuracy"] for t, v in per_type.items()})
-    out.update(_vqa_summary(per_type, hits, expected))
+    out.update(vqa_figures(hits, types, expected))
     out["per_type_lenient"] = per_type_lenient
     out.update({f"{k}_lenient": v for k, v in _vqa_summary(per_type_lenient, lenient, expected).items()})
     out["n"] = len(preds)
@@ -518,6 +537,47 @@ def resize_mask_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.resize((w, h), Image.NEAREST), dtype=bool)
 
 
+def refseg_counts(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]], size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample (intersections, unions) pixel counts of (prediction, ground truth) pairs.
+
+    size: (height, width) both masks are resized to first (RMSIN's protocol: (480, 480)); None counts
+    them at their original resolution."""
+    inters, unions = [], []
+    for pred, gt in pairs:
+        if pred.shape != gt.shape:
+            raise GeoMagError(f"predicted mask {pred.shape} and ground truth {gt.shape} differ in size")
+        if size is not None:
+            pred, gt = resize_mask_nearest(pred, size), resize_mask_nearest(gt, size)
+        inter, union = mask_iou(pred, gt)
+        inters.append(inter)
+        unions.append(union)
+    return np.asarray(inters, dtype=np.int64), np.asarray(unions, dtype=np.int64)
+
+
+def refseg_figures(
+    inter: np.ndarray, union: np.ndarray, thresholds: Sequence[float] = REFSEG_THRESHOLDS
+) -> dict[str, float]:
+    """P@X, oIoU, mIoU (RMSIN's test.py) and gIoU, cIoU (LISA's validate) of per-sample counts.
+
+    An empty union (empty target, empty prediction) has IoU 0 for RMSIN (`if U == 0: this_iou = 0.0`)
+    and 1 for LISA's gIoU ("no-object target"); LISA's epsilons are kept, so gIoU / cIoU equal its values.
+    """
+    if not len(inter):
+        raise GeoMagError("no masks to score")
+    inter, union = np.asarray(inter, dtype=np.float64), np.asarray(union, dtype=np.float64)
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    out = {f"P@{t:g}": float((iou >= t).mean()) for t in thresholds}
+    cum_i, cum_u = float(inter.sum()), float(union.sum())
+    out["oIoU"] = cum_i / cum_u if cum_u else 0.0  # RMSIN divides by zero there
+    out["mIoU"] = float(iou.mean())
+    lisa = inter / (union + 1e-5) + (union == 0)  # LISA: a no-object target scores 1
+    out["gIoU"] = float(lisa.sum()) / (len(lisa) + 1e-5)  # AverageMeter.all_reduce: sum / (count + 1e-5)
+    out["cIoU"] = cum_i / (cum_u + 1e-10)
+    return out
+
+
 def refseg_metrics(
     pairs: Iterable[tuple[np.ndarray, np.ndarray]],
     thresholds: Sequence[float] = REFSEG_THRESHOLDS,
@@ -527,31 +587,15 @@ def refseg_metrics(
 
     size: (height, width) both masks are resized to first (RMSIN's protocol: (480, 480)); None scores
     them at their original resolution. A pair with an empty union (empty target, empty prediction) has
-    IoU 0 for RMSIN and 1 for LISA's gIoU. LISA's epsilons are kept, so gIoU / cIoU equal its values.
+    IoU 0 for RMSIN and 1 for LISA's gIoU (`refseg_figures`).
     """
-    ious, cum_i, cum_u, lisa = [], 0, 0, 0.0
-    for pred, gt in pairs:
-        if pred.shape != gt.shape:
-            raise GeoMagError(f"predicted mask {pred.shape} and ground truth {gt.shape} differ in size")
-        if size is not None:
-            pred, gt = resize_mask_nearest(pred, size), resize_mask_nearest(gt, size)
-        inter, union = mask_iou(pred, gt)
-        cum_i, cum_u = cum_i + inter, cum_u + union
-        ious.append(inter / union if union else 0.0)  # RMSIN: `if U == 0: this_iou = 0.0`
-        lisa += inter / (union + 1e-5) + (1.0 if union == 0 else 0.0)  # LISA: no-object target scores 1
-    if not ious:
-        raise GeoMagError("no masks to score")
-    arr = np.asarray(ious)
+    inter, union = refseg_counts(pairs, size)
     out: Metrics = {
         "protocol": REFSEG_PROTOCOL,
         "resolution": "original" if size is None else f"{size[0]}x{size[1]} nearest",
     }
-    out.update({f"P@{t:g}": float((arr >= t).mean()) for t in thresholds})
-    out["oIoU"] = cum_i / cum_u if cum_u else 0.0  # RMSIN divides by zero there
-    out["mIoU"] = float(arr.mean())
-    out["gIoU"] = lisa / (len(ious) + 1e-5)  # LISA's AverageMeter.all_reduce: sum / (count + 1e-5)
-    out["cIoU"] = cum_i / (cum_u + 1e-10)
-    out["n"] = len(ious)
+    out.update(refseg_figures(inter, union, thresholds))
+    out["n"] = len(inter)
     out["extra"] = {
         "gIoU": "lisa: mean of I / (U + 1e-5) per sample, an empty target with an empty prediction "
         "scoring 1 (dvlab-research/LISA train_ds.py validate)",
@@ -748,6 +792,52 @@ def _lenient_matches(
     return len(greedy_pairs(ious, ok))
 
 
+@dataclass
+class GcgParts:
+    """Per-image parts of GLaMM's mask figures: mIoU = mean(miou), recall = sum(matched) / sum(positives)."""
+
+    miou: np.ndarray
+    matched: np.ndarray
+    positives: np.ndarray
+    lenient: np.ndarray
+    gt_masks: np.ndarray
+
+    def figures(self, idx: np.ndarray | None = None) -> dict[str, float]:
+        """mIoU, recall and recall_lenient of the images `idx` (all by default; repeats allowed)."""
+        sel = slice(None) if idx is None else idx
+        pos, n_gt = int(self.positives[sel].sum()), int(self.gt_masks[sel].sum())
+        return {
+            "mIoU": float(np.mean(self.miou[sel])),
+            "recall": int(self.matched[sel].sum()) / pos if pos else 0.0,
+            "recall_lenient": int(self.lenient[sel].sum()) / n_gt if n_gt else 0.0,
+        }
+
+
+def gcg_parts(
+    images: Sequence[GcgImage],
+    embedder: TextEmbedder,
+    iou_threshold: float = 0.5,
+    sim_threshold: float = 0.5,
+) -> GcgParts:
+    """Per image, as GLaMM's evaluate.py: compute_miou's value, find_best_matches' count, gt phrases."""
+    if not images:
+        raise GeoMagError("no GCG samples to score")
+    sim = _PhraseSimilarity(embedder, ["", *(p for im in images for p in [*im.pred_phrases, *im.gt_phrases])])
+    mious, matched, positives, lenient, n_gt = [], [], [], [], []
+    for im in images:
+        ious = glamm_iou_matrix(im.pred_masks, im.gt_masks)  # pred x gt, as compute_miou's
+        mious.append(glamm_image_miou(ious))
+        positives.append(len(im.gt_phrases))
+        found = 0
+        if im.gt_masks and im.pred_masks:
+            sims = sim(im.gt_phrases, im.pred_phrases)
+            found = len(glamm_matches(ious.T, sims, iou_threshold, sim_threshold))
+        matched.append(found)
+        n_gt.append(len(im.gt_masks))
+        lenient.append(_lenient_matches(im, ious, sim, iou_threshold, sim_threshold))
+    return GcgParts(*(np.asarray(v) for v in (mious, matched, positives, lenient, n_gt)))
+
+
 def gcg_mask_metrics(
     images: Sequence[GcgImage],
     embedder: TextEmbedder,
@@ -755,26 +845,12 @@ def gcg_mask_metrics(
     sim_threshold: float = 0.5,
 ) -> Metrics:
     """AP50, mIoU and recall of GCG masks as GLaMM's eval/gcg/evaluate.py, plus recall_lenient."""
-    if not images:
-        raise GeoMagError("no GCG samples to score")
-    sim = _PhraseSimilarity(embedder, ["", *(p for im in images for p in [*im.pred_phrases, *im.gt_phrases])])
-    mious, matched, positives, lenient, n_gt = [], 0, 0, 0, 0
-    for im in images:
-        ious = glamm_iou_matrix(im.pred_masks, im.gt_masks)  # pred x gt, as compute_miou's
-        mious.append(glamm_image_miou(ious))
-        positives += len(im.gt_phrases)
-        if im.gt_masks and im.pred_masks:
-            sims = sim(im.gt_phrases, im.pred_phrases)
-            matched += len(glamm_matches(ious.T, sims, iou_threshold, sim_threshold))
-        n_gt += len(im.gt_masks)
-        lenient += _lenient_matches(im, ious, sim, iou_threshold, sim_threshold)
+    parts = gcg_parts(images, embedder, iou_threshold, sim_threshold)
     return {
         "protocol": GCG_PROTOCOL,
         "encoder": embedder.name,
         "AP50": mask_ap50(images),
-        "mIoU": float(np.mean(mious)),
-        "recall": matched / positives if positives else 0.0,
-        "recall_lenient": lenient / n_gt if n_gt else 0.0,
+        **parts.figures(),
         "n": len(images),
         "extra": {
             "recall_lenient": "geomag-lenient: one-to-one pairs taken by largest IoU among the pairs that "
