@@ -77,10 +77,12 @@ def test_geochat_vqa_answers_match_by_question_id(real_data, tmp_path):
             "rsvqa-lr", data, FILES / "geochat_rsvqa_lr_answers.jsonl", tmp_path / "o", name="G"
         )
     m = r["metrics"]
-    # presence: yes yes, no (gt yes), Yes (case folded) -> 3 / 4; count: 0, 12 (gt 47: same LR bin), and
-    # "more than 1000" for 136 (the bin of 136 is "between 100 and 1000") -> 2 / 3; rural_urban 1 / 1
-    assert r["n"] == 8 and m["per_type"]["presence"]["accuracy"] == 0.75
-    assert m["per_type"]["count"]["accuracy"] == pytest.approx(2 / 3) and m["rural_urban"] == 1.0
+    # the first 24 questions, hand-answered. presence 7 / 10 ("Yes" and "Yes." are yes); comp 3 / 4;
+    # count 6 / 9 (LR bins: "12" is right for 47, "150" for 120, "100" wrong for 118, "more than 1000"
+    # wrong for 136); rural_urban 1 / 1
+    assert r["n"] == 24 and r["missing_predictions"] == 376
+    assert (m["presence"], m["comp"], m["rural_urban"]) == (0.7, 0.75, 1.0)
+    assert m["count"] == pytest.approx(6 / 9) and m["average"] == pytest.approx((0.7 + 0.75) / 2)
 
 
 def test_glamm_gcg_folder_scores_as_glamm(real_data, tmp_path, no_java):
