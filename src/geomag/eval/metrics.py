@@ -27,11 +27,13 @@ peers' numbers. All scores are fractions in [0, 1] (CIDEr may exceed 1); tables 
   gIoU / cIoU as LISA (an empty target with an empty prediction scores 1 in gIoU).
 - GCG (GLaMM's eval/gcg/evaluate.py, "glamm-gcg"): METEOR and CIDEr of the text cleaned as GLaMM
   (tags and `[SEG]` removed); AP50 from COCOeval("segm") with every predicted mask scored 1.0 (empty
-  ones too) and every image in the ground truth, images named as GLaMM names them (so the sample
-  order does not matter); mIoU = per image greedy one-to-one pairing by largest IoU, mean of the paired
-  IoUs (0 without pairs), mean over images; recall = GLaMM's matches (largest IoU first, stopping at
-  the first pair that fails IoU >= 0.5 or phrase similarity >= 0.5) / ground-truth phrases, with the
-  phrase encoder named. `recall_lenient` (GeoMag) keeps looking past a failing pair.
+  ones too), every image in the ground truth (empty ground-truth masks kept), images named as GLaMM
+  names them (required: the names' order breaks the ties, so the sample order does not matter); IoU
+  as GLaMM's compute_iou (an empty union is NaN); mIoU = per image greedy one-to-one pairing by largest
+  IoU while it is > 0 (a NaN stops it: the image scores 0), mean of the paired IoUs, mean over images;
+  recall = GLaMM's matches (largest IoU first, a NaN first of all, stopping at the first pair that
+  fails IoU >= 0.5 or phrase similarity >= 0.5) / ground-truth phrases, with the phrase encoder named.
+  `recall_lenient` (GeoMag) keeps looking past a failing pair.
 """
 
 from __future__ import annotations

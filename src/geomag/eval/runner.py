@@ -14,6 +14,8 @@ Samples are predicted by `geomag.predictor.GeoMagPredictor`, the pipeline of `ge
 benchmark's granularity; `--magcrop on` crops as `geomag parse` does (`geomag.options.ParseOptions`).
 A checkpoint with a training manifest (trained_files.json, geomag.data.manifest) has the samples whose
 image it was trained on counted, warned about and, unless `exclude_trained=False`, left out.
+`score_predictions` scores another model's prediction file (geomag.eval.peer_predictions) the same way,
+without a model.
 """
 
 from __future__ import annotations
