@@ -211,3 +211,14 @@ def test_eval_forms_take_their_own_arguments(tmp_path, capsys):
     assert "at least two output folders" in capsys.readouterr().err
     assert main(["eval", "--compare", str(tmp_path), str(tmp_path)]) == 2
     assert "not a `geomag eval` output folder" in capsys.readouterr().err
+
+
+def test_glamm_masks_are_checked(real_data, tmp_path):
+    rec = json.loads((FILES / "glamm_nwpu_gcg" / "620.json").read_text())
+    rec["pred_masks"][0]["counts"] = "not an RLE"
+    (tmp_path / "bad.json").write_text(json.dumps([rec]))
+    with pytest.raises(GeoMagError, match=r"pred_masks\[0\] is not a COCO RLE mask"):
+        score_predictions(
+            "nwpu-gcg", real_data / "nwpu-vhr10", tmp_path / "bad.json", tmp_path / "o", limit=3
+        )
+    assert not (tmp_path / "o").exists()

@@ -181,11 +181,11 @@ def compare_runs(
     first = runs[0].results
     for run in runs[1:]:
         r = run.results
-        for key in ("benchmark", "split"):
+        for key in ("benchmark", "split", "data"):
             if r.get(key) != first.get(key):
                 raise GeoMagError(
                     f"{run.out} is {key} {r.get(key)!r}, {runs[0].out} is {first.get(key)!r}: "
-                    "only runs of one benchmark split compare"
+                    "only runs of one benchmark split, on one data folder, compare"
                 )
         for key in ("encoder", "resolution"):
             if r["metrics"].get(key) != first["metrics"].get(key):

@@ -88,6 +88,10 @@ def read_peer_predictions(path: str | Path, task: str, samples: Sequence[Sample]
         raise GeoMagError(f"{path}: a mask folder scores referring segmentation, not {task}")
     reader = {"geomag": _read_geomag, "geochat": _read_geochat, "glamm": _read_glamm, "masks": _read_masks}
     out = reader[fmt](path, samples)
+    if fmt == "geomag" and task in ("refseg", "gcg"):
+        bad = [sid for sid, r in out.records.items() if "masks" not in r or "image_size" not in r]
+        if bad:
+            raise GeoMagError(f"{path}: prediction {bad[0]} has no masks / image_size, which {task} scores")
     if not out.records:
         raise GeoMagError(
             f"{path}: none of its {len(out.unmatched)} {fmt} predictions matches a sample of this benchmark "
@@ -206,7 +210,7 @@ def _read_glamm(path: Path, samples: Sequence[Sample]) -> PeerPredictions:
             raise GeoMagError(f"{where}: a GLaMM GCG prediction needs {', '.join(missing)}")
         key = str(rec["image_id"])
         sid = key if key in m.ids else m.by_stem.get(key)
-        masks = [dict(r) for r in rec["pred_masks"]]  # type: ignore[union-attr]
+        masks = _glamm_masks(rec["pred_masks"], where)
         sizes = {tuple(r["size"]) for r in masks}
         if len(sizes) > 1:
             raise GeoMagError(f"{where}: its masks differ in size ({sorted(sizes)})")
@@ -225,6 +229,26 @@ def _read_glamm(path: Path, samples: Sequence[Sample]) -> PeerPredictions:
         else:
             m.unmatched.append(key)
     return PeerPredictions("glamm", m.records, m.unmatched)
+
+
+def _glamm_masks(masks: object, where: str) -> list[dict[str, object]]:
+    """GLaMM's pred_masks (COCO RLE, counts as str), checked by decoding each once."""
+    from pycocotools import mask as mask_utils
+
+    if not isinstance(masks, list):
+        raise GeoMagError(f"{where}: pred_masks is not a list of COCO RLE masks")
+    out = []
+    for k, m in enumerate(masks):
+        try:
+            size, counts = [int(v) for v in m["size"]], m["counts"]
+            if isinstance(counts, list):  # uncompressed RLE, as GLaMM's mask_to_rle_pytorch gives it
+                counts = mask_utils.frPyObjects({"size": size, "counts": counts}, *size)["counts"].decode()
+            mask_utils.decode({"size": size, "counts": counts.encode()})
+            rle = {"size": size, "counts": counts}
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise GeoMagError(f"{where}: pred_masks[{k}] is not a COCO RLE mask") from None
+        out.append(rle)
+    return out
 
 
 def _image_size(sample: Sample) -> tuple[int, int]:
