@@ -209,7 +209,9 @@ def compare_runs(
     figures = [sample_figures(bench.task, samples, r.records, **kwargs) for r in runs]
     values = []
     for run, figs in zip(runs, figures, strict=True):
-        whole = score(bench.task, samples, run.records, **kwargs)  # the figures no interval is given for
+        # the figures no interval is given for (AP50, captions): scored on the shared samples as a whole
+        needed = any(k not in figs for k, _ in COLUMNS[bench.task])
+        whole = score(bench.task, samples, run.records, **kwargs) if needed else {}
         values.append(
             {
                 k: (figs[k](np.arange(len(samples))) if k in figs else whole.get(k))
