@@ -84,7 +84,7 @@ def test_eval_generated_refseg_split(geoscenes, tiny_llava, tmp_path):
     assert m["n"] == 3 and m["P@0.5"] == 0.0 and m["mIoU"] == 0.0 and m["oIoU"] == 0.0
     assert all(json.loads(x)["image_size"] == [256, 256] for x in lines(tmp_path / "o" / "predictions.jsonl"))
     md = (tmp_path / "o" / "results.md").read_text()
-    assert "| Method | P@0.5 | oIoU | mIoU |" in md
+    assert "| Method | P@0.5 | oIoU | mIoU (RMSIN) | gIoU (LISA) |" in md
     assert (
         "Metrics: protocol `rmsin`, masks at original (docs/eval.md); also in results.json: `gIoU`, `cIoU`."
         in md
@@ -178,7 +178,7 @@ def test_magcrop_on_gives_psc_boxes(real_data, tiny_llava, tmp_path):
     assert len(lines(tmp_path / "mc" / "predictions.jsonl")) == 1
 
 
-def test_score_gcg_drops_empty_ground_truth_and_names_its_protocol(monkeypatch, tmp_path):
+def test_score_gcg_keeps_empty_ground_truth_as_glamm_and_names_its_protocol(monkeypatch, tmp_path):
     """GCG scoring without a model: hand-made records; METEOR / CIDEr stubbed (Java is tested elsewhere)."""
     import numpy as np
 
@@ -202,7 +202,7 @@ def test_score_gcg_drops_empty_ground_truth_and_names_its_protocol(monkeypatch, 
     ]
     with pytest.warns(UserWarning, match=r"mask\(s\) \[1\] are empty"):
         masks, phrases = gcg_ground_truth(samples[0], 20, 20)
-    assert len(masks) == 1 and phrases == ["court"]
+    assert len(masks) == 2 and not masks[1].any() and phrases == ["court", "ghost"]  # GLaMM keeps it
 
     square_mask = np.zeros((20, 20), dtype=bool)
     square_mask[0:10, 0:10] = True
@@ -220,7 +220,9 @@ def test_score_gcg_drops_empty_ground_truth_and_names_its_protocol(monkeypatch, 
     with pytest.warns(UserWarning):
         reversed_m = score("gcg", samples[::-1], records)
     assert m["protocol"] == "glamm-gcg" and m["encoder"] == "all-MiniLM-L6-v2"
-    assert m["recall"] == 0.5 and m["mIoU"] == 0.5  # one of the two courts found; the ghosts are gone
+    # s0: the court found (1 of 2 phrases), mIoU 1; s1: the empty ghost beside the empty prediction is
+    # GLaMM's 0 / 0 (NaN): mIoU 0, and its match is taken first and fails the phrase test (ghost vs court)
+    assert m["recall"] == 0.25 and m["mIoU"] == 0.5
     assert 0.0 < m["AP50"] < 1.0 and reversed_m["AP50"] == m["AP50"]
 
 

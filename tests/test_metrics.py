@@ -49,10 +49,9 @@ def test_scene_accuracy_is_geochats_exact_match():
     r = M.scene_accuracy(answers, labels)
     assert r["protocol"] == "geochat-scene" and r["n"] == 13
     assert r["accuracy"] == pytest.approx(6 / 13)  # GeoChat printed correct: 6, Total: 13
-    # The one deliberate difference (issue #21): for a snake_case folder (RESISC-45) the answer's words
-    # with spaces also match. GeoChat itself says False here; it never scored RESISC-45.
-    assert M.scene_correct("dense residential", "dense_residential")
-    assert not M.scene_correct("dense residentials", "dense_residential")
+    # no folding for snake_case folders either (issue #32): GeoChat's code says False here
+    assert not M.scene_correct("dense residential", "dense_residential")
+    assert M.scene_accuracy(["dense residential"], ["dense_residential"])["accuracy_lenient"] == 1.0
 
 
 def test_scene_accuracy_lenient_column():
@@ -362,9 +361,10 @@ def test_gcg_mask_metrics_match_glamm(embedder):
     # the reversed sample order gives the same numbers (COCOeval orders images by their names)
     rev = M.gcg_mask_metrics(images[::-1], embedder)
     assert (rev["AP50"], rev["mIoU"], rev["recall"]) == (r["AP50"], r["mIoU"], r["recall"])
-    # without names the sample order decides AP50's ties between images (GeoMag's old behaviour)
+    # without names the sample order would decide AP50's ties between images: refused
     unnamed = [dataclasses.replace(im, image_id="") for im in images]
-    assert M.mask_ap50(unnamed) != M.mask_ap50(unnamed[::-1])
+    with pytest.raises(GeoMagError, match="needs its image_id"):
+        M.mask_ap50(unnamed)
     # lenient: img_b's tennis court and img_e's red car also match; 3 of 6 ground-truth masks
     assert r["recall_lenient"] == pytest.approx(3 / 6) and "recall_lenient" in r["extra"]
     with pytest.raises(GeoMagError, match="not unique"):
@@ -392,9 +392,11 @@ def test_gcg_mask_metrics_hand_computed(embedder):
     a_part = box_mask(0, 0, 10, 6)  # IoU 0.6 with a
     elsewhere = box_mask(0, 12, 8, 20)  # IoU 0 with a and b
     assert float(embedder.similarity(["cargo ship"], ["tennis court"])[0, 0]) < 0.5  # precondition
-    img1 = M.GcgImage([a_part, elsewhere], [a, b], ["tennis court", "cargo ship"], ["tennis court", "pool"])
+    img1 = M.GcgImage(
+        [a_part, elsewhere], [a, b], ["tennis court", "cargo ship"], ["tennis court", "pool"], image_id="1"
+    )
     # the right mask for b but an unrelated phrase: paired for mIoU, not a recall match
-    img2 = M.GcgImage([b], [a, b], ["cargo ship"], ["tennis court", "tennis court"])
+    img2 = M.GcgImage([b], [a, b], ["cargo ship"], ["tennis court", "tennis court"], image_id="2")
     r = M.gcg_mask_metrics([img1, img2], embedder)
     assert r["mIoU"] == pytest.approx((0.6 + 1.0) / 2)
     assert r["recall"] == pytest.approx(1 / 4) and r["recall_lenient"] == pytest.approx(1 / 4)

@@ -1,4 +1,7 @@
-"""`geomag eval BENCHMARK --data DIR --model ID_OR_PATH --out DIR`: one benchmark, the paper's metrics."""
+"""`geomag eval BENCHMARK --data DIR --model ID_OR_PATH --out DIR`: one benchmark, the paper's metrics.
+
+Also `geomag eval BENCHMARK --data DIR --predictions FILE --out DIR` (score another model's prediction
+file, no model run) and `geomag eval --compare OUT1 OUT2 ...` (runs side by side, paired intervals)."""
 
 from __future__ import annotations
 
@@ -19,19 +22,40 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Predict every sample of a benchmark (resumable: samples already in OUT/predictions.jsonl "
             "are skipped), then write OUT/results.json and OUT/results.md (the paper's table layout). "
-            "Expected data layouts: docs/eval.md."
+            "With --predictions, score another model's prediction file instead of running a model; "
+            "with --compare, print earlier runs side by side with paired bootstrap intervals. "
+            "Expected data layouts and prediction formats: docs/eval.md."
         ),
     )
     parser.add_argument(
-        "benchmark", choices=list(BENCHMARKS), metavar="BENCHMARK", help=", ".join(BENCHMARKS)
+        "benchmark", nargs="?", choices=list(BENCHMARKS), metavar="BENCHMARK", help=", ".join(BENCHMARKS)
     )
-    parser.add_argument("--data", required=True, help="the benchmark's folder, in its released layout")
+    parser.add_argument(
+        "--data", help="the benchmark's folder, in its released layout (required with BENCHMARK)"
+    )
     parser.add_argument(
         "--model",
         default="nano",
         help="nano (default), a GeoMag checkpoint folder, or a LLaVA-style VLM folder / cached hub id",
     )
-    parser.add_argument("--out", required=True, help="output folder (created; reused to resume)")
+    parser.add_argument("--out", help="output folder (created; reused to resume); required with BENCHMARK")
+    parser.add_argument(
+        "--predictions",
+        metavar="PATH",
+        help="score this prediction file or folder instead of running a model: a GeoMag predictions.jsonl, "
+        "GeoChat's answers JSONL, GLaMM's GCG prediction JSON (a folder or one file) or a folder of "
+        "predicted masks (docs/eval.md)",
+    )
+    parser.add_argument(
+        "--name", help="with --predictions: the model's name in the tables (default: the file's)"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="OUT",
+        help="print these output folders of one benchmark side by side: each run minus the first, with a "
+        "95%% paired bootstrap interval on the samples they share",
+    )
     parser.add_argument(
         "--magcrop",
         choices=["on", "off"],
@@ -94,26 +118,84 @@ def _one_line(
         _SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """The three forms of `geomag eval` (one model run, --predictions, --compare) take different arguments."""
+    from geomag.errors import GeoMagError
+
+    if args.compare:
+        given = [
+            f
+            for f, v in (
+                ("BENCHMARK", args.benchmark),
+                ("--data", args.data),
+                ("--predictions", args.predictions),
+            )
+            if v
+        ]
+        if given:
+            raise GeoMagError(f"--compare takes output folders only, not {', '.join(given)}")
+        return
+    missing = [
+        f for f, v in (("BENCHMARK", args.benchmark), ("--data", args.data), ("--out", args.out)) if not v
+    ]
+    if missing:
+        raise GeoMagError(f"{', '.join(missing)} required (or --compare OUT1 OUT2 ...)")
+    if args.name and not args.predictions:
+        raise GeoMagError("--name names the model of a --predictions file")
+    if args.predictions and args.model != "nano":
+        raise GeoMagError("--model runs a model; --predictions scores a file as it is (give one of them)")
+    if args.predictions and args.magcrop == "on":
+        raise GeoMagError("--magcrop applies to a model run; --predictions scores a file as it is")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_args(args)
     # torch and transformers: imported here, not when the CLI is built (`geomag --help` stays fast)
-    from geomag.eval.runner import run_eval
+    if args.compare:
+        from geomag.eval.compare import compare_runs
+
+        comparison = compare_runs(args.compare)
+        if args.out:
+            import json
+            from pathlib import Path
+
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "compare.json").write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
+            (out / "compare.md").write_text(comparison.markdown())
+        print(comparison.markdown())
+        return 0
+    from geomag.eval.runner import run_eval, score_predictions
     from geomag.options import ParseOptions
 
-    options = ParseOptions().with_(**option_values(args), magcrop=args.magcrop == "on")
     with warnings.catch_warnings():
         warnings.showwarning = _one_line  # GeoMag's own warnings as "geomag: warning: ..."
-        results = run_eval(
-            args.benchmark,
-            args.data,
-            args.model,
-            args.out,
-            options=options,
-            limit=args.limit,
-            split=args.split,
-            text_encoder=args.text_encoder,
-            refseg_resolution=args.refseg_resolution,
-            exclude_trained=args.exclude_trained,
-        )
+        if args.predictions:
+            results = score_predictions(
+                args.benchmark,
+                args.data,
+                args.predictions,
+                args.out,
+                name=args.name,
+                limit=args.limit,
+                split=args.split,
+                text_encoder=args.text_encoder,
+                refseg_resolution=args.refseg_resolution,
+            )
+        else:
+            options = ParseOptions().with_(**option_values(args), magcrop=args.magcrop == "on")
+            results = run_eval(
+                args.benchmark,
+                args.data,
+                args.model,
+                args.out,
+                options=options,
+                limit=args.limit,
+                split=args.split,
+                text_encoder=args.text_encoder,
+                refseg_resolution=args.refseg_resolution,
+                exclude_trained=args.exclude_trained,
+            )
     from geomag.eval.tables import markdown_table
 
     print(markdown_table(results))

@@ -7,9 +7,9 @@ peers' numbers. All scores are fractions in [0, 1] (CIDEr may exceed 1); tables 
 - Captions ("pycocoevalcap"): BLEU-1..4, METEOR, ROUGE_L, CIDEr from `pycocoevalcap` after its PTB
   tokenizer (Java), which predictions and references both go through.
 - Scene accuracy (GeoChat, "geochat-scene"): the answer with spaces and '.' removed, lower-cased,
-  equals the class folder name lower-cased; for snake_case folders (RESISC-45) `_` is removed on both
-  sides. `accuracy_lenient` (GeoMag): case, punctuation, separators, CamelCase and a plural `s` ignored,
-  and with the class list an answer that names exactly one class counts as that class.
+  equals the class folder name lower-cased, nothing else folded (RESISC-45's `bare_land` needs the
+  answer `bare_land`). `accuracy_lenient` (GeoMag, not comparable): case, punctuation, separators,
+  CamelCase and a plural `s` ignored, and an answer that names exactly one class counts as that class.
 - RSVQA (syvlo/RSVQA computeStats.py, "rsvqa-computestats"): a question is right when the answer
   classes of the official encoder are equal (case, one trailing '?'/'.', LR counts and areas binned;
   no yes/no extraction: "Yes, there is." is wrong); accuracy per question type, OA (all questions),
@@ -27,11 +27,13 @@ peers' numbers. All scores are fractions in [0, 1] (CIDEr may exceed 1); tables 
   gIoU / cIoU as LISA (an empty target with an empty prediction scores 1 in gIoU).
 - GCG (GLaMM's eval/gcg/evaluate.py, "glamm-gcg"): METEOR and CIDEr of the text cleaned as GLaMM
   (tags and `[SEG]` removed); AP50 from COCOeval("segm") with every predicted mask scored 1.0 (empty
-  ones too) and every image in the ground truth, images named as GLaMM names them (so the sample
-  order does not matter); mIoU = per image greedy one-to-one pairing by largest IoU, mean of the paired
-  IoUs (0 without pairs), mean over images; recall = GLaMM's matches (largest IoU first, stopping at
-  the first pair that fails IoU >= 0.5 or phrase similarity >= 0.5) / ground-truth phrases, with the
-  phrase encoder named. `recall_lenient` (GeoMag) keeps looking past a failing pair.
+  ones too), every image in the ground truth (empty ground-truth masks kept), images named as GLaMM
+  names them (required: the names' order breaks the ties, so the sample order does not matter); IoU
+  as GLaMM's compute_iou (an empty union is NaN); mIoU = per image greedy one-to-one pairing by largest
+  IoU while it is > 0 (a NaN stops it: the image scores 0), mean of the paired IoUs, mean over images;
+  recall = GLaMM's matches (largest IoU first, a NaN first of all, stopping at the first pair that
+  fails IoU >= 0.5 or phrase similarity >= 0.5) / ground-truth phrases, with the phrase encoder named.
+  `recall_lenient` (GeoMag) keeps looking past a failing pair.
 """
 
 from __future__ import annotations
@@ -116,21 +118,18 @@ def scene_match(pred: str, gt: str, classes: Sequence[str] | None = None) -> boo
     return len(named) == 1 and normalize_answer(named[0]) == normalize_answer(gt)
 
 
-def geochat_scene_key(text: str, fold_underscores: bool = False) -> str:
-    """GeoChat's answer key: spaces and '.' removed, lower case (`_` removed too when folding)."""
-    key = text.replace(" ", "").lower().replace(".", "")
-    return key.replace("_", "") if fold_underscores else key
+def geochat_scene_key(text: str) -> str:
+    """GeoChat's answer key (batch_geochat_scene.py evaluation_metrics): spaces and '.' removed, lower case."""
+    return text.replace(" ", "").lower().replace(".", "")
 
 
 def scene_correct(pred: str, label: str) -> bool:
-    """GeoChat's scene rule: the answer's key equals the class folder name `label` in lower case.
+    """GeoChat's scene rule, bit for bit: the answer's key equals the class folder name `label` lower-cased.
 
-    GeoChat scored UCM and AID only, whose folder names have no separators. A snake_case folder
-    (RESISC-45's `dense_residential`) would never equal an answer written with spaces, so for such a
-    folder `_` is removed from both sides; nothing else is folded (no plurals, hyphens or CamelCase).
+    Nothing else is folded, not even for a snake_case folder (RESISC-45's `bare_land`): "Bare land"
+    is wrong there, as GeoChat's code scores it. GeoMag's lenient rule is the `accuracy_lenient` column.
     """
-    fold = "_" in label
-    return geochat_scene_key(pred, fold) == geochat_scene_key(label, fold)
+    return geochat_scene_key(pred) == label.lower()
 
 
 def scene_accuracy(
@@ -145,8 +144,9 @@ def scene_accuracy(
         "accuracy_lenient": _mean([scene_match(p, g, classes) for p, g in pairs]),
         "n": len(pairs),
         "extra": {
-            "accuracy_lenient": "geomag-lenient: case, punctuation, separators, CamelCase and a plural s "
-            "ignored; an answer naming exactly one listed class counts as that class"
+            "accuracy_lenient": "geomag-lenient, not comparable with any published figure: case, "
+            "punctuation, separators, CamelCase and a plural s ignored; an answer naming exactly one "
+            "listed class counts as that class"
         },
     }
 
@@ -223,6 +223,32 @@ def _vqa_summary(
     }
 
 
+def rsvqa_types(types: Sequence[str], dataset: str | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """(dataset, the question types AA averages over): RSVQA's four per dataset; else those present."""
+    dataset = dataset or rsvqa_dataset(types)
+    if dataset not in (None, *RSVQA_TYPES):
+        raise GeoMagError(f"unknown RSVQA dataset '{dataset}'; expected LR or HR")
+    return dataset, RSVQA_TYPES[dataset] if dataset else tuple(sorted(set(types)))
+
+
+def rsvqa_hits(preds: Sequence[str], gts: Sequence[str], lr: bool) -> list[bool]:
+    """Per question: do prediction and ground truth get the same answer class (`rsvqa_answer_class`)?"""
+    _same_length(preds, gts)
+    hits = []
+    for p, g in zip(preds, gts, strict=True):
+        cls = rsvqa_answer_class(p, lr)
+        hits.append(cls is not None and cls == rsvqa_answer_class(g, lr))
+    return hits
+
+
+def vqa_figures(
+    hits: Sequence[bool], types: Sequence[str], expected: Sequence[str]
+) -> dict[str, float | None]:
+    """The accuracy of every question type, OA, AA and `average` of per-question hits (any subset)."""
+    per_type = _accuracy_by_type(hits, types, expected)
+    return {**{t: v["accuracy"] for t, v in per_type.items()}, **_vqa_summary(per_type, hits, expected)}
+
+
 def vqa_accuracy(
     preds: Sequence[str], gts: Sequence[str], types: Sequence[str], dataset: str | None = None
 ) -> Metrics:
@@ -236,15 +262,9 @@ def vqa_accuracy(
     """
     _same_length(preds, gts)
     _same_length(preds, types)
-    dataset = dataset or rsvqa_dataset(types)
-    if dataset not in (None, *RSVQA_TYPES):
-        raise GeoMagError(f"unknown RSVQA dataset '{dataset}'; expected LR or HR")
-    expected = RSVQA_TYPES[dataset] if dataset else tuple(sorted(set(types)))
+    dataset, expected = rsvqa_types(types, dataset)
     lr = dataset == "LR"
-    hits = []
-    for p, g in zip(preds, gts, strict=True):
-        cls = rsvqa_answer_class(p, lr)
-        hits.append(cls is not None and cls == rsvqa_answer_class(g, lr))
+    hits = rsvqa_hits(preds, gts, lr)
     lenient = [vqa_answer(p) == vqa_answer(g) for p, g in zip(preds, gts, strict=True)]
     per_type = _accuracy_by_type(hits, types, expected)
     per_type_lenient = _accuracy_by_type(lenient, types, expected)
@@ -256,8 +276,7 @@ def vqa_accuracy(
         "counts": "binned" if lr else "exact",
         "per_type": per_type,
     }
-    out.update({t: v["accuracy"] for t, v in per_type.items()})
-    out.update(_vqa_summary(per_type, hits, expected))
+    out.update(vqa_figures(hits, types, expected))
     out["per_type_lenient"] = per_type_lenient
     out.update({f"{k}_lenient": v for k, v in _vqa_summary(per_type_lenient, lenient, expected).items()})
     out["n"] = len(preds)
@@ -520,6 +539,47 @@ def resize_mask_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.resize((w, h), Image.NEAREST), dtype=bool)
 
 
+def refseg_counts(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]], size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample (intersections, unions) pixel counts of (prediction, ground truth) pairs.
+
+    size: (height, width) both masks are resized to first (RMSIN's protocol: (480, 480)); None counts
+    them at their original resolution."""
+    inters, unions = [], []
+    for pred, gt in pairs:
+        if pred.shape != gt.shape:
+            raise GeoMagError(f"predicted mask {pred.shape} and ground truth {gt.shape} differ in size")
+        if size is not None:
+            pred, gt = resize_mask_nearest(pred, size), resize_mask_nearest(gt, size)
+        inter, union = mask_iou(pred, gt)
+        inters.append(inter)
+        unions.append(union)
+    return np.asarray(inters, dtype=np.int64), np.asarray(unions, dtype=np.int64)
+
+
+def refseg_figures(
+    inter: np.ndarray, union: np.ndarray, thresholds: Sequence[float] = REFSEG_THRESHOLDS
+) -> dict[str, float]:
+    """P@X, oIoU, mIoU (RMSIN's test.py) and gIoU, cIoU (LISA's validate) of per-sample counts.
+
+    An empty union (empty target, empty prediction) has IoU 0 for RMSIN (`if U == 0: this_iou = 0.0`)
+    and 1 for LISA's gIoU ("no-object target"); LISA's epsilons are kept, so gIoU / cIoU equal its values.
+    """
+    if not len(inter):
+        raise GeoMagError("no masks to score")
+    inter, union = np.asarray(inter, dtype=np.float64), np.asarray(union, dtype=np.float64)
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    out = {f"P@{t:g}": float((iou >= t).mean()) for t in thresholds}
+    cum_i, cum_u = float(inter.sum()), float(union.sum())
+    out["oIoU"] = cum_i / cum_u if cum_u else 0.0  # RMSIN divides by zero there
+    out["mIoU"] = float(iou.mean())
+    lisa = inter / (union + 1e-5) + (union == 0)  # LISA: a no-object target scores 1
+    out["gIoU"] = float(lisa.sum()) / (len(lisa) + 1e-5)  # AverageMeter.all_reduce: sum / (count + 1e-5)
+    out["cIoU"] = cum_i / (cum_u + 1e-10)
+    return out
+
+
 def refseg_metrics(
     pairs: Iterable[tuple[np.ndarray, np.ndarray]],
     thresholds: Sequence[float] = REFSEG_THRESHOLDS,
@@ -529,31 +589,15 @@ def refseg_metrics(
 
     size: (height, width) both masks are resized to first (RMSIN's protocol: (480, 480)); None scores
     them at their original resolution. A pair with an empty union (empty target, empty prediction) has
-    IoU 0 for RMSIN and 1 for LISA's gIoU. LISA's epsilons are kept, so gIoU / cIoU equal its values.
+    IoU 0 for RMSIN and 1 for LISA's gIoU (`refseg_figures`).
     """
-    ious, cum_i, cum_u, lisa = [], 0, 0, 0.0
-    for pred, gt in pairs:
-        if pred.shape != gt.shape:
-            raise GeoMagError(f"predicted mask {pred.shape} and ground truth {gt.shape} differ in size")
-        if size is not None:
-            pred, gt = resize_mask_nearest(pred, size), resize_mask_nearest(gt, size)
-        inter, union = mask_iou(pred, gt)
-        cum_i, cum_u = cum_i + inter, cum_u + union
-        ious.append(inter / union if union else 0.0)  # RMSIN: `if U == 0: this_iou = 0.0`
-        lisa += inter / (union + 1e-5) + (1.0 if union == 0 else 0.0)  # LISA: no-object target scores 1
-    if not ious:
-        raise GeoMagError("no masks to score")
-    arr = np.asarray(ious)
+    inter, union = refseg_counts(pairs, size)
     out: Metrics = {
         "protocol": REFSEG_PROTOCOL,
         "resolution": "original" if size is None else f"{size[0]}x{size[1]} nearest",
     }
-    out.update({f"P@{t:g}": float((arr >= t).mean()) for t in thresholds})
-    out["oIoU"] = cum_i / cum_u if cum_u else 0.0  # RMSIN divides by zero there
-    out["mIoU"] = float(arr.mean())
-    out["gIoU"] = lisa / (len(ious) + 1e-5)  # LISA's AverageMeter.all_reduce: sum / (count + 1e-5)
-    out["cIoU"] = cum_i / (cum_u + 1e-10)
-    out["n"] = len(ious)
+    out.update(refseg_figures(inter, union, thresholds))
+    out["n"] = len(inter)
     out["extra"] = {
         "gIoU": "lisa: mean of I / (U + 1e-5) per sample, an empty target with an empty prediction "
         "scoring 1 (dvlab-research/LISA train_ds.py validate)",
@@ -563,6 +607,7 @@ def refseg_metrics(
 
 
 def iou_matrix(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> np.ndarray:
+    """IoU of every (prediction, ground truth) pair; an empty union scores 0."""
     m = np.zeros((len(preds), len(gts)))
     for i, p in enumerate(preds):
         for j, g in enumerate(gts):
@@ -571,9 +616,36 @@ def iou_matrix(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> np.nda
     return m
 
 
+def glamm_iou_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]) -> np.ndarray:
+    """IoU of every (row, column) pair as GLaMM's eval/utils.py compute_iou: an empty union is 0 / 0,
+    NaN. The NaN is part of GLaMM's convention: it stops compute_miou's pairing and is the first pair
+    find_best_matches takes (`glamm_image_miou`, `glamm_matches`)."""
+    m = np.zeros((len(rows), len(cols)))
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            inter, union = mask_iou(r, c)
+            m[i, j] = inter / union if union else np.nan
+    return m
+
+
+def glamm_image_miou(ious: np.ndarray) -> float:
+    """One image's mIoU as GLaMM's compute_miou: pairs taken one-to-one by largest IoU while the largest
+    is > 0, their IoUs averaged (0 without pairs). A NaN anywhere (an empty ground-truth mask beside an
+    empty prediction) makes the largest NaN, which is not > 0: the image scores 0."""
+    m = np.array(ious, dtype=np.float64)
+    paired = []
+    while m.size > 0 and np.max(m) > 0:
+        i, j = np.unravel_index(int(np.argmax(m)), m.shape)
+        paired.append(float(m[i, j]))
+        m = np.delete(np.delete(m, i, axis=0), j, axis=1)
+    return float(np.mean(paired)) if paired else 0.0
+
+
 def greedy_pairs(scores: np.ndarray, allowed: np.ndarray | None = None) -> list[tuple[int, int]]:
-    """One-to-one (row, col) pairs, picking the largest remaining score > 0 each time."""
-    s = np.where(allowed, scores, 0.0) if allowed is not None else scores.copy()
+    """One-to-one (row, col) pairs, picking the largest remaining score > 0 each time (NaN as 0)."""
+    s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0)
+    if allowed is not None:
+        s = np.where(allowed, s, 0.0)
     pairs = []
     while s.size and s.max() > 0:
         i, j = np.unravel_index(int(np.argmax(s)), s.shape)
@@ -587,8 +659,9 @@ def greedy_pairs(scores: np.ndarray, allowed: np.ndarray | None = None) -> list[
 class GcgImage:
     """One GCG sample: predicted masks with their phrases, ground-truth masks with theirs.
 
-    image_id: the image's name as GLaMM's ground truth names it (the file name without its extension);
-    COCOeval orders images by it, so AP50 does not depend on the order of the samples.
+    image_id: the image's name as GLaMM's ground truth names it (the file name without its extension),
+    required: COCOeval orders images by it, and with every detection scored 1.0 that order breaks
+    AP50's ties, so a name (never the position in a list) keeps AP50 independent of the sample order.
     """
 
     pred_masks: list[np.ndarray]
@@ -600,14 +673,15 @@ class GcgImage:
 
 def _image_ids(images: Sequence[GcgImage]) -> list[str]:
     ids = [im.image_id for im in images]
-    if all(ids):
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise GeoMagError(f"GCG image ids are not unique: {', '.join(dup[:5])}")
-        return ids
-    if any(ids):
-        raise GeoMagError("give every GCG image an image_id, or none")
-    return [f"{k:08d}" for k in range(len(images))]  # no ids: the sample order decides AP50's ties
+    if not all(ids):
+        raise GeoMagError(
+            "every GCG image needs its image_id (the name GLaMM's ground truth gives it): COCOeval "
+            "orders images by name, which decides AP50's ties"
+        )
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise GeoMagError(f"GCG image ids are not unique: {', '.join(dup[:5])}")
+    return ids
 
 
 def _rle(mask: np.ndarray) -> dict[str, object]:
@@ -672,7 +746,9 @@ def glamm_matches(
     """GLaMM's find_best_matches: (gt, pred) pairs taken by largest IoU (first in row-major order of
     the gt x pred matrix on ties), stopping at the first such pair that fails either threshold.
 
-    ious: (n_gt_masks, n_pred_masks); sims: (n_gt_phrases, n_pred_phrases). Where the pair lies outside
+    ious: (n_gt_masks, n_pred_masks), from `glamm_iou_matrix` (an empty / empty pair is NaN, which
+    np.argmax takes first and no threshold test rejects: GLaMM counts it a match when its phrases are
+    alike, and stops there when they are not); sims: (n_gt_phrases, n_pred_phrases). Where the pair lies outside
     the phrase lists, GLaMM's lookup raises and its evaluate_recall_with_mapping counts no match for
     the image: so do we (return []).
     """
@@ -718,6 +794,52 @@ def _lenient_matches(
     return len(greedy_pairs(ious, ok))
 
 
+@dataclass
+class GcgParts:
+    """Per-image parts of GLaMM's mask figures: mIoU = mean(miou), recall = sum(matched) / sum(positives)."""
+
+    miou: np.ndarray
+    matched: np.ndarray
+    positives: np.ndarray
+    lenient: np.ndarray
+    gt_masks: np.ndarray
+
+    def figures(self, idx: np.ndarray | None = None) -> dict[str, float]:
+        """mIoU, recall and recall_lenient of the images `idx` (all by default; repeats allowed)."""
+        sel = slice(None) if idx is None else idx
+        pos, n_gt = int(self.positives[sel].sum()), int(self.gt_masks[sel].sum())
+        return {
+            "mIoU": float(np.mean(self.miou[sel])),
+            "recall": int(self.matched[sel].sum()) / pos if pos else 0.0,
+            "recall_lenient": int(self.lenient[sel].sum()) / n_gt if n_gt else 0.0,
+        }
+
+
+def gcg_parts(
+    images: Sequence[GcgImage],
+    embedder: TextEmbedder,
+    iou_threshold: float = 0.5,
+    sim_threshold: float = 0.5,
+) -> GcgParts:
+    """Per image, as GLaMM's evaluate.py: compute_miou's value, find_best_matches' count, gt phrases."""
+    if not images:
+        raise GeoMagError("no GCG samples to score")
+    sim = _PhraseSimilarity(embedder, ["", *(p for im in images for p in [*im.pred_phrases, *im.gt_phrases])])
+    mious, matched, positives, lenient, n_gt = [], [], [], [], []
+    for im in images:
+        ious = glamm_iou_matrix(im.pred_masks, im.gt_masks)  # pred x gt, as compute_miou's
+        mious.append(glamm_image_miou(ious))
+        positives.append(len(im.gt_phrases))
+        found = 0
+        if im.gt_masks and im.pred_masks:
+            sims = sim(im.gt_phrases, im.pred_phrases)
+            found = len(glamm_matches(ious.T, sims, iou_threshold, sim_threshold))
+        matched.append(found)
+        n_gt.append(len(im.gt_masks))
+        lenient.append(_lenient_matches(im, ious, sim, iou_threshold, sim_threshold))
+    return GcgParts(*(np.asarray(v) for v in (mious, matched, positives, lenient, n_gt)))
+
+
 def gcg_mask_metrics(
     images: Sequence[GcgImage],
     embedder: TextEmbedder,
@@ -725,27 +847,12 @@ def gcg_mask_metrics(
     sim_threshold: float = 0.5,
 ) -> Metrics:
     """AP50, mIoU and recall of GCG masks as GLaMM's eval/gcg/evaluate.py, plus recall_lenient."""
-    if not images:
-        raise GeoMagError("no GCG samples to score")
-    sim = _PhraseSimilarity(embedder, ["", *(p for im in images for p in [*im.pred_phrases, *im.gt_phrases])])
-    mious, matched, positives, lenient, n_gt = [], 0, 0, 0, 0
-    for im in images:
-        ious = iou_matrix(im.pred_masks, im.gt_masks)
-        paired = [ious[i, j] for i, j in greedy_pairs(ious)]
-        mious.append(float(np.mean(paired)) if paired else 0.0)
-        positives += len(im.gt_phrases)
-        if im.gt_masks and im.pred_masks:
-            sims = sim(im.gt_phrases, im.pred_phrases)
-            matched += len(glamm_matches(ious.T, sims, iou_threshold, sim_threshold))
-        n_gt += len(im.gt_masks)
-        lenient += _lenient_matches(im, ious, sim, iou_threshold, sim_threshold)
+    parts = gcg_parts(images, embedder, iou_threshold, sim_threshold)
     return {
         "protocol": GCG_PROTOCOL,
         "encoder": embedder.name,
         "AP50": mask_ap50(images),
-        "mIoU": float(np.mean(mious)),
-        "recall": matched / positives if positives else 0.0,
-        "recall_lenient": lenient / n_gt if n_gt else 0.0,
+        **parts.figures(),
         "n": len(images),
         "extra": {
             "recall_lenient": "geomag-lenient: one-to-one pairs taken by largest IoU among the pairs that "

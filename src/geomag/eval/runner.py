@@ -14,6 +14,8 @@ Samples are predicted by `geomag.predictor.GeoMagPredictor`, the pipeline of `ge
 benchmark's granularity; `--magcrop on` crops as `geomag parse` does (`geomag.options.ParseOptions`).
 A checkpoint with a training manifest (trained_files.json, geomag.data.manifest) has the samples whose
 image it was trained on counted, warned about and, unless `exclude_trained=False`, left out.
+`score_predictions` scores another model's prediction file (geomag.eval.peer_predictions) the same way,
+without a model.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _check_run(out: Path, run: dict[str, Any]) -> None:
-    """Refuse to mix predictions of different runs in one folder."""
+def _check_run(out: Path, run: dict[str, Any], write: bool = True) -> None:
+    """Refuse to mix predictions of different runs in one folder (`write`: record this run's run.json)."""
     run_file = out / "run.json"
     if run_file.is_file():
         old = json.loads(run_file.read_text())
@@ -105,7 +107,7 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
             raise GeoMagError(f"{out} holds predictions of another run ({what}); choose another --out")
     elif (out / "predictions.jsonl").is_file():
         raise GeoMagError(f"{out} holds predictions.jsonl but no run.json; choose another --out")
-    else:
+    elif write:
         _atomic_write(run_file, json.dumps(run, indent=2) + "\n")
 
 
@@ -154,34 +156,43 @@ def score(
                 f"unknown refseg resolution '{refseg_resolution}'; expected {', '.join(M.REFSEG_RESOLUTIONS)}"
             )
         size = M.REFSEG_RESOLUTIONS[refseg_resolution]
-        return M.refseg_metrics(_refseg_pairs(samples, recs), size=size)
+        return M.refseg_metrics(refseg_pairs(samples, recs), size=size)
     if task == "gcg":
-        stems = [Path(s.image).stem for s in samples]
-        # GLaMM names an image by its file name without the extension; sample ids if names repeat
-        ids = stems if len(set(stems)) == len(stems) else [s.meta["id"] for s in samples]
-        images = []
-        for s, r, image_id in zip(samples, recs, ids, strict=True):
-            w, h = r["image_size"]
-            gt_masks, gt_phrases = gcg_ground_truth(s, w, h)
-            images.append(
-                M.GcgImage(
-                    pred_masks=[decode_mask({"rle": m}, w, h) for m in r["masks"]],
-                    gt_masks=gt_masks,
-                    pred_phrases=M.glamm_phrases(r["text"]),
-                    gt_phrases=gt_phrases,
-                    image_id=str(image_id),
-                )
-            )
-        return M.gcg_metrics(texts, [s.answer for s in samples], images, M.TextEmbedder(encoder))
+        return M.gcg_metrics(
+            texts, [s.answer for s in samples], gcg_images(samples, recs), M.TextEmbedder(encoder)
+        )
     raise GeoMagError(f"no metrics for task '{task}'")
+
+
+def gcg_images(samples: Sequence[Sample], recs: Sequence[dict[str, Any]]) -> list[M.GcgImage]:
+    """GCG samples and their prediction records as GLaMM scores them: images named by file (without the
+    extension; the sample ids where names repeat), predicted phrases as GLaMM's infer.py takes them from
+    the answer (or as a GLaMM prediction file lists them: `glamm_phrases`)."""
+    stems = [Path(s.image).stem for s in samples]
+    ids = stems if len(set(stems)) == len(stems) else [s.meta["id"] for s in samples]
+    images = []
+    for s, r, image_id in zip(samples, recs, ids, strict=True):
+        w, h = r["image_size"]
+        gt_masks, gt_phrases = gcg_ground_truth(s, w, h)
+        phrases = r["glamm_phrases"] if "glamm_phrases" in r else M.glamm_phrases(r["text"])
+        images.append(
+            M.GcgImage(
+                pred_masks=[decode_mask({"rle": m}, w, h) for m in r["masks"]],
+                gt_masks=gt_masks,
+                pred_phrases=list(phrases),
+                gt_phrases=gt_phrases,
+                image_id=str(image_id),
+            )
+        )
+    return images
 
 
 def gcg_ground_truth(sample: Sample, width: int, height: int) -> tuple[list[np.ndarray], list[str]]:
     """A GCG sample's ground-truth masks on the (width, height) grid and their phrases.
 
-    A mask that rasterises to nothing (a degenerate or off-image polygon) is dropped with its phrase
-    and a warning: COCOeval would count it as a ground truth nobody can find, and GLaMM's IoU of it
-    with an empty prediction is 0 / 0.
+    A mask that rasterises to nothing (a degenerate or off-image polygon) is kept, as GLaMM's ground
+    truth keeps it: COCOeval counts it as a ground truth no prediction can match, and GLaMM's 0 / 0 IoU
+    of it with an empty prediction is NaN (geomag.eval.metrics.glamm_iou_matrix). A warning names it.
     """
     masks = sample.mask_arrays(width, height)
     phrases = list(sample.meta.get("phrases") or gcg_phrases(sample.answer))
@@ -189,11 +200,9 @@ def gcg_ground_truth(sample: Sample, width: int, height: int) -> tuple[list[np.n
     if empty:
         warnings.warn(
             f"GCG sample {sample.meta.get('id')}: ground-truth mask(s) {empty} are empty on the "
-            f"{width}x{height} grid; dropped with their phrases",
+            f"{width}x{height} grid; counted as GLaMM counts them (a ground truth nothing can match)",
             stacklevel=2,
         )
-        masks = [m for k, m in enumerate(masks) if k not in empty]
-        phrases = [p for k, p in enumerate(phrases) if k not in empty]
     return masks, phrases
 
 
@@ -207,7 +216,7 @@ def _check_scoring(task: str, text_encoder: str | None, refseg_resolution: str) 
         resolve_model(text_encoder or M.DEFAULT_TEXT_ENCODER, "text encoder")
 
 
-def _refseg_pairs(
+def refseg_pairs(
     samples: Sequence[Sample], recs: Sequence[dict[str, Any]]
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(prediction, ground truth) at original size; several predicted masks count as their union."""
@@ -354,6 +363,99 @@ def run_eval(
             refseg_resolution=refseg_resolution,
         ),
     }
+    _atomic_write(out / "results.json", json.dumps(results, indent=2) + "\n")
+    _atomic_write(out / "results.md", markdown_table(results))
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+def score_predictions(
+    benchmark: str,
+    data: str | os.PathLike[str],
+    predictions: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    limit: int | None = None,
+    split: str | None = None,
+    text_encoder: str | None = None,
+    refseg_resolution: str = "original",
+) -> dict[str, Any]:
+    """Score a prediction file of any model (geomag.eval.peer_predictions: GeoMag, GeoChat, GLaMM, mask
+    folders) with the code that scores GeoMag's own runs; no model is run. OUT gets run.json,
+    predictions.jsonl (the file's predictions as GeoMag records, for `geomag eval --compare`),
+    results.json and results.md. Samples without a prediction are left out and counted."""
+    from geomag.eval.peer_predictions import UnscoredPredictionsWarning, read_peer_predictions
+
+    bench = get_benchmark(benchmark)
+    split = split or bench.split
+    if limit is not None and limit < 1:
+        raise GeoMagError("--limit must be at least 1")
+    _check_scoring(bench.task, text_encoder, refseg_resolution)
+    source = Path(predictions).expanduser().resolve()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GeoMagError(f"--out {out} is a file; give a folder")
+    if source == (out / "predictions.jsonl").resolve():
+        raise GeoMagError(f"{source} is the predictions.jsonl of --out {out}; choose another --out")
+    samples = load_benchmark(benchmark, data, split)[:limit]
+    if not samples:
+        raise GeoMagError(f"{data}: no {bench.title} samples in split '{split}'")
+    peer = read_peer_predictions(source, bench.task, samples)
+    scored = [s for s in samples if s.meta["id"] in peer.records]
+    missing = len(samples) - len(scored)
+    if missing:
+        warnings.warn(
+            f"{missing} of the {len(samples)} {bench.title} samples have no prediction in {source}; "
+            f"scored the {len(scored)} that have one",
+            UnscoredPredictionsWarning,
+            stacklevel=2,
+        )
+    if peer.unmatched:
+        warnings.warn(
+            f"{len(peer.unmatched)} predictions in {source} name no sample of this split "
+            f"(first: {peer.unmatched[0]}); not scored",
+            UnscoredPredictionsWarning,
+            stacklevel=2,
+        )
+    run = {
+        "benchmark": benchmark,
+        "split": split,
+        "data": str(Path(data).resolve()),
+        "predictions": str(source),
+        "format": peer.format,
+    }
+    _check_run(out, run, write=False)
+    metrics = score(
+        bench.task,
+        scored,
+        peer.records,
+        benchmark=benchmark,
+        text_encoder=text_encoder,
+        refseg_resolution=refseg_resolution,
+    )
+    results = {
+        "benchmark": benchmark,
+        "title": bench.title,
+        "task": bench.task,
+        **run,
+        "model": None,
+        "model_name": name or (source.stem if source.is_file() else source.name),
+        "magcrop": None,
+        "n": len(scored),
+        "missing_predictions": missing,
+        "unmatched_predictions": len(peer.unmatched),
+        "manifest": None,
+        "trained_samples": 0,
+        "skipped_trained": 0,
+        "trained_scored": 0,
+        "metrics": metrics,
+    }
+    # written only once scored: a bad file leaves nothing behind
+    out.mkdir(parents=True, exist_ok=True)
+    _check_run(out, run)
+    lines = "".join(json.dumps(peer.records[s.meta["id"]]) + "\n" for s in scored)
+    _atomic_write(out / "predictions.jsonl", lines)
     _atomic_write(out / "results.json", json.dumps(results, indent=2) + "\n")
     _atomic_write(out / "results.md", markdown_table(results))
     return results

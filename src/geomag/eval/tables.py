@@ -15,13 +15,14 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("ROUGE_L", "ROUGE_L"),
         ("CIDEr", "CIDEr"),
     ],
-    "scene": [("accuracy", "Accuracy")],
+    "scene": [("accuracy", "Accuracy"), ("accuracy_lenient", "Lenient (not comparable)")],
     "vqa": [("presence", "Presence"), ("comp", "Comparison"), ("average", "Average")],
     "roc": [("SS", "SS"), ("SIoU", "SIoU")],
     "refseg": [
         ("P@0.5", "P@0.5"),
         ("oIoU", "oIoU"),
-        ("mIoU", "mIoU"),
+        ("mIoU", "mIoU (RMSIN)"),
+        ("gIoU", "gIoU (LISA)"),
         ("P@0.6", "P@0.6"),
         ("P@0.7", "P@0.7"),
         ("P@0.8", "P@0.8"),
@@ -59,6 +60,13 @@ def conventions(metrics: dict[str, Any]) -> str:
 
 def trained_line(results: dict[str, Any]) -> str:
     """One line on the samples the model was trained on (from its training manifest)."""
+    if results.get("predictions"):
+        missing = results.get("missing_predictions") or 0
+        line = (
+            f"Scored from `{results['predictions']}` ({results['format']} format; no model run): "
+            "which samples that model was trained on is not known here."
+        )
+        return line + (f" {missing} samples without a prediction were left out." if missing else "")
     manifest = results.get("manifest")
     if not manifest:
         return "Training data: the model ships no training manifest, so samples it was trained on cannot be told apart."
@@ -75,6 +83,8 @@ def trained_line(results: dict[str, Any]) -> str:
 
 
 def method_label(results: dict[str, Any]) -> str:
+    if results.get("predictions"):
+        return f"{results['model_name']} ({results['format']} predictions)"
     return f"{results['model_name']} (MagCrop {'on' if results['magcrop'] else 'off'})"
 
 
@@ -101,6 +111,11 @@ def markdown_table(results: dict[str, Any]) -> str:
             + " | ".join(_fmt(v["accuracy"]) for v in per_type.values())
             + f" | {_fmt(metrics['OA'])} | {_fmt(metrics['AA'])} |",
         ]
-    lines += ["", conventions(metrics), "", f"Model: `{results['model']}`; data: `{results['data']}`.", ""]
+    source = (
+        f"Predictions: `{results['predictions']}`"
+        if results.get("predictions")
+        else f"Model: `{results['model']}`"
+    )
+    lines += ["", conventions(metrics), "", f"{source}; data: `{results['data']}`.", ""]
     lines += [trained_line(results), ""]
     return "\n".join(lines)
