@@ -212,6 +212,10 @@ def main() -> None:
         changes[key] = json.loads(value) if value not in ("", None) and value[0] in "-0123456789tfn[{" else value
     defaults = ParseOptions.from_dict({"max_new_tokens": 48, **changes})
     tag = "-".join(f"{k}={v}" for k, v in sorted(changes.items())) or "defaults"
+    # the cache of the arms that use MagCrop is keyed by every option, so a changed default is rerun
+    import hashlib
+
+    key = hashlib.sha1(json.dumps(defaults.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     loaders = row_loaders(real, work, args.composites)
     unknown = [r for r in args.rows if r not in loaders]
     if unknown:
@@ -229,7 +233,7 @@ def main() -> None:
         caches = {}
         for arm in args.arms:
             folder = work / args.model.replace("/", "_") / name
-            caches[arm] = ArmCache(folder / (f"{arm}.jsonl" if arm != "magcrop" else f"magcrop-{tag}.jsonl"))
+            caches[arm] = ArmCache(folder / (f"{arm}.jsonl" if arm == "off" else f"{arm}-{key}.jsonl"))
         todo = [s for s in samples if any(s.meta["id"] not in caches[a].records for a in args.arms)]
         if todo and not args.score_only:
             if predictor is None:

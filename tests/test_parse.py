@@ -24,6 +24,7 @@ def test_parse_region_with_magcrop_writes_result(tiny_checkpoint, court_image, t
             "4",
             "--region-skip-below",
             "0",  # a random tiny model's saliency is flat: the skip rule would keep the whole image
+            "--no-arbiter",  # and its confidence is noise: the crop is what is tested here
         ]
     )
     assert rc == 0
@@ -41,7 +42,7 @@ def test_parse_region_with_magcrop_writes_result(tiny_checkpoint, court_image, t
 def test_parse_pixel_zoom_records_the_view(tiny_checkpoint, court_image, tmp_path):
     out = tmp_path / "zoom"
     argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(tiny_checkpoint)]
-    argv += ["--pixel-skip-below", "0"]  # a random tiny model's saliency is flat: no skip rule here
+    argv += ["--pixel-skip-below", "0", "--no-arbiter"]  # a random tiny model: no skip rule, no arbiter
     rc = main([*argv, "--zoom", "crop2", "--out", str(out), "--max-new-tokens", "4"])
     assert rc == 0
     result = json.loads((out / "result.json").read_text())
@@ -51,7 +52,7 @@ def test_parse_pixel_zoom_records_the_view(tiny_checkpoint, court_image, tmp_pat
 
 def test_parse_pixel_defaults_to_mask_saliency_candidates(tiny_checkpoint, court_image, tmp_path):
     argv = ["parse", str(court_image), "Segment the tennis court.", "--model", str(tiny_checkpoint)]
-    argv += ["--pixel-skip-below", "0"]  # a random tiny model's saliency is flat: no skip rule here
+    argv += ["--pixel-skip-below", "0", "--no-arbiter"]  # a random tiny model: no skip rule, no arbiter
     assert main([*argv, "--out", str(tmp_path / "a"), "--max-new-tokens", "4"]) == 0
     result = json.loads((tmp_path / "a" / "result.json").read_text())
     extra = result["extra"]

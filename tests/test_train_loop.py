@@ -15,6 +15,7 @@ from geomag.data.samples import Sample, write_jsonl
 from geomag.errors import GeoMagError
 from geomag.model.geomag import GeoMagModel
 from geomag.model.presets import ModelConfig
+from geomag.magcrop import crop_views
 from geomag.predictor import GeoMagPredictor
 from geomag.saliency import mask_saliency
 from geomag.train.collate import prepare_batch
@@ -122,6 +123,7 @@ def test_overfit_one_real_sample(court_run, trained_court, court_sample):
         granularity="pixel",
         pixel_saliency="attention",
         pixel_skip_below=0.0,  # the zoom is what is tested here, not the skip rule
+        arbiter=False,  # nor the arbiter
         max_new_tokens=12,
         zoom="crop1",
     )
@@ -144,7 +146,7 @@ def test_overfit_one_real_sample(court_run, trained_court, court_sample):
     # confidence, answering the best
     # (skip rule off: a weak second peak would be dropped before the ranking this checks)
     picked = predictor.predict(
-        court_sample.prompt, granularity="pixel", max_new_tokens=12, pixel_skip_below=0.0
+        court_sample.prompt, granularity="pixel", max_new_tokens=12, pixel_skip_below=0.0, arbiter=False
     )
     assert picked.extra["zoom"] == "crop2" and picked.extra["pixel_saliency"] == "mask"
     tried = picked.extra["candidates"]
@@ -152,7 +154,7 @@ def test_overfit_one_real_sample(court_run, trained_court, court_sample):
     assert len(tried) == 2 and picked.boxes["crop2"].to_list() == best["boxes"]["crop2"]
     assert best["score"] > 0.5 and "rank" in picked.timings
     crop = picked.boxes["crop2"]
-    own = predictor._referring_check(image.crop(crop.to_tuple()), court_sample.prompt).score
+    own = predictor._referring_check(crop_views(image, crop), court_sample.prompt).score
     assert own == pytest.approx(best["score"], abs=1e-5)  # the score of what the model saw
 
 
