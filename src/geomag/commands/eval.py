@@ -8,7 +8,7 @@ import warnings
 from typing import TextIO
 
 from geomag.commands.parse_options import add_parse_arguments, option_values
-from geomag.data.loaders import BENCHMARKS
+from geomag.data.benchmark_names import BENCHMARK_NAMES
 from geomag.device import DEVICE_HELP
 
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "benchmark", choices=list(BENCHMARKS), metavar="BENCHMARK", help=", ".join(BENCHMARKS)
+        "benchmark", choices=list(BENCHMARK_NAMES), metavar="BENCHMARK", help=", ".join(BENCHMARK_NAMES)
     )
     parser.add_argument("--data", required=True, help="the benchmark's folder, in its released layout")
     parser.add_argument(
