@@ -433,10 +433,7 @@ class GeoMagModel(nn.Module):
     @torch.no_grad()
     def tile_mask_logits(self, prompts: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
         """Fused mask logits [N, h, w] of one referring prompt on N tiles' encoder features."""
-        n = features[0].shape[0]
-        return torch.stack(
-            [self.pixel_decoder.decode(prompts, [f[i : i + 1] for f in features])[0][0] for i in range(n)]
-        )
+        return self.pixel_decoder.decode_tiles(prompts, features)
 
     @staticmethod
     def masks_on(
