@@ -25,3 +25,15 @@ def test_eval_names_the_loaders_benchmarks():
     from geomag.data.loaders import BENCHMARKS
 
     assert tuple(BENCHMARKS) == BENCHMARK_NAMES
+
+
+def test_whitespace_ids_match_decoding_each_token(tiny_llava):
+    """The batched whitespace-token lookup of a model load finds exactly the ids `decode` would."""
+    from transformers import AutoTokenizer
+
+    from geomag.model.geomag import whitespace_ids
+
+    tok = AutoTokenizer.from_pretrained(tiny_llava)
+    tok.add_tokens(["[SEG]", "<p>", "</p>"], special_tokens=True)
+    want = {i for i in range(len(tok)) if not tok.decode([i]).strip()}
+    assert whitespace_ids(tok) == want and want
