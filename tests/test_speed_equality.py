@@ -36,8 +36,22 @@ def decoded(mask: dict, size: list[int]) -> np.ndarray:
     return mask_utils.decode({"size": [height, width], "counts": mask["rle"].encode()}).astype(bool)
 
 
+@pytest.fixture
+def own_threads(monkeypatch: pytest.MonkeyPatch):
+    """`--threads 1` sets the process's thread variables: they are restored after each case."""
+    import torch
+
+    from geomag.threads import APPLIED, ENV, THREAD_VARIABLES
+
+    for name in (*THREAD_VARIABLES, APPLIED, ENV):
+        monkeypatch.delenv(name, raising=False)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("case_id", README_CASES)
-def test_readme_example_gives_what_it_gave_before(case_id: str, tmp_path: Path) -> None:
+def test_readme_example_gives_what_it_gave_before(case_id: str, tmp_path: Path, own_threads: None) -> None:
     from geomag.cli import main as geomag
 
     case, before = CASES[case_id], BEFORE[case_id]
