@@ -20,6 +20,7 @@ from typing import NoReturn
 
 from geomag import __version__
 from geomag.errors import GeoMagError
+from geomag.threads import THREADS_HELP, configure_threads
 
 # Order here is the order in `geomag --help`.
 COMMANDS = ["parse", "batch", "serve", "magcrop", "classify", "scenes", "composites", "eval", "train"]
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose", action="store_true", help="show the libraries' own warnings and full tracebacks"
     )
+    # the one thread setting of every command (geomag.threads): before the command imports torch
+    parser.add_argument("--threads", dest="process_threads", type=int, metavar="N", help=THREADS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=GeomagParser)
     for name in COMMANDS:
         importlib.import_module(f"geomag.commands.{name}").register(sub)
@@ -87,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         quiet_warnings(args.verbose)
         try:
+            # `geomag train nano --threads N` names the same count for its own loop
+            threads = args.process_threads
+            configure_threads(getattr(args, "threads", None) if threads is None else threads)
             return int(args.func(args) or 0)
         except GeoMagError as exc:
             print(f"geomag: error: {exc}", file=sys.stderr)

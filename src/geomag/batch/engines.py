@@ -22,6 +22,7 @@ from typing import Any
 from geomag.batch.jobs import BatchSettings, Job
 from geomag.batch.runner import JobRunner, Output
 from geomag.errors import GeoMagError
+from geomag.threads import use_threads, worker_threads
 
 RAY_MISSING = "--engine ray needs Ray Data: pip install 'geomag[ray]'"
 RETRIES = 3  # restarts of a dead actor, and retries of the batch it was running
@@ -49,7 +50,8 @@ class BatchActor:
     JSON strings in and out keep Arrow from inferring a schema from results whose boxes and masks
     differ from job to job."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any], threads: int = 1) -> None:
+        use_threads(threads)  # before the model loads: each worker task its own share (geomag.threads)
         self.runner = _runner(BatchSettings(**settings))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
@@ -118,7 +120,10 @@ def run_ray(
         blocks = max(1, min(10_000, -(-len(items) // options.batch_size)))
         dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             actor,
-            fn_constructor_kwargs={"settings": asdict(settings)},
+            fn_constructor_kwargs={
+                "settings": asdict(settings),
+                "threads": worker_threads(options.cpus_per_worker),
+            },
             concurrency=options.workers,
             batch_size=options.batch_size,
             num_cpus=options.cpus_per_worker,

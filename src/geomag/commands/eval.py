@@ -11,7 +11,7 @@ import warnings
 from typing import TextIO
 
 from geomag.commands.parse_options import add_parse_arguments, option_values
-from geomag.data.loaders import BENCHMARKS
+from geomag.data.benchmark_names import BENCHMARK_NAMES
 from geomag.device import DEVICE_HELP
 
 
@@ -28,7 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "benchmark", nargs="?", choices=list(BENCHMARKS), metavar="BENCHMARK", help=", ".join(BENCHMARKS)
+        "benchmark",
+        nargs="?",
+        choices=list(BENCHMARK_NAMES),
+        metavar="BENCHMARK",
+        help=", ".join(BENCHMARK_NAMES),
     )
     parser.add_argument(
         "--data", help="the benchmark's folder, in its released layout (required with BENCHMARK)"

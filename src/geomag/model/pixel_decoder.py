@@ -127,6 +127,24 @@ class ConvMaskHead(nn.Module):
             masks.append(m)
         return torch.stack(masks, dim=1)
 
+    def tiles(self, features: list[torch.Tensor], prompt: torch.Tensor) -> torch.Tensor:
+        """One prompt [1, D] on N images' maps (features [N, C, h, w] per scale) -> logits
+        [N, L, h0, w0], in one batched pass: `forward` for each image, without a loop over images
+        (the mask saliency's tiles). GroupNorm and the convolutions work per image, so each row
+        equals that image's `forward`."""
+        size = features[0].shape[-2:]
+        masks = []
+        for i, f in enumerate(features):
+            g = self.body[i](self.lateral[i](_with_coords(f.float())))  # [N, dim, h, w]
+            gamma, beta = self.film[i](prompt).chunk(2, dim=-1)  # [1, dim] each
+            x = F.relu(g * (1 + gamma)[:, :, None, None] + beta[:, :, None, None])  # [N, dim, h, w]
+            k = self.kernel[i](prompt)[0]  # [dim + 1]
+            m = torch.einsum("c,nchw->nhw", k[: self.dim], x) + k[self.dim]
+            if m.shape[-2:] != size:
+                m = F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+            masks.append(m)
+        return torch.stack(masks, dim=1)
+
 
 class PixelDecoder(nn.Module):
     """Text projection, a per-scale mask head and the learned fusion weights w (scales), b (seg tokens)."""
@@ -169,6 +187,17 @@ class PixelDecoder(nn.Module):
         per_scale = self.head(features, prompts)
         w = torch.softmax(self.scale_weights, dim=0)
         return torch.einsum("l,tlhw->thw", w, per_scale), per_scale
+
+    def decode_tiles(self, prompt: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        """Fused logits [N, h, w] of ONE prompt embedding [1, D] on N images' features: one batched
+        pass where the head has one (`ConvMaskHead.tiles`), else `decode` image by image."""
+        w = torch.softmax(self.scale_weights, dim=0)
+        if isinstance(self.head, ConvMaskHead):
+            return torch.einsum("l,nlhw->nhw", w, self.head.tiles(features, prompt[:1]))
+        n = features[0].shape[0]
+        return torch.stack(
+            [self.decode(prompt[:1], [f[i : i + 1] for f in features])[0][0] for i in range(n)]
+        )
 
 
 def build_pixel_decoder(
