@@ -80,7 +80,11 @@ def row_loaders(real: Path, work: Path, composites: int) -> dict[str, tuple[str,
 
         return heldout_aid(real, work)
 
-    nwpu, hr, lr = real / "nwpu-vhr10", real / "rsvqa-hr" / "configilm_subset", real / "rsvqa-lr" / "configilm_subset"
+    nwpu, hr, lr = (
+        real / "nwpu-vhr10",
+        real / "rsvqa-hr" / "configilm_subset",
+        real / "rsvqa-lr" / "configilm_subset",
+    )
     test_comp, val_comp = composites_dir(0, "heldout"), composites_dir(1, "heldout")
     return {
         "nwpu-refseg": ("nwpu-refseg", bench("nwpu-refseg", nwpu)),
@@ -195,10 +199,14 @@ def main() -> None:
     ap.add_argument("--work", default=str(REPO / "runs" / "ablation"))
     ap.add_argument("--limit", type=int, default=300, help="samples per row, drawn at random (seeded)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rows", nargs="*", default=list(TEST_ROWS), help=f"of {', '.join(TEST_ROWS + VAL_ROWS)}")
+    ap.add_argument(
+        "--rows", nargs="*", default=list(TEST_ROWS), help=f"of {', '.join(TEST_ROWS + VAL_ROWS)}"
+    )
     ap.add_argument("--arms", nargs="*", default=["off", "magcrop", "oracle"])
     ap.add_argument("--composites", type=int, default=60, help="composites generated per split")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="ParseOptions of the magcrop arm")
+    ap.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="ParseOptions of the magcrop arm"
+    )
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--score-only", action="store_true", help="score what the cache holds, predict nothing")
     ap.add_argument("--overlays", metavar="DIR", help="draw the refseg rows' biggest wins and losses here")
@@ -209,7 +217,9 @@ def main() -> None:
     changes = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        changes[key] = json.loads(value) if value not in ("", None) and value[0] in "-0123456789tfn[{" else value
+        changes[key] = (
+            json.loads(value) if value not in ("", None) and value[0] in "-0123456789tfn[{" else value
+        )
     defaults = ParseOptions.from_dict({"max_new_tokens": 48, **changes})
     tag = "-".join(f"{k}={v}" for k, v in sorted(changes.items())) or "defaults"
     # the cache of the arms that use MagCrop is keyed by every option, so a changed default is rerun
@@ -248,13 +258,19 @@ def main() -> None:
                     if s.meta["id"] in caches[arm].records:
                         continue
                     result, seconds = predict_arm(predictor, s, arm, defaults)
-                    rec = {"id": s.meta["id"], "none": True} if result is None else record_of(s, result, seconds)
+                    rec = (
+                        {"id": s.meta["id"], "none": True}
+                        if result is None
+                        else record_of(s, result, seconds)
+                    )
                     caches[arm].add(rec)
         # every arm is scored on the samples all arms have (an interrupted run leaves some behind)
         samples = [s for s in samples if all(s.meta["id"] in caches[a].records for a in args.arms)]
         by_arm: dict[str, list] = {}
         for arm in args.arms:
-            have = [(s, caches[arm].records[s.meta["id"]]) for s in samples if s.meta["id"] in caches[arm].records]
+            have = [
+                (s, caches[arm].records[s.meta["id"]]) for s in samples if s.meta["id"] in caches[arm].records
+            ]
             have = [(s, r) for s, r in have if not r.get("none")]
             scores = [score_record(s, r, benchmark, arm) for s, r in have]
             if have and have[0][0].task == "roc":
@@ -266,19 +282,30 @@ def main() -> None:
             from geomag.eval.ablation import choose_threshold
 
             figure = {"refseg": "P@0.5", "roc": "SS"}.get(samples[0].task, "presence")
-            sweep = choose_threshold(samples, caches["magcrop"].records, caches["off"].records, benchmark, figure)
+            sweep = choose_threshold(
+                samples, caches["magcrop"].records, caches["off"].records, benchmark, figure
+            )
             print(f"{name}: {figure} by arbiter margin: " + ", ".join(f"{m:g}: {fmt(v)}" for m, v in sweep))
         if args.overlays and row.task == "refseg" and {"off", "magcrop"} <= set(by_arm):
             off_iou = {s.sample_id: s.iou for s in by_arm["off"]}
             gains = sorted(
-                (s.iou - off_iou[s.sample_id], s.sample_id) for s in by_arm["magcrop"] if s.sample_id in off_iou
+                (s.iou - off_iou[s.sample_id], s.sample_id)
+                for s in by_arm["magcrop"]
+                if s.sample_id in off_iou
             )
-            chosen = [("loss", g) for g in gains[:2] if g[0] < 0] + [("win", g) for g in gains[::-1][:2] if g[0] > 0]
+            chosen = [("loss", g) for g in gains[:2] if g[0] < 0] + [
+                ("win", g) for g in gains[::-1][:2] if g[0] > 0
+            ]
             by_id = {s.meta["id"]: s for s in samples}
             for kind, (gain, sid) in chosen:
                 recs = {a: caches[a].records.get(sid) for a in caches}
                 title = f"{name} {sid}: {kind}, magcrop - off IoU {gain:+.2f}; green target, blue MagCrop crop, yellow oracle"
-                draw_case(by_id[sid], recs, Path(args.overlays) / f"ablation-{name}-{kind}-{sid.replace('/', '_')}.jpg", title)
+                draw_case(
+                    by_id[sid],
+                    recs,
+                    Path(args.overlays) / f"ablation-{name}-{kind}-{sid.replace('/', '_')}.jpg",
+                    title,
+                )
         print_row(row, table)
         results.append(row.to_dict())
         if row.task in ("refseg", "roc"):
@@ -287,7 +314,9 @@ def main() -> None:
                 print_row(sub, table)
                 results.append(sub.to_dict())
     arms = args.arms
-    header = "| row | figure | " + " | ".join(arms) + " | " + " | ".join(f"{a} - off" for a in arms if a != "off")
+    header = (
+        "| row | figure | " + " | ".join(arms) + " | " + " | ".join(f"{a} - off" for a in arms if a != "off")
+    )
     lines = [
         f"MagCrop ablation, model {args.model}, magcrop arm: {tag}; {args.limit} samples a row at most "
         f"(seed {args.seed}); figures x100, differences with paired bootstrap 95 % intervals",

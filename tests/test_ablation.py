@@ -31,7 +31,9 @@ def _square(size: int, x: int, y: int, side: int) -> dict:
 
 
 def _refseg(path: str, k: int, x: int, y: int, side: int) -> Sample:
-    return Sample(path, "Segment the car.", "Sure, it is [SEG].", "refseg", [_square(0, x, y, side)], {"id": f"s{k}"})
+    return Sample(
+        path, "Segment the car.", "Sure, it is [SEG].", "refseg", [_square(0, x, y, side)], {"id": f"s{k}"}
+    )
 
 
 def test_the_oracle_crop_holds_a_tiny_target_and_shows_it_larger_at_the_model_input():
@@ -71,7 +73,11 @@ def test_planted_oracle_wins_on_tiny_targets_with_an_interval_that_excludes_zero
         gt = s.mask_arrays(400, 400)[0]
         empty = np.zeros_like(gt)
         for arm, found in (("off", not small), ("oracle", True)):
-            rec = {"id": s.meta["id"], "image_size": [400, 400], "masks": [mask_to_rle(gt if found else empty)]}
+            rec = {
+                "id": s.meta["id"],
+                "image_size": [400, 400],
+                "masks": [mask_to_rle(gt if found else empty)],
+            }
             (off if arm == "off" else oracle)[s.meta["id"]] = rec
     by_arm = {
         "off": [score_record(s, off[s.meta["id"]], "refsegrs", "off") for s in samples],

@@ -166,7 +166,9 @@ def test_truncated_last_prediction_is_dropped(tmp_path):
 
 def test_magcrop_on_gives_psc_boxes(real_data, tiny_llava, tmp_path):
     data = real_data / "rsvqa-lr" / "configilm_subset"
-    on = ParseOptions(max_new_tokens=2, region_skip_below=0.0, arbiter=False)  # a tiny random VLM's map is flat
+    on = ParseOptions(
+        max_new_tokens=2, region_skip_below=0.0, arbiter=False
+    )  # a tiny random VLM's map is flat
     res = run_eval("rsvqa-lr", data, tiny_llava, tmp_path / "mc", options=on, limit=1)
     rec = json.loads(lines(tmp_path / "mc" / "predictions.jsonl")[0])
     assert res["magcrop"] is True and "crop1" in rec["boxes"]  # a region question: one PSC crop

@@ -13,9 +13,9 @@ from PIL import Image
 from geomag.cli import main
 from geomag.data.samples import Sample, write_jsonl
 from geomag.errors import GeoMagError
+from geomag.magcrop import crop_views
 from geomag.model.geomag import GeoMagModel
 from geomag.model.presets import ModelConfig
-from geomag.magcrop import crop_views
 from geomag.predictor import GeoMagPredictor
 from geomag.saliency import mask_saliency
 from geomag.train.collate import prepare_batch

@@ -40,7 +40,7 @@ def test_a_jittered_crop_holds_its_whole_target_and_stays_square_inside_the_imag
         if crop is None:
             continue
         cx0, cy0, cx1, cy1 = crop
-        assert cx1 - cx0 == cy1 - cy0 and 0 <= cx0 and 0 <= cy0 and cx1 <= w and cy1 <= h
+        assert cx1 - cx0 == cy1 - cy0 and cx0 >= 0 and cy0 >= 0 and cx1 <= w and cy1 <= h
         assert cx0 <= target[0] and cy0 <= target[1] and target[2] <= cx1 and target[3] <= cy1
 
 
@@ -93,7 +93,9 @@ def test_the_arbiter_keeps_the_whole_image_as_a_candidate(tiny_checkpoint):
     predictor.set_image(_noise((320, 320), 3))
     boxes = {"crop1": Box(0, 0, 160, 160), "crop2": Box(40, 40, 120, 120)}
     for granularity in ("region", "pixel"):
-        result = predictor.predict("Is there a ship?", granularity=granularity, boxes=boxes, region_skip_below=0.0)
+        result = predictor.predict(
+            "Is there a ship?", granularity=granularity, boxes=boxes, region_skip_below=0.0
+        )
         candidates = result.extra["candidates"]
         assert [c["whole"] for c in candidates] == [True, False]
         best = int(np.argmax([c["score"] for c in candidates]))
@@ -102,9 +104,7 @@ def test_the_arbiter_keeps_the_whole_image_as_a_candidate(tiny_checkpoint):
         alone = predictor.predict("Is there a ship?", granularity=granularity, boxes=boxes, arbiter=False)
         assert "candidates" not in alone.extra and alone.boxes  # the given crop is answered
         # a margin larger than any probability gap keeps the whole image
-        kept = predictor.predict(
-            "Is there a ship?", granularity=granularity, boxes=boxes, arbiter_margin=1.0
-        )
+        kept = predictor.predict("Is there a ship?", granularity=granularity, boxes=boxes, arbiter_margin=1.0)
         assert kept.boxes == {} and kept.extra["magcrop"].startswith("kept the whole image")
 
 
@@ -123,7 +123,9 @@ def test_a_planted_small_object_is_readable_from_the_crop_view_and_not_from_the_
     rng = np.random.default_rng(0)
 
     def tokens(image: Image.Image) -> np.ndarray:
-        pixels = processor(images=[image.resize((256, 256), Image.BILINEAR)], return_tensors="pt")["pixel_values"]
+        pixels = processor(images=[image.resize((256, 256), Image.BILINEAR)], return_tensors="pt")[
+            "pixel_values"
+        ]
         with torch.no_grad():
             return tower(pixel_values=pixels).last_hidden_state[0].amax(0).numpy()
 

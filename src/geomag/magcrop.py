@@ -205,7 +205,9 @@ class MagCropPlan:
         }
 
 
-VIEW_READ_CAP = 1024  # longer side a crop view is read at: the VLM (256 / 336) and the mask encoder resize below it
+VIEW_READ_CAP = (
+    1024  # longer side a crop view is read at: the VLM (256 / 336) and the mask encoder resize below it
+)
 VIEWS = ("extra", "canvas")
 
 

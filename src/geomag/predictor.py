@@ -393,7 +393,9 @@ class GeoMagPredictor:
         if zoom and granularity == "pixel" and zoom in boxes:
             if plan.only == zoom:  # MagCrop composed only this crop
                 return _Option(adjusted, plan, boxes, boxes[zoom])
-            return _Option(adjusted.crop(plan.box_to_adjusted(boxes[zoom]).to_tuple()), plan, boxes, boxes[zoom])
+            return _Option(
+                adjusted.crop(plan.box_to_adjusted(boxes[zoom]).to_tuple()), plan, boxes, boxes[zoom]
+            )
         return _Option(adjusted, plan, boxes)
 
     def _rank(

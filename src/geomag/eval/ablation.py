@@ -72,7 +72,7 @@ def target_box_of(sample: Sample, size: tuple[int, int]) -> Box | None:
         return Box(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     box = sample.meta.get("box")
     if isinstance(box, list | tuple) and len(box) == 4:
-        return Box(*(int(round(float(v))) for v in box)).clamp(w, h)
+        return Box(*(round(float(v)) for v in box)).clamp(w, h)
     return None
 
 

@@ -157,7 +157,9 @@ class VLM:
 
     # --- generation ------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, image: Image.Image | Sequence[Image.Image], prompt: str, max_new_tokens: int = 64) -> str:
+    def generate(
+        self, image: Image.Image | Sequence[Image.Image], prompt: str, max_new_tokens: int = 64
+    ) -> str:
         """Greedy answer text for (image, prompt)."""
         inputs = self.prepare(image, prompt)
         out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)

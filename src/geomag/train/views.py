@@ -40,7 +40,7 @@ def target_box(sample: Sample, size: tuple[int, int], root: str | Path | None) -
         return None
     box = sample.meta.get("box")
     if isinstance(box, list | tuple) and len(box) == 4:
-        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        x0, y0, x1, y1 = (round(float(v)) for v in box)
         if 0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1]:
             return x0, y0, x1, y1
     return None
