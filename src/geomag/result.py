@@ -6,6 +6,7 @@ Every box and mask is in the ORIGINAL image's pixel coordinates, whatever MagCro
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,49 @@ import numpy as np
 from PIL import Image
 
 from geomag.imaging import Box, ImageSource
+
+# a target in the model's text: an optional `<p> phrase </p>` and its run of [SEG] tokens
+_TARGET = re.compile(r"(?:<p>\s*(.*?)\s*</p>\s*)?\[SEG\](?:\s*\[SEG\])*", re.S)
+_TAGS = re.compile(r"\s*</?p>\s*")
+
+
+def mask_references(
+    text: str, phrases: list[str], n_masks: int, seg_masks: list[int | None] | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The model's text as people read it: each target (`<p> phrase </p> [SEG]`, or a bare [SEG]) becomes
+    its phrase and a mask number, "Sure, it is [mask 1]." (GLaMM / GeoPixel demos); a target without a
+    mask (empty, or none decoded) becomes "(no mask)". Returns (display text, one reference per target:
+    mask index or None, label, phrase, [start, end) of the reference in the display text).
+
+    `seg_masks` (the predictor's `extra["seg_masks"]`) maps each target to its mask after empty masks
+    were dropped and duplicates merged; without it (or when it does not fit the text) targets are
+    numbered in order while there are masks."""
+    targets = list(_TARGET.finditer(text))
+    if seg_masks is None or len(seg_masks) != len(targets):
+        seg_masks = [i if i < n_masks else None for i in range(len(targets))]
+    out: list[str] = []
+    refs: list[dict[str, Any]] = []
+    length, end = 0, 0
+
+    def emit(piece: str) -> None:
+        nonlocal length
+        out.append(piece)
+        length += len(piece)
+
+    for match, index in zip(targets, seg_masks, strict=True):
+        emit(_TAGS.sub(" ", text[end : match.start()]))
+        phrase = (match.group(1) or "").strip()
+        if not phrase and index is not None and index < len(phrases):
+            phrase = phrases[index]
+        label = "(no mask)" if index is None else f"[mask {index + 1}]"
+        piece = f"{phrase} {label}" if phrase else label
+        if length and not out[-1][-1:].isspace():
+            emit(" ")
+        refs.append({"mask": index, "label": label, "phrase": phrase, "span": [length, length + len(piece)]})
+        emit(piece)
+        end = match.end()
+    emit(_TAGS.sub(" ", text[end:]))
+    return "".join(out), refs
 
 
 @dataclass
@@ -38,6 +82,16 @@ class Result:
     # where the pixels came from (georeferencing of GeoTIFF outputs); not serialised
     source: ImageSource | None = field(default=None, repr=False, compare=False)
 
+    def references(self) -> tuple[str, list[dict[str, Any]]]:
+        """(display text, references): `mask_references` of this result's text."""
+        seg_masks = self.extra.get("seg_masks")
+        return mask_references(self.text, self.phrases, len(self.masks), seg_masks)
+
+    @property
+    def display_text(self) -> str:
+        """The answer with each [SEG] as its phrase and mask number (what a person is shown)."""
+        return self.references()[0]
+
     def to_dict(self, mask_files: list[str] | None = None) -> dict[str, Any]:
         """JSON-ready dict. Masks are summarised (area, bbox) and optionally named by their PNG files."""
         masks = []
@@ -54,8 +108,11 @@ class Result:
             if mask_files is not None:
                 entry["file"] = mask_files[i]
             masks.append(entry)
+        display, references = self.references()
         return {
             "text": self.text,
+            "display_text": display,
+            "references": references,
             "granularity": self.granularity,
             "image_size": list(self.image_size),
             "boxes": {k: b.to_list() for k, b in self.boxes.items()},
