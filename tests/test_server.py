@@ -71,8 +71,12 @@ def test_parse_through_server_writes_what_a_local_parse_writes(
         # mask PNGs, overlay.png and (GeoTIFF) masks/boxes GeoJSON and mask GeoTIFFs: byte for byte
         assert served_files == local_files and "overlay.png" in served_files
     if image == "geotiff":
+        import pyogrio
+
         boxes = json.loads((tmp_path / "served" / "boxes.geojson").read_text())
-        assert "32617" in json.dumps(boxes["crs"])  # on the map, not in pixels
+        lon, lat = boxes["features"][0]["geometry"]["coordinates"][0][0]
+        assert -90 < lon < -75 and 25 < lat < 35  # on the map (RFC 7946: WGS84), not in pixels
+        assert pyogrio.read_info(tmp_path / "served" / "vectors.gpkg", layer="masks")["crs"] == "EPSG:32617"
 
 
 def test_server_reports_user_errors_and_keeps_serving(
