@@ -313,7 +313,7 @@ def test_missing_crs_warns_and_writes_pixel_coordinates(tmp_path):
     import pyogrio
 
     assert pyogrio.read_info(files["vectors.gpkg"], layer="boxes")["crs"] is None
-    _, _, geometry, (names, _) = pyogrio.raw.read(files["vectors.gpkg"], layer="boxes")
+    _, _, geometry, _ = pyogrio.raw.read(files["vectors.gpkg"], layer="boxes")
     import shapely
 
     assert shapely.from_wkb(geometry[0]).bounds == (2.0, -15.0, 20.0, -3.0)  # x = column, y = -row

@@ -4,7 +4,6 @@ the job timeout, internal errors and a client that stalls mid-body (the last on 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import socket
 import subprocess

@@ -92,9 +92,11 @@ def _painted(page) -> np.ndarray:
     """Which pixels of the map the mask layer paints: a screenshot with it, one without (toggled off
     in the layer control), compared; the control's own box left out."""
     w, h = page.evaluate("() => { const s = geomagMap.map.getSize(); return [s.x, s.y]; }")
-    shot = lambda: np.asarray(Image.open(io.BytesIO(page.locator("#map").screenshot())).convert("RGB"), int)[
-        :h, :w
-    ]  # noqa: E731
+
+    def shot() -> np.ndarray:
+        picture = Image.open(io.BytesIO(page.locator("#map").screenshot())).convert("RGB")
+        return np.asarray(picture, int)[:h, :w]
+
     page.mouse.move(0, 0)
     with_layer = shot()
     page.locator(".leaflet-control-layers label", has_text="Masks").locator("input").uncheck()
