@@ -243,7 +243,8 @@ def write_vectors(
     for i, mask in enumerate(masks):
         polygons = mask_polygons(mask, t)
         if polygons:
-            rows.append((i, shapely.geometry.shape({"type": "MultiPolygon", "coordinates": polygons})))
+            multi = shapely.geometry.shape({"type": "MultiPolygon", "coordinates": polygons})
+            rows.append((i, shapely.orient_polygons(multi, exterior_cw=False)))  # as GeoJSON: exteriors CCW
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # pyogrio: "'crs' was not provided" (on purpose)
@@ -270,7 +271,13 @@ def write_vectors(
         names = list(boxes)
         pyogrio.raw.write(
             str(path),
-            np.array([shapely.to_wkb(shapely.Polygon(_box_ring(boxes[n], t))) for n in names], dtype=object),
+            np.array(
+                [
+                    shapely.to_wkb(shapely.orient_polygons(shapely.Polygon(_box_ring(boxes[n], t))))
+                    for n in names
+                ],
+                dtype=object,
+            ),
             [
                 np.array(names, dtype=object),
                 np.array([json.dumps(boxes[n].to_list()) for n in names], dtype=object),

@@ -223,7 +223,9 @@ def _write_layer(
     **options: Any,
 ) -> None:
     data = [np.array([a[f] for a in attrs], dtype=np.float64 if f == "score" else object) for f in fields]
-    wkb = np.array([shapely.to_wkb(g) for g in geoms], dtype=object)
+    wkb = np.array(
+        [shapely.to_wkb(shapely.orient_polygons(g, exterior_cw=False)) for g in geoms], dtype=object
+    )
     pyogrio.raw.write(
         str(path),
         wkb,
