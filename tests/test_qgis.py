@@ -197,3 +197,20 @@ def test_the_plugin_is_an_http_client_and_builds_as_a_zip(tmp_path):
     names = zipfile.ZipFile(done.stdout.strip()).namelist()
     assert "geomag_qgis/metadata.txt" in names and "geomag_qgis/__init__.py" in names
     assert not any("__pycache__" in n for n in names)
+
+
+def test_cancel_stops_a_running_request(qgis, server, geotiff, tmp_path):
+    """QGIS's Cancel (the feedback's cancel, from another thread as the dialog's button) stops the
+    request at once; the server goes on serving."""
+    import httpx
+
+    python = "/usr/bin/python3"  # QGIS's own Python (python3-qgis)
+    _, env = qgis
+    args = [python, str(PLUGINS / "cancel_check.py"), server, str(geotiff), "1.0"]
+    done = subprocess.run(
+        args, env={**env, "GEOMAG_TOKEN": TOKEN}, capture_output=True, text=True, timeout=300
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["message"].startswith("canceled: the request to the GeoMag server was stopped"), report
+    assert report["seconds"] < 5  # a parse of this raster takes longer (the other tests run it)
+    assert httpx.get(server + "/health", timeout=30).json()["status"] == "ok"
