@@ -23,16 +23,22 @@ PLUGINS = ROOT / "qgis"
 TOKEN = "qgis-test-token-of-24-chars"
 PROMPT = "Segment the trees."  # nano finds a mask on rasterio's RGB.byte.tif with MagCrop off
 GEOTIFF_NAME = "rasterio_RGB.byte.tif"
+QGIS_PYTHON = "/usr/bin/python3"  # Debian's, where python3-qgis installs the bindings
 
 
 def _qgis_process() -> str:
     # Debian's /usr/bin/qgis_process is a wrapper that adds --noversioncheck from /etc/default/qgis,
     # which qgis_process 3.22 refuses; the binary next to it is the tool itself
     found = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
-    if found is None:
+    bindings = (
+        Path(QGIS_PYTHON).is_file()
+        and subprocess.run([QGIS_PYTHON, "-c", "import qgis.core"], capture_output=True).returncode == 0
+    )
+    if found is None or not bindings:
+        missing = "qgis_process" if found is None else "QGIS's Python bindings"
         if os.environ.get("CI"):
-            pytest.fail("no qgis_process: .ci/run installs it with `apt-get install qgis python3-qgis`")
-        pytest.skip("no qgis_process on this machine (apt-get install qgis python3-qgis qgis-providers)")
+            pytest.fail(f"no {missing}: .ci/run installs them with `apt-get install qgis python3-qgis`")
+        pytest.skip(f"no {missing} on this machine (apt-get install qgis python3-qgis qgis-providers)")
     return found
 
 
@@ -204,9 +210,8 @@ def test_cancel_stops_a_running_request(qgis, server, geotiff, tmp_path):
     request at once; the server goes on serving."""
     import httpx
 
-    python = "/usr/bin/python3"  # QGIS's own Python (python3-qgis)
     _, env = qgis
-    args = [python, str(PLUGINS / "cancel_check.py"), server, str(geotiff), "1.0"]
+    args = [QGIS_PYTHON, str(PLUGINS / "cancel_check.py"), server, str(geotiff), "1.0"]
     done = subprocess.run(
         args, env={**env, "GEOMAG_TOKEN": TOKEN}, capture_output=True, text=True, timeout=300
     )

@@ -16,25 +16,50 @@ from PIL import Image
 
 from geomag.imaging import Box, ImageSource
 
-# a target in the model's text: an optional `<p> phrase </p>` and its run of [SEG] tokens
-_TARGET = re.compile(r"(?:<p>\s*(.*?)\s*</p>\s*)?\[SEG\](?:\s*\[SEG\])*", re.S)
+# the model's tokens around masks: a `<p> phrase </p>` and [SEG]
+_TOKEN = re.compile(r"<p>\s*(.*?)\s*</p>|\[SEG\]", re.S)
 _TAGS = re.compile(r"\s*</?p>\s*")
+
+
+def _targets(text: str, seg_masks: list[int | None]) -> list[dict[str, Any]]:
+    """The targets of `text`: a run of [SEG] (only whitespace between) with the `<p> phrase </p>` right
+    before it, if any; each with its span in `text`, its phrase and the masks of its [SEG]s."""
+    targets: list[dict[str, Any]] = []
+    pending: re.Match[str] | None = None
+    seg = 0
+    for token in _TOKEN.finditer(text):
+        if token.group(0) != "[SEG]":
+            pending = token
+            continue
+        index = seg_masks[seg]
+        seg += 1
+        last = targets[-1] if targets else None
+        if last is not None and not text[last["end"] : token.start()].strip():  # the same run
+            last["end"] = token.end()
+            last["masks"].append(index)
+            continue
+        start, phrase = token.start(), ""
+        if pending is not None and not text[pending.end() : token.start()].strip():
+            start, phrase = pending.start(), pending.group(1).strip()
+        targets.append({"start": start, "end": token.end(), "phrase": phrase, "masks": [index]})
+        pending = None
+    return targets
 
 
 def mask_references(
     text: str, phrases: list[str], n_masks: int, seg_masks: list[int | None] | None = None
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The model's text as people read it: each target (`<p> phrase </p> [SEG]`, or a bare [SEG]) becomes
-    its phrase and a mask number, "Sure, it is [mask 1]." (GLaMM / GeoPixel demos); a target without a
-    mask (empty, or none decoded) becomes "(no mask)". Returns (display text, one reference per target:
-    mask index or None, label, phrase, [start, end) of the reference in the display text).
+    """The model's text as people read it: each target (`<p> phrase </p> [SEG]`, or a bare [SEG])
+    becomes its phrase and mask number, "Sure, it is [mask 1]." (as GLaMM's and GeoPixel's demos show
+    it); a target whose masks were all empty becomes "(no mask)". Returns (display text, one reference
+    per mask of each target: mask index or None, label, phrase, [start, end) in the display text).
 
-    `seg_masks` (the predictor's `extra["seg_masks"]`) maps each target to its mask after empty masks
-    were dropped and duplicates merged; without it (or when it does not fit the text) targets are
+    `seg_masks` (the predictor's `extra["seg_masks"]`) maps each [SEG] to its mask after empty masks
+    were dropped and duplicates merged; without it (or when it does not fit the text) the [SEG]s are
     numbered in order while there are masks."""
-    targets = list(_TARGET.finditer(text))
-    if seg_masks is None or len(seg_masks) != len(targets):
-        seg_masks = [i if i < n_masks else None for i in range(len(targets))]
+    n_seg = text.count("[SEG]")
+    if seg_masks is None or len(seg_masks) != n_seg:
+        seg_masks = [i if i < n_masks else None for i in range(n_seg)]
     out: list[str] = []
     refs: list[dict[str, Any]] = []
     length, end = 0, 0
@@ -44,18 +69,22 @@ def mask_references(
         out.append(piece)
         length += len(piece)
 
-    for match, index in zip(targets, seg_masks, strict=True):
-        emit(_TAGS.sub(" ", text[end : match.start()]))
-        phrase = (match.group(1) or "").strip()
-        if not phrase and index is not None and index < len(phrases):
-            phrase = phrases[index]
-        label = "(no mask)" if index is None else f"[mask {index + 1}]"
-        piece = f"{phrase} {label}" if phrase else label
-        if length and not out[-1][-1:].isspace():
-            emit(" ")
-        refs.append({"mask": index, "label": label, "phrase": phrase, "span": [length, length + len(piece)]})
-        emit(piece)
-        end = match.end()
+    for target in _targets(text, seg_masks):
+        emit(_TAGS.sub(" ", text[end : target["start"]]))
+        masks = list(dict.fromkeys(i for i in target["masks"] if i is not None))
+        phrase = target["phrase"]
+        if not phrase and masks and masks[0] < len(phrases):
+            phrase = phrases[masks[0]]
+        for k, index in enumerate(masks or [None]):
+            label = "(no mask)" if index is None else f"[mask {index + 1}]"
+            piece = f"{phrase} {label}" if phrase and k == 0 else label
+            if length and not out[-1][-1:].isspace():
+                emit(" ")
+            refs.append(
+                {"mask": index, "label": label, "phrase": phrase, "span": [length, length + len(piece)]}
+            )
+            emit(piece)
+        end = target["end"]
     emit(_TAGS.sub(" ", text[end:]))
     return "".join(out), refs
 
