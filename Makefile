@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAMPLE ?= examples/tennis_courts_P0224.png
 PROMPT ?= Are there tennis courts in this image?
 
-.PHONY: venv demo test lint format clean
+.PHONY: venv demo test lint format clean qgis-plugin
 
 $(BIN)/geomag: pyproject.toml requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,17 @@ test: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks qgis
+	$(BIN)/ruff format --check src tests benchmarks qgis
 	$(BIN)/lint-imports
 
 format: venv
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks qgis
+	$(BIN)/ruff check --fix src tests benchmarks qgis
+
+# the QGIS plugin (qgis/geomag_qgis, a client of `geomag serve`) as an installable zip in dist/
+qgis-plugin:
+	python3 qgis/build_zip.py dist
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

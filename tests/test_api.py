@@ -56,7 +56,7 @@ def test_parse_equals_the_cli_and_the_server(tmp_path, capsys):
     finally:
         worker.stop()
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0] == printed[2] == result.text
+    assert printed[0] == printed[2] == result.display_text  # each [SEG] as its mask's reference
     for name in ("cli", "served"):
         written, masks = _written(tmp_path / name)
         assert written["text"] == result.text and written["granularity"] == result.granularity

@@ -20,6 +20,7 @@ from geomag.errors import GeoMagError
 from geomag.geoio import (
     boxes_to_geojson,
     check_geo_outputs,
+    mask_polygons,
     masks_to_geojson,
     save_geo_outputs,
     source_boxes_geojson,
@@ -204,42 +205,50 @@ def two_blobs(h=40, w=50) -> np.ndarray:
 def test_polygons_land_on_mask_pixels():
     m = two_blobs()
     fc = masks_to_geojson([m], transform=T, crs=UTM18, properties=[{"phrase": "roofs"}])
-    assert fc["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32618"
+    assert set(fc) == {"type", "features"}  # RFC 7946: no crs member, nothing non-standard
     (feat,) = fc["features"]
     assert feat["properties"] == {"index": 0, "area_px": int(m.sum()), "phrase": "roofs"}
-    polys = feat["geometry"]["coordinates"]
-    assert feat["geometry"]["type"] == "MultiPolygon" and len(polys) == 2
+    assert feat["geometry"]["type"] == "MultiPolygon"
+    polys = mask_polygons(m, T)  # in the raster's own CRS (what vectors.gpkg holds)
+    assert len(polys) == 2
     xs = [x for p in polys for x, _ in p[0]]
     ys = [y for p in polys for _, y in p[0]]
     # left edge of column 3 and top edge of row 5 in map coordinates
     assert min(xs) == 500000 + 3 * 10 and max(ys) == 4400000 - 5 * 10
     assert max(xs) == 500000 + 45 * 10 and min(ys) == 4400000 - 30 * 10
     # burning the polygons back onto the grid gives exactly the mask
-    back = rasterio.features.rasterize([feat["geometry"]], out_shape=m.shape, transform=T).astype(bool)
+    native = {"type": "MultiPolygon", "coordinates": polys}
+    back = rasterio.features.rasterize([native], out_shape=m.shape, transform=T).astype(bool)
     np.testing.assert_array_equal(back, m)
     assert json.loads(json.dumps(fc)) == fc  # plain JSON
 
 
 def test_polygons_wgs84():
     m = two_blobs()
-    fc = masks_to_geojson([m], transform=T, crs=UTM18, to_wgs84=True)
-    assert "crs" not in fc and fc["coordinate_system"].startswith("EPSG:4326")
+    import shapely
+
+    fc = masks_to_geojson([m], transform=T, crs=UTM18)
+    assert "crs" not in fc and "coordinate_system" not in fc
     ring = fc["features"][0]["geometry"]["coordinates"][0][0]
-    utm = masks_to_geojson([m], transform=T, crs=UTM18)["features"][0]["geometry"]["coordinates"][0][0]
+    utm = mask_polygons(m, T)[0][0]
     lon, lat = rasterio.warp.transform(UTM18, "EPSG:4326", [p[0] for p in utm], [p[1] for p in utm])
-    np.testing.assert_allclose(ring, np.stack([lon, lat], axis=1), atol=1e-9)
+    expected = shapely.Polygon(np.stack([lon, lat], axis=1))
+    assert shapely.Polygon(ring).normalize().equals_exact(expected.normalize(), 1e-9)  # same ring, reoriented
+    assert shapely.Polygon(ring).exterior.is_ccw  # RFC 7946 3.1.6: exterior rings counterclockwise
     assert all(-76 < x < -74 and 39 < y < 40 for x, y in ring)  # UTM 18N, 4400 km north
 
 
 def test_boxes_geojson():
+    import shapely
+
     fc = boxes_to_geojson({"crop1": Box(10, 20, 30, 25)}, transform=T, crs=UTM18)
     (feat,) = fc["features"]
     assert feat["properties"] == {"name": "crop1", "box_px": [10, 20, 30, 25]}
     ring = feat["geometry"]["coordinates"][0]
-    assert ring[0] == [500100.0, 4399800.0] and ring[2] == [500300.0, 4399750.0]
-    wgs = boxes_to_geojson({"crop1": Box(10, 20, 30, 25)}, transform=T, crs=UTM18, to_wgs84=True)
-    lon, lat = rasterio.warp.transform(UTM18, "EPSG:4326", [500100.0], [4399800.0])
-    np.testing.assert_allclose(wgs["features"][0]["geometry"]["coordinates"][0][0], [lon[0], lat[0]])
+    assert shapely.LinearRing(ring).is_ccw  # the box's corners went round clockwise on the map before
+    lon, lat = rasterio.warp.transform(UTM18, "EPSG:4326", [500100.0, 500300.0], [4399800.0, 4399750.0])
+    np.testing.assert_allclose(ring[0], [lon[0], lat[0]])  # the top-left corner comes first
+    assert [lon[1], lat[1]] in [pytest.approx(c) for c in ring]
 
 
 def test_pixel_coordinates_without_crs():
@@ -247,8 +256,6 @@ def test_pixel_coordinates_without_crs():
     assert fc["coordinate_system"] == "pixel" and "column" in fc["note"] and "crs" not in fc
     xs = [x for p in fc["features"][0]["geometry"]["coordinates"] for x, _ in p[0]]
     assert min(xs) == 3 and max(xs) == 45
-    with pytest.raises(GeoMagError, match="--wgs84 needs a georeferenced"):
-        masks_to_geojson([two_blobs()], to_wgs84=True)
     assert masks_to_geojson([np.zeros((4, 4), bool)])["features"] == []
 
 
@@ -284,7 +291,7 @@ def make_result(m: np.ndarray) -> Result:
 def test_save_geo_outputs(tmp_path):
     src = RasterSource(make_tif(tmp_path / "in.tif", rand((3, 40, 50))))
     files = save_geo_outputs(make_result(two_blobs()), src, tmp_path / "out", wgs84=True)
-    assert sorted(files) == ["boxes.geojson", "mask_00.tif", "masks.geojson"]
+    assert sorted(files) == ["boxes.geojson", "mask_00.tif", "masks.geojson", "vectors.gpkg"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(files)  # no temp leftovers
     masks = json.loads(files["masks.geojson"].read_text())
     assert masks["features"][0]["properties"]["phrase"] == "roofs"
@@ -299,23 +306,28 @@ def test_missing_crs_warns_and_writes_pixel_coordinates(tmp_path):
     path = make_tif(tmp_path / "plain.tif", rand((3, 40, 50)), crs=None, transform=None)
     src = RasterSource(path)
     assert not src.is_georeferenced
-    with pytest.warns(UserWarning, match="no CRS: GeoJSON is written in pixel coordinates"):
+    with pytest.warns(UserWarning, match="no CRS: the vectors are written in pixel coordinates"):
         check_geo_outputs(src, masks=True)  # when the input is opened, before any model work
     files = save_geo_outputs(make_result(two_blobs()), src, tmp_path / "out", mask_geotiff=True)
-    assert sorted(files) == ["boxes.geojson", "masks.geojson"]  # no mask GeoTIFF without a CRS
-    boxes = json.loads(files["boxes.geojson"].read_text())
-    assert boxes["coordinate_system"] == "pixel"
-    assert boxes["features"][0]["geometry"]["coordinates"][0][0] == [2.0, 3.0]
+    assert sorted(files) == ["vectors.gpkg"]  # no GeoJSON (it would read as degrees), no mask GeoTIFF
+    import pyogrio
+
+    assert pyogrio.read_info(files["vectors.gpkg"], layer="boxes")["crs"] is None
+    _, _, geometry, _ = pyogrio.raw.read(files["vectors.gpkg"], layer="boxes")
+    import shapely
+
+    assert shapely.from_wkb(geometry[0]).bounds == (2.0, -15.0, 20.0, -3.0)  # x = column, y = -row
     with pytest.raises(GeoMagError, match="--wgs84"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         save_geo_outputs(make_result(two_blobs()), src, tmp_path / "out2", wgs84=True)
     assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
-    with pytest.warns(UserWarning, match=r"pixel coordinates$"):  # boxes only: no word on mask GeoTIFFs
+    with pytest.warns(UserWarning, match=r"longitude / latitude\)$"):  # boxes only: no word on mask GeoTIFFs
         fc = source_boxes_geojson({"crop1": Box(2, 3, 20, 15)}, src)
     assert fc["coordinate_system"] == "pixel"
     geo = RasterSource(make_tif(tmp_path / "geo.tif", rand((3, 40, 50))))
     fc = source_boxes_geojson({"crop1": Box(10, 20, 30, 25)}, geo)
-    assert fc["features"][0]["geometry"]["coordinates"][0][0] == [500100.0, 4399800.0]
+    lon, lat = rasterio.warp.transform(UTM18, "EPSG:4326", [500100.0], [4399800.0])
+    assert fc["features"][0]["geometry"]["coordinates"][0][0] == pytest.approx([lon[0], lat[0]])
 
 
 def test_plain_image_geojson(tmp_path):
@@ -324,10 +336,9 @@ def test_plain_image_geojson(tmp_path):
         warnings.simplefilter("error")  # a PNG has no CRS by nature: pixel coordinates, no warning
         files = save_geo_outputs(make_result(two_blobs()), src, tmp_path)
         boxes = source_boxes_geojson({"crop1": Box(1, 2, 3, 4)}, src)
-    fc = json.loads(files["masks.geojson"].read_text())
-    assert fc["coordinate_system"] == "pixel" and boxes["coordinate_system"] == "pixel"
+    assert boxes["coordinate_system"] == "pixel"  # for a viewer of the image; never a .geojson file
     assert boxes["features"][0]["geometry"]["coordinates"][0][0] == [1.0, 2.0]
-    assert sorted(files) == ["boxes.geojson", "masks.geojson"]
+    assert sorted(files) == ["vectors.gpkg"]
 
 
 # ---------------------------------------------------------------- real files
@@ -362,9 +373,13 @@ def test_real_osbs_mask_lands_on_the_map(real_data, tmp_path):
     assert nodata_pixels.any() and (np.asarray(src.read())[nodata_pixels] == 0).all()
     m = np.zeros((400, 400), bool)
     m[100:150, 200:260] = True
+    import pyogrio
+    import shapely
+
     files = save_geo_outputs(make_result(m), src, tmp_path, wgs84=False)
-    feat = json.loads(files["masks.geojson"].read_text())["features"][0]
-    xs, ys = zip(*feat["geometry"]["coordinates"][0][0], strict=True)
+    assert pyogrio.read_info(files["vectors.gpkg"], layer="masks")["crs"] == "EPSG:32617"
+    geometry = shapely.from_wkb(pyogrio.raw.read(files["vectors.gpkg"], layer="masks")[2][0])
+    xs, ys = geometry.exterior.xy if geometry.geom_type == "Polygon" else geometry.geoms[0].exterior.xy
     x0, y0 = src.transform @ (200, 100)
     x1, y1 = src.transform @ (260, 150)
     assert (min(xs), max(xs), max(ys), min(ys)) == pytest.approx((x0, x1, y0, y1))
@@ -372,7 +387,7 @@ def test_real_osbs_mask_lands_on_the_map(real_data, tmp_path):
     with rasterio.open(files["mask_00.tif"]) as ds:
         assert ds.crs == src.crs and ds.transform == src.transform
         np.testing.assert_array_equal(ds.read(1).astype(bool), m)
-    lonlat = masks_to_geojson([m], src.transform, src.crs, to_wgs84=True)
+    lonlat = json.loads(files["masks.geojson"].read_text())
     lon, lat = lonlat["features"][0]["geometry"]["coordinates"][0][0][0]
     assert -83 < lon < -81 and 29 < lat < 30.5  # Ordway-Swisher Biological Station, Florida
 
@@ -383,7 +398,7 @@ def test_real_rsvqa_and_world_wgs84(real_data):
         real_data / "geotiff" / "rasterio_world.rgb.tif",
     ]:
         src = RasterSource(f)
-        fc = boxes_to_geojson({"all": Box(0, 0, *src.size)}, src.transform, src.crs, to_wgs84=True)
+        fc = boxes_to_geojson({"all": Box(0, 0, *src.size)}, src.transform, src.crs)
         ring = fc["features"][0]["geometry"]["coordinates"][0]
         lon, lat = rasterio.warp.transform(src.crs, "EPSG:4326", *zip(*[src.transform @ (0, 0)], strict=True))
         np.testing.assert_allclose(ring[0], [lon[0], lat[0]], atol=1e-9)
@@ -411,6 +426,7 @@ def test_open_image_and_save_write_the_geo_outputs_asked_for(tmp_path):
         "masks.geojson",
         "overlay.png",
         "result.json",
+        "vectors.gpkg",
     ]
     save(result, tmp_path / "plain")
     assert sorted(p.name for p in (tmp_path / "plain").iterdir() if not p.name.startswith(".")) == [
@@ -437,9 +453,10 @@ def test_magcrop_cli_geojson(real_data, tmp_path, capsys):
     rc = main([*argv, "--box", "100,120,260,300", "--geojson", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     fc = json.loads((out / "boxes.geojson").read_text())
-    assert fc["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32617"
+    assert "crs" not in fc  # RFC 7946: WGS84
     src = RasterSource(tif)
-    assert fc["features"][0]["geometry"]["coordinates"][0][0] == list(src.transform @ (100, 120))
+    lon, lat = rasterio.warp.transform(src.crs, "EPSG:4326", *zip(src.transform @ (100, 120), strict=True))
+    assert fc["features"][0]["geometry"]["coordinates"][0][0] == pytest.approx([lon[0], lat[0]])
     rc = main([*argv, "--box", "100,120,260,300", "--wgs84", "--out", str(tmp_path / "wgs")])
     lon, lat = json.loads((tmp_path / "wgs" / "boxes.geojson").read_text())["features"][0]["geometry"][
         "coordinates"
@@ -470,5 +487,9 @@ def test_magcrop_cli_bad_geo_inputs(tmp_path, capsys):
     assert main(["magcrop", str(plain), *base, "--geojson", "--out", str(tmp_path / "px")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("geomag: warning:") and "no CRS" in err[0]
-    fc = json.loads((tmp_path / "px" / "boxes.geojson").read_text())
-    assert fc["coordinate_system"] == "pixel" and fc["features"][0]["geometry"]["coordinates"][0][0] == [5, 5]
+    import pyogrio
+    import shapely
+
+    assert not (tmp_path / "px" / "boxes.geojson").exists()  # pixels would read as degrees
+    geometry = pyogrio.raw.read(tmp_path / "px" / "vectors.gpkg", layer="boxes")[2][0]
+    assert shapely.from_wkb(geometry).bounds == (5.0, -30.0, 30.0, -5.0)

@@ -186,8 +186,8 @@ def test_overlay_labels_masks_with_their_phrases_and_keeps_a_shrunk_speck(monkey
     assert picture.shape == (500, 500, 3)
     assert (picture[245:255, 245:255] == MASK_COLORS[0]).all(axis=-1).any()
     assert writing.mask_labels(_result((20, 20), [speck[:20, :20]] * 2, phrases=["a small car", ""])) == [
-        "0: a small car",
-        "mask 1",
+        "1: a small car",  # the numbers the answer's text uses ("[mask 1]" is mask_00.png)
+        "mask 2",
     ]
 
 

@@ -4,7 +4,6 @@ the job timeout, internal errors and a client that stalls mid-body (the last on 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import socket
 import subprocess
@@ -143,10 +142,10 @@ def test_formats_png_geojson_and_the_demos_includes(client, tiny_checkpoint):
     geo = upload(client, GEOTIFF, "Where are the trees?", query="?format=geojson")
     assert geo.status_code == 200 and geo.headers["content-type"] == "application/geo+json"
     collection = geo.json()
-    assert "32617" in json.dumps(collection["crs"])
+    assert "crs" not in collection  # RFC 7946: WGS84 longitude / latitude, with or without ?wgs84=true
     box = next(f for f in collection["features"] if f["properties"]["kind"] == "box")
     x, y = box["geometry"]["coordinates"][0][0]
-    assert x > 1e5 and y > 1e6  # UTM metres, not pixels
+    assert -90 < x < -75 and 25 < y < 35
     lonlat = upload(client, GEOTIFF, "Where are the trees?", query="?format=geojson&wgs84=true").json()
     lon, lat = next(f for f in lonlat["features"] if f["properties"]["kind"] == "box")["geometry"][
         "coordinates"
@@ -154,8 +153,13 @@ def test_formats_png_geojson_and_the_demos_includes(client, tiny_checkpoint):
     assert -90 < lon < -75 and 25 < lat < 35  # Florida (NEON OSBS)
     assert "georeferenced" in one_error(upload(client, query="?format=geojson"), 422)
 
-    demo = upload(client, GEOTIFF, "Where are the trees?", query="?include=overlay,heatmap,geojson").json()
+    demo = upload(
+        client, GEOTIFF, "Where are the trees?", query="?include=overlay,heatmap,geojson,map"
+    ).json()
     assert demo["overlay"].startswith("data:image/") and demo["geojson"]["type"] == "FeatureCollection"
+    south, west = demo["map"]["bounds"][0]  # the page's map: the raster warped to Web Mercator
+    assert demo["map"]["kind"] == "geo" and -90 < west < -75 and 25 < south < 35
+    assert demo["map"]["image"].startswith("data:image/png") and demo["map"]["crs"] == "EPSG:32617"
     assert (
         demo["heatmaps"] and demo["heatmaps"][0]["name"] == "crop1" and demo["heatmaps"][0]["source"] == "psc"
     )

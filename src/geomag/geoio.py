@@ -1,9 +1,15 @@
-"""Geospatial outputs: georeferenced mask GeoTIFFs and GeoJSON of masks and boxes.
+"""Geospatial outputs: georeferenced mask GeoTIFFs, GeoJSON and GeoPackage of masks and boxes.
 
-Why a module of its own: remote-sensing users want results a GIS opens. The writers put masks and
-boxes (original pixel coordinates, as in every `Result`) back on the map with the input's CRS and
-transform (a `geomag.sources.RasterSource`); plain images get pixel-coordinate GeoJSON. Reading
-rasters is `geomag.sources`' job.
+Why a module of its own: remote-sensing users want results a GIS opens without a warning. The
+writers put masks and boxes (original pixel coordinates, as in every `Result`) back on the map with
+the input's CRS and transform (a `geomag.sources.RasterSource`):
+- GeoJSON is RFC 7946: WGS84 longitude / latitude, exterior rings counterclockwise, no `crs` member;
+- the input's own CRS goes into a GeoPackage (vectors.gpkg, layers "masks" and "boxes"), version 1.3
+  so that GDAL 3.6 (Debian 12, QGIS 3.22) reads it without a warning;
+- a plain image (no CRS) gets no GeoJSON (a GIS would take its pixels for degrees) but a GeoPackage
+  without a CRS ("Undefined SRS"), placed as QGIS places an image without georeferencing: x = column,
+  y = -row, so it lies over the image.
+Reading rasters is `geomag.sources`' job.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import rasterio
 import rasterio.errors
 import rasterio.features
 import rasterio.warp
+import shapely
+import shapely.geometry
 from affine import Affine
 
 from geomag.errors import GeoMagError
@@ -29,6 +37,18 @@ from geomag.imaging import Box
 from geomag.sources import RasterSource
 
 PIXEL_CRS_NOTE = "pixel coordinates of the original image: x = column, y = row, origin at the top-left corner"
+VECTORS_FILE = "vectors.gpkg"
+# GDAL >= 3.7 writes GeoPackage 1.4 by default, which GDAL 3.6 warns about ("may only be partially supported")
+GPKG_OPTIONS = {"VERSION": "1.3"}
+# a plain image's vectors in the GeoPackage: where QGIS draws an image without georeferencing (y = -row)
+PIXEL_PLACEMENT = Affine(1, 0, 0, 0, -1, 0)
+
+
+def public_file(path: str | Path) -> None:
+    """Give a file written through mkstemp (mode 0600) the mode every other output has (0666 - umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -104,6 +124,7 @@ def write_mask_geotiff(mask: np.ndarray, path: str | Path, source_or_profile: An
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.write(data, 1)
+        public_file(tmp)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
@@ -111,21 +132,11 @@ def write_mask_geotiff(mask: np.ndarray, path: str | Path, source_or_profile: An
     return out
 
 
-def _crs_member(crs: Any) -> dict[str, Any]:
-    """GeoJSON (2008) 'crs' member that GDAL/QGIS read, for data not in WGS84."""
-    epsg = crs.to_epsg()
-    name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs.to_wkt()
-    return {"type": "name", "properties": {"name": name}}
-
-
-def _collection(features: list[dict], crs: Any, to_wgs84: bool) -> dict[str, Any]:
+def _collection(features: list[dict], georeferenced: bool) -> dict[str, Any]:
+    """A FeatureCollection: RFC 7946 as it is (WGS84) when georeferenced; in pixels it says so (such a
+    collection is for a viewer of the image, e.g. the page's map, never for a .geojson file)."""
     fc: dict[str, Any] = {"type": "FeatureCollection"}
-    if to_wgs84:
-        fc["coordinate_system"] = "EPSG:4326 (longitude, latitude)"
-    elif crs is not None:
-        fc["crs"] = _crs_member(crs)
-        fc["coordinate_system"] = crs.to_string()
-    else:
+    if not georeferenced:
         fc["coordinate_system"] = "pixel"
         fc["note"] = PIXEL_CRS_NOTE
     fc["features"] = features
@@ -137,61 +148,148 @@ def _check_wgs84(crs: Any, to_wgs84: bool) -> None:
         raise GeoMagError("--wgs84 needs a georeferenced input (a raster with a CRS); this one has none")
 
 
-def _to_output_crs(geom: dict, crs: Any, to_wgs84: bool) -> dict:
-    return rasterio.warp.transform_geom(crs, "EPSG:4326", geom) if to_wgs84 else geom
+def _rfc7946(geom: dict, crs: Any) -> dict:
+    """A geometry in `crs` as RFC 7946 wants it: WGS84 lon/lat, exterior rings counterclockwise and
+    holes clockwise (section 3.1.6)."""
+    lonlat = rasterio.warp.transform_geom(crs, "EPSG:4326", geom)
+    return shapely.geometry.mapping(
+        shapely.orient_polygons(shapely.geometry.shape(lonlat), exterior_cw=False)
+    )
+
+
+def mask_polygons(mask: np.ndarray, transform: Affine) -> list[Any]:
+    """The pixels of a mask as polygon coordinate lists (rasterio.features.shapes, 4-connected) in the
+    coordinates of `transform`; their edges are the pixel edges."""
+    m = _mask_array(mask) > 0
+    shapes = rasterio.features.shapes(m.astype(np.uint8), mask=m, connectivity=4, transform=transform)
+    return [g["coordinates"] for g, _ in shapes]
 
 
 def masks_to_geojson(
     masks: Sequence[np.ndarray],
     transform: Affine | None = None,
     crs: Any = None,
-    to_wgs84: bool = False,
     properties: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """FeatureCollection with one MultiPolygon per non-empty mask, outlining its pixels.
 
-    With a transform the coordinates are map coordinates in `crs` (or WGS84 lon/lat with to_wgs84);
-    without one they are pixel coordinates (x = column, y = row), and the collection says so.
-    Empty masks get no feature; each feature keeps its mask index in properties["index"].
+    With a transform and a CRS: RFC 7946 (WGS84 lon/lat, counterclockwise exterior rings); without
+    them: pixel coordinates (x = column, y = row), and the collection says so. Empty masks get no
+    feature; each feature keeps its mask index in properties["index"].
     """
-    _check_wgs84(crs, to_wgs84)
     if properties is not None and len(properties) != len(masks):
         raise GeoMagError(f"{len(properties)} property dicts for {len(masks)} masks")
-    t = transform if transform is not None else Affine.identity()
+    georeferenced = transform is not None and crs is not None
+    t = transform if georeferenced else Affine.identity()
     features = []
     for i, mask in enumerate(masks):
         m = _mask_array(mask) > 0
         if not m.any():
             continue
-        polygons = [
-            g["coordinates"]
-            for g, _ in rasterio.features.shapes(m.astype(np.uint8), mask=m, connectivity=4, transform=t)
-        ]
-        geom = _to_output_crs({"type": "MultiPolygon", "coordinates": polygons}, crs, to_wgs84)
+        geom: dict = {"type": "MultiPolygon", "coordinates": mask_polygons(m, t)}
+        if georeferenced:
+            geom = _rfc7946(geom, crs)
         props = {"index": i, "area_px": int(m.sum())}
         if properties is not None:
             props.update(properties[i])
         features.append({"type": "Feature", "geometry": _plain(geom), "properties": props})
-    return _collection(features, None if transform is None else crs, to_wgs84)
+    return _collection(features, georeferenced)
+
+
+def _box_ring(box: Box, t: Affine) -> list[tuple[float, float]]:
+    corners = [(box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1), (box.x0, box.y0)]
+    return [tuple(float(v) for v in t @ c) for c in corners]
 
 
 def boxes_to_geojson(
     boxes: Mapping[str, Box],
     transform: Affine | None = None,
     crs: Any = None,
-    to_wgs84: bool = False,
 ) -> dict[str, Any]:
-    """FeatureCollection with one Polygon per named box (its pixel box kept in properties["box_px"])."""
-    _check_wgs84(crs, to_wgs84)
-    t = transform if transform is not None else Affine.identity()
+    """FeatureCollection with one Polygon per named box (its pixel box kept in properties["box_px"]),
+    RFC 7946 with a transform and a CRS, else in pixels (as `masks_to_geojson`)."""
+    georeferenced = transform is not None and crs is not None
+    t = transform if georeferenced else Affine.identity()
     features = []
     for name, box in boxes.items():
-        corners = [(box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1), (box.x0, box.y0)]
-        ring = [tuple(float(v) for v in t @ c) for c in corners]
-        geom = _to_output_crs({"type": "Polygon", "coordinates": [ring]}, crs, to_wgs84)
+        geom: dict = {"type": "Polygon", "coordinates": [_box_ring(box, t)]}
+        if georeferenced:
+            geom = _rfc7946(geom, crs)
         props = {"name": name, "box_px": box.to_list()}
         features.append({"type": "Feature", "geometry": _plain(geom), "properties": props})
-    return _collection(features, None if transform is None else crs, to_wgs84)
+    return _collection(features, georeferenced)
+
+
+def write_vectors(
+    path: str | Path,
+    masks: Sequence[np.ndarray],
+    boxes: Mapping[str, Box],
+    transform: Affine | None,
+    crs: Any,
+    phrases: Sequence[str] = (),
+    scores: Sequence[float] = (),
+) -> Path:
+    """A GeoPackage with the layers "masks" (mask = the number the text refers to, index, phrase,
+    score, area_px) and "boxes" (name, box_px) in the input's CRS; without a CRS in pixels placed as
+    QGIS places an image without georeferencing (`PIXEL_PLACEMENT`), with an undefined CRS."""
+    import pyogrio.raw
+
+    georeferenced = transform is not None and crs is not None
+    t = transform if georeferenced else PIXEL_PLACEMENT
+    out_crs = (
+        crs.to_wkt() if georeferenced and hasattr(crs, "to_wkt") else (str(crs) if georeferenced else None)
+    )
+    rows = []
+    for i, mask in enumerate(masks):
+        polygons = mask_polygons(mask, t)
+        if polygons:
+            multi = shapely.geometry.shape({"type": "MultiPolygon", "coordinates": polygons})
+            rows.append((i, shapely.orient_polygons(multi, exterior_cw=False)))  # as GeoJSON: exteriors CCW
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pyogrio: "'crs' was not provided" (on purpose)
+        pyogrio.raw.write(
+            str(path),
+            np.array([shapely.to_wkb(g) for _, g in rows], dtype=object),
+            [
+                np.array([i + 1 for i, _ in rows], dtype=np.int32),
+                np.array([i for i, _ in rows], dtype=np.int32),
+                np.array([phrases[i] if i < len(phrases) else "" for i, _ in rows], dtype=object),
+                np.array(
+                    [float(scores[i]) if i < len(scores) else np.nan for i, _ in rows], dtype=np.float64
+                ),
+                np.array([int(np.count_nonzero(masks[i])) for i, _ in rows], dtype=np.int64),
+            ],
+            ["mask", "index", "phrase", "score", "area_px"],
+            layer="masks",
+            driver="GPKG",
+            geometry_type="MultiPolygon",
+            crs=out_crs,
+            promote_to_multi=True,
+            dataset_options=GPKG_OPTIONS,
+        )
+        names = list(boxes)
+        pyogrio.raw.write(
+            str(path),
+            np.array(
+                [
+                    shapely.to_wkb(shapely.orient_polygons(shapely.Polygon(_box_ring(boxes[n], t))))
+                    for n in names
+                ],
+                dtype=object,
+            ),
+            [
+                np.array(names, dtype=object),
+                np.array([json.dumps(boxes[n].to_list()) for n in names], dtype=object),
+            ],
+            ["name", "box_px"],
+            layer="boxes",
+            driver="GPKG",
+            geometry_type="Polygon",
+            crs=out_crs,
+            append=True,
+        )
+    return path
 
 
 def _plain(obj: Any) -> Any:
@@ -206,24 +304,41 @@ def _plain(obj: Any) -> Any:
 def check_geo_outputs(source: Any, wgs84: bool = False, warn: bool = True, masks: bool = True) -> bool:
     """Is the input georeferenced? Errors for --wgs84 without a CRS (call it before a long run).
 
-    A raster file without a CRS gets a warning (GeoJSON in pixel coordinates, no mask GeoTIFF);
-    plain images (PNG, JPEG) are expected to have none: they get pixel coordinates without one, and
-    a warning only when mask GeoTIFFs were asked for (`masks`), since none can be written.
+    A raster file without a CRS gets a warning (vectors in pixel coordinates, no GeoJSON, no mask
+    GeoTIFF); plain images (PNG, JPEG) are expected to have none: they get pixel coordinates without
+    one, and a warning only when mask GeoTIFFs were asked for (`masks`), since none can be written.
     """
     crs, _, _ = _georef(source)
     _check_wgs84(crs, wgs84)
     if crs is None and warn and (masks or isinstance(source, RasterSource)):
         name = Path(getattr(source, "path", "the image")).name
         extra = " and no mask GeoTIFF is written" if masks else ""
-        warnings.warn(f"{name} has no CRS: GeoJSON is written in pixel coordinates{extra}", stacklevel=2)
+        warnings.warn(
+            f"{name} has no CRS: the vectors are written in pixel coordinates to {VECTORS_FILE} "
+            f"(no GeoJSON, which GIS tools read as longitude / latitude){extra}",
+            stacklevel=2,
+        )
     return crs is not None
 
 
 def source_boxes_geojson(boxes: Mapping[str, Box], source: Any, wgs84: bool = False) -> dict[str, Any]:
-    """boxes_to_geojson placed with the source's CRS and transform (pixel coordinates without a CRS)."""
+    """boxes_to_geojson placed with the source's CRS and transform (RFC 7946; pixel coordinates
+    without a CRS, for viewers only: write those with `write_source_boxes`)."""
     georef = check_geo_outputs(source, wgs84, masks=False)
     crs, transform, _ = _georef(source)
-    return boxes_to_geojson(boxes, transform if georef else None, crs if georef else None, wgs84)
+    return boxes_to_geojson(boxes, transform if georef else None, crs if georef else None)
+
+
+def write_source_boxes(boxes: Mapping[str, Box], source: Any, out_dir: Path, wgs84: bool = False) -> str:
+    """MagCrop's boxes as a file a GIS opens: boxes.geojson (RFC 7946) for a georeferenced source,
+    vectors.gpkg in pixels without a CRS for the rest; returns the file's name."""
+    georef = check_geo_outputs(source, wgs84, masks=False)
+    crs, transform, _ = _georef(source)
+    if georef:
+        (Path(out_dir) / "boxes.geojson").write_text(json.dumps(boxes_to_geojson(boxes, transform, crs)))
+        return "boxes.geojson"
+    write_vectors(Path(out_dir) / VECTORS_FILE, [], boxes, None, None)
+    return VECTORS_FILE
 
 
 def save_geo_outputs(
@@ -234,11 +349,13 @@ def save_geo_outputs(
     geojson: bool = True,
     mask_geotiff: bool = True,
 ) -> dict[str, Path]:
-    """Write masks.geojson, boxes.geojson and mask_XX.tif (georeferenced input only) for a Result.
+    """Write the vectors and mask_XX.tif (georeferenced input only) for a Result.
 
-    Masks and boxes of a Result are in original pixel coordinates; the source's transform places
-    them on the map. Everything is built in a temporary folder first, so a failure leaves no partial
-    outputs. Returns {file name: path}.
+    Vectors (`geojson`): georeferenced input: masks.geojson and boxes.geojson (RFC 7946, WGS84) and
+    vectors.gpkg in the input's CRS; any other input: vectors.gpkg in pixels without a CRS. `wgs84`
+    only insists on a CRS (GeoJSON is always WGS84). Masks and boxes of a Result are in original pixel
+    coordinates; the source's transform places them on the map. Everything is built in a temporary
+    folder first, so a failure leaves no partial outputs. Returns {file name: path}.
     """
     georef = check_geo_outputs(source, wgs84, warn=False, masks=mask_geotiff)  # warned when opened
     crs, transform, size = _georef(source)
@@ -252,16 +369,20 @@ def save_geo_outputs(
     with tempfile.TemporaryDirectory(prefix=".geomag-geo-", dir=out) as tmp:
         staged: list[str] = []
         if geojson:
-            props = [
-                {"phrase": result.phrases[i]} if i < len(result.phrases) else {}
-                for i in range(len(result.masks))
-            ]
-            for name, fc in (
-                ("masks.geojson", masks_to_geojson(result.masks, transform, crs, wgs84, props)),
-                ("boxes.geojson", boxes_to_geojson(result.boxes, transform, crs, wgs84)),
-            ):
-                (Path(tmp) / name).write_text(json.dumps(fc))
-                staged.append(name)
+            if georef:
+                props = [
+                    {"mask": i + 1, **({"phrase": result.phrases[i]} if i < len(result.phrases) else {})}
+                    for i in range(len(result.masks))
+                ]
+                for name, fc in (
+                    ("masks.geojson", masks_to_geojson(result.masks, transform, crs, props)),
+                    ("boxes.geojson", boxes_to_geojson(result.boxes, transform, crs)),
+                ):
+                    (Path(tmp) / name).write_text(json.dumps(fc))
+                    staged.append(name)
+            write_vectors(Path(tmp) / VECTORS_FILE, result.masks, result.boxes, transform, crs,
+                          result.phrases, result.scores)  # fmt: skip
+            staged.append(VECTORS_FILE)
         if mask_geotiff and georef:
             for i, m in enumerate(result.masks):
                 name = f"mask_{i:02d}.tif"

@@ -526,6 +526,12 @@ class GeoMagPredictor:
             [phrases[k] for k in full],
         )
         masks, scores, phrases, merged = merge_duplicates(masks, scores, phrases, seg_numbers=full)
+        # which mask each target of the text became (None: empty), for the text's mask references
+        same_as = {int(d["seg"]): int(d["same_as"]) for d in merged}  # type: ignore[call-overload]
+        kept = iter(range(len(masks)))
+        notes["seg_masks"] = [
+            None if r not in full else same_as[r] if r in same_as else next(kept) for r in range(len(decoded))
+        ]
         if merged:
             notes["duplicates_merged"] = len(merged)
             notes["duplicates"] = merged

@@ -103,13 +103,14 @@ def overlay(result: Result) -> Image.Image:
 
 
 def mask_labels(result: Result) -> list[str]:
-    """What the overlay writes by each mask: its index (mask_XX.png) and its phrase, if any."""
+    """What the overlay writes by each mask: its number, as the text refers to it ("[mask 1]" is
+    mask_00.png), and its phrase, if any."""
     phrases = result.phrases
     labels = []
     for i in range(len(result.masks)):
         phrase = phrases[i] if i < len(phrases) else ""
         phrase = phrase if len(phrase) <= LABEL_CHARS else phrase[: LABEL_CHARS - 1] + "…"
-        labels.append(f"{i}: {phrase}" if phrase else f"mask {i}")
+        labels.append(f"{i + 1}: {phrase}" if phrase else f"mask {i + 1}")
     return labels
 
 
@@ -140,7 +141,7 @@ def mask_note(result: Result) -> str:
 
 
 def summary_line(result: Result, out: str | os.PathLike[str]) -> str:
-    """What `geomag parse` prints: the answer, then granularity, masks (or why none), wall time and
-    folder."""
+    """What `geomag parse` prints: the answer (each [SEG] as its phrase and mask number), then
+    granularity, masks (or why none), wall time and folder."""
     total = result.timings.get("total", 0.0)
-    return f"{result.text}\n[{result.granularity}] {mask_note(result)}, {total:.2f} s -> {out}\n"
+    return f"{result.display_text}\n[{result.granularity}] {mask_note(result)}, {total:.2f} s -> {out}\n"

@@ -4,9 +4,12 @@
   windows for one prompt on the raster's own grid (CRS, transform, size), OR-ed where windows
   overlap. Written chunk by chunk (each chunk ORs the windows that touch it, read by window from
   their mask files), so a 20000 px mosaic is never in memory.
-- vectors.gpkg (or .geojson): one layer of the masks of georeferenced inputs as polygons
-  (rasterio.features.shapes), in the CRS of the first such input (others are reprojected), with
-  image, prompt, phrase, score, text. Polygons of a windowed raster's prompt are unioned across the
+- vectors.gpkg: the masks of georeferenced inputs as polygons (rasterio.features.shapes), one layer
+  per CRS in that CRS (layer "geomag" for the first CRS, "geomag_<crs>" for each other one: a scene
+  in another UTM zone is never reprojected into the first's, where its areas would be wrong), with
+  image, prompt, phrase, score, text (the answer with its mask references); GeoPackage 1.3, which
+  GDAL 3.6 reads without a warning. Or vectors.geojson (--vector geojson): RFC 7946, every input in
+  WGS84 lon/lat, one collection. Polygons of a windowed raster's prompt are unioned across the
   windows (shapely), so an object in an overlap is one feature, with its best window's attributes.
 - coco.json: the masks of the other images (no CRS) as COCO annotations with RLE masks
   (pycocotools); one category per prompt.
@@ -39,6 +42,7 @@ from rasterio.windows import Window
 
 from geomag.batch.outputs import record_transform
 from geomag.data.samples import mask_to_rle
+from geomag.geoio import GPKG_OPTIONS
 from geomag.imaging import Box
 
 MOSAIC_DIR = "mosaics"
@@ -152,7 +156,7 @@ def _features(
                 "prompt": r["prompt"],
                 "phrase": m.get("phrase", ""),
                 "score": float(m.get("score", float("nan"))),
-                "text": r.get("text", ""),
+                "text": r.get("display_text", r.get("text", "")),
                 "granularity": r.get("granularity", ""),
                 "mask_file": m["file"],
             }
@@ -172,31 +176,69 @@ def _features(
     return geoms, attrs
 
 
+def _layer_name(crs: str, first: str) -> str:
+    return "geomag" if crs == first else "geomag_" + re.sub(r"[^A-Za-z0-9]+", "_", crs).strip("_").lower()
+
+
 def write_vectors(records: Sequence[Record], out_dir: Path, vector: str = "gpkg") -> Path | None:
-    """The vector layer of the georeferenced records (None when there is none)."""
+    """The vector layers of the georeferenced records (None when there is none): a GeoPackage layer
+    per CRS, or one RFC 7946 GeoJSON in WGS84."""
     geo = sorted((r for r in records if r.get("crs")), key=lambda r: (r["input"], r.get("window") or []))
     if not geo:
         return None
     driver, name = VECTOR_DRIVERS[vector]
-    crs = geo[0]["crs"]
-    geoms, attrs = _features(geo, out_dir, crs)
+    crss = list(dict.fromkeys(r["crs"] for r in geo))  # in input order: the first names layer "geomag"
     fields = ["image", "prompt", "phrase", "score", "text", "granularity", "mask_file"]
-    data = [np.array([a[f] for a in attrs], dtype=np.float64 if f == "score" else object) for f in fields]
-    wkb = np.array([shapely.to_wkb(g) for g in geoms], dtype=object)
     path = out_dir / name
     with _staged(path) as tmp:
-        pyogrio.raw.write(
-            str(tmp),
-            wkb,
-            data,
-            fields,
-            layer="geomag",
-            driver=driver,
-            geometry_type="MultiPolygon",
-            crs=crs,
-            promote_to_multi=True,
-        )
+        if vector == "geojson":
+            geoms, attrs = [], []
+            for crs in crss:
+                g, a = _features([r for r in geo if r["crs"] == crs], out_dir, crs)
+                geoms += [_lonlat(x, crs) for x in g]
+                attrs += a
+            _write_layer(tmp, geoms, attrs, fields, "geomag", driver, "EPSG:4326", {"RFC7946": "YES"})
+            return path
+        for i, crs in enumerate(crss):
+            geoms, attrs = _features([r for r in geo if r["crs"] == crs], out_dir, crs)
+            options = {"dataset_options": GPKG_OPTIONS} if i == 0 else {"append": True}
+            _write_layer(tmp, geoms, attrs, fields, _layer_name(crs, crss[0]), driver, crs, {}, **options)
     return path
+
+
+def _lonlat(geom: shapely.Geometry, crs: str) -> shapely.Geometry:
+    lonlat = rasterio.warp.transform_geom(crs, "EPSG:4326", shapely.geometry.mapping(geom))
+    return shapely.orient_polygons(shapely.geometry.shape(lonlat), exterior_cw=False)  # RFC 7946 3.1.6
+
+
+def _write_layer(
+    path: Path,
+    geoms: list[shapely.Geometry],
+    attrs: list[dict],
+    fields: list[str],
+    layer: str,
+    driver: str,
+    crs: str,
+    layer_options: dict[str, str],
+    **options: Any,
+) -> None:
+    data = [np.array([a[f] for a in attrs], dtype=np.float64 if f == "score" else object) for f in fields]
+    wkb = np.array(
+        [shapely.to_wkb(shapely.orient_polygons(g, exterior_cw=False)) for g in geoms], dtype=object
+    )
+    pyogrio.raw.write(
+        str(path),
+        wkb,
+        data,
+        fields,
+        layer=layer,
+        driver=driver,
+        geometry_type="MultiPolygon",
+        crs=crs,
+        promote_to_multi=True,
+        layer_options=layer_options or None,
+        **options,
+    )
 
 
 def write_coco(records: Sequence[Record], out_dir: Path) -> Path | None:

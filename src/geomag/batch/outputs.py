@@ -18,7 +18,7 @@ from affine import Affine
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from geomag.geoio import write_mask_geotiff
+from geomag.geoio import public_file, write_mask_geotiff
 
 MASK_DIR = "masks"
 
@@ -41,6 +41,7 @@ def _write_png(mask: np.ndarray, path: Path) -> None:
     os.close(fd)
     try:
         Image.fromarray(grey).save(tmp, format="PNG", compress_level=1)
+        public_file(tmp)  # mkstemp's 0600 -> the mode of every other output
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

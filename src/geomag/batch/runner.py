@@ -95,6 +95,7 @@ class JobRunner:
             **job_header(job),
             "granularity": result.granularity,
             "text": result.text,
+            "display_text": result.display_text,  # each [SEG] as "[mask N]" (the vectors' text field)
             "boxes": {k: [b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy] for k, b in result.boxes.items()},
             "masks": masks,
             "scores": [round(float(s), 4) for s in result.scores],

@@ -14,12 +14,17 @@ def add_geo_arguments(parser: argparse.ArgumentParser, masks: bool = True) -> No
     g = parser.add_argument_group("geospatial input/output (GeoTIFF)")
     g.add_argument("--bands", default=None, help="1-based bands to use as RGB (or one for grey), e.g. 3,2,1")
     g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's own)")
-    what = "masks.geojson and boxes.geojson" if masks else "boxes.geojson"
-    g.add_argument(
-        "--geojson", action="store_true", help=f"write {what} (map coordinates for GeoTIFF, else pixels)"
+    what = (
+        "masks.geojson, boxes.geojson (RFC 7946: WGS84) and vectors.gpkg (the input's CRS)"
+        if masks
+        else ("boxes.geojson (RFC 7946: WGS84)")
     )
     g.add_argument(
-        "--wgs84", action="store_true", help="GeoJSON in WGS84 longitude/latitude (implies --geojson)"
+        "--geojson", action="store_true",
+        help=f"write {what}; an image without a CRS: vectors.gpkg in pixels, no GeoJSON",
+    )  # fmt: skip
+    g.add_argument(
+        "--wgs84", action="store_true", help="--geojson, and fail at once when the input has no CRS"
     )
     if masks:
         g.add_argument(

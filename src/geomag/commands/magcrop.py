@@ -127,11 +127,10 @@ def run(args: argparse.Namespace) -> int:
             overlay_heatmap(view, heat).save(staged / f"heatmap_{name}.png")
             files[f"heatmap_{name}"] = f"heatmap_{name}.png"
         if args.geojson or args.wgs84:
-            from geomag.geoio import source_boxes_geojson
+            from geomag.geoio import write_source_boxes
 
-            fc = source_boxes_geojson(plan.boxes, source, wgs84=args.wgs84)
-            (staged / "boxes.geojson").write_text(json.dumps(fc))
-            files["geojson"] = "boxes.geojson"
+            # boxes.geojson (RFC 7946) on the map; an image without a CRS: vectors.gpkg in pixels
+            files["geojson"] = write_source_boxes(plan.boxes, source, staged, wgs84=args.wgs84)
         plan.timings["cli_total"] = time.perf_counter() - t_start
         record = {
             "image": str(image_path),

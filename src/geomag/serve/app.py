@@ -44,7 +44,7 @@ from geomag.sources import RasterSource, open_source
 
 log = logging.getLogger("geomag.serve")
 STATIC = Path(__file__).parent / "static"
-INCLUDES = ("overlay", "heatmap", "geojson")
+INCLUDES = ("overlay", "heatmap", "geojson", "map")
 EXAMPLE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
@@ -277,7 +277,7 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
         device: Annotated[str | None, Form(description="must be the device this server runs on")] = None,
         format: Annotated[Literal["json", "geojson", "png"], Query()] = "json",
         wgs84: Annotated[bool, Query(description="format=geojson in WGS84 lon/lat")] = False,
-        include: Annotated[str, Query(description="format=json: also overlay, heatmap, geojson")] = "",
+        include: Annotated[str, Query(description="format=json: also overlay, heatmap, geojson, map")] = "",
     ) -> Any:
         rid = request_id(request.scope)
         unknown = sorted(set((await request.form()).keys()) - form_fields)
@@ -374,4 +374,6 @@ def _json_body(result: Result, plan: Any, rid: str, wanted: set[str], georeferen
         body["heatmaps"] = encoding.heatmaps(result, plan)
     if "geojson" in wanted and georeferenced:
         body["geojson"] = encoding.result_geojson(result)
+    if "map" in wanted:
+        body["map"] = encoding.map_view(result)
     return body

@@ -4,6 +4,9 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { image: null, name: "", urls: [] };
+// one colour per phrase, on the map and on the answer's chips
+const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990", "#9a6324"];
+const view = { map: null, masks: null, maskLayers: [], bounds: null };
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -135,25 +138,153 @@ function jsonBlob(value) {
   return new Blob([JSON.stringify(value, null, 2)], { type: "application/json" });
 }
 
+// --- the answer: each [SEG] is a chip that names its mask ----------------------------------------
+function phraseColours(masks) {
+  const keys = [];
+  return masks.map((m, i) => {
+    const key = m.phrase || `#${i}`; // a mask without a phrase gets a colour of its own
+    if (!keys.includes(key)) keys.push(key);
+    return PALETTE[keys.indexOf(key) % PALETTE.length];
+  });
+}
+
+function showAnswer(body, colours) {
+  const box = $("answer");
+  box.textContent = "";
+  const text = body.display_text ?? body.text ?? "";
+  if (!text) { box.textContent = "(no text)"; return; }
+  let at = 0;
+  for (const ref of body.references || []) {
+    const [start, end] = ref.span;
+    box.append(text.slice(at, start));
+    const chip = document.createElement("span");
+    chip.className = "chip" + (ref.mask === null ? " none" : "");
+    chip.textContent = text.slice(start, end);
+    if (ref.mask !== null) {
+      chip.dataset.mask = String(ref.mask);
+      chip.style.borderColor = colours[ref.mask];
+      chip.title = "show this mask on the map";
+      chip.addEventListener("mouseenter", () => highlight(ref.mask, true));
+      chip.addEventListener("mouseleave", () => highlight(ref.mask, false));
+      chip.addEventListener("click", () => zoomTo(ref.mask));
+    }
+    box.append(chip);
+    at = end;
+  }
+  box.append(text.slice(at));
+}
+
+// --- the plan's decision, in words -----------------------------------------------------------------
+function showPlan(body) {
+  const extra = body.extra || {};
+  const plan = $("plan");
+  plan.textContent = "";
+  const add = (label, value) => {
+    if (plan.childNodes.length) plan.append(" · ");
+    const b = document.createElement("b");
+    b.textContent = label;
+    plan.append(b, value ? ` ${value}` : "");
+  };
+  const magcrop = extra.magcrop;
+  if (typeof magcrop === "string" && magcrop.startsWith("skipped: ")) {
+    add("kept the whole image:", magcrop.slice("skipped: ".length));
+  } else if (!magcrop) {
+    add("MagCrop off:", "the model saw the whole image");
+  }
+  for (const [name, box] of Object.entries(body.boxes || {})) add(`${name}`, `[${box.join(", ")}] px`);
+  if (magcrop === true && extra.zoom) add("zoom", extra.zoom);
+}
+
+// --- the map: the input as the base layer, the masks and MagCrop's boxes over it -------------------
+function highlight(index, on) {
+  const layer = view.maskLayers[index];
+  if (layer) layer.setStyle({ weight: on ? 4 : 2, fillOpacity: on ? 0.7 : 0.45 });
+  for (const chip of document.querySelectorAll(`.chip[data-mask="${index}"]`)) {
+    chip.classList.toggle("on", on);
+    chip.style.background = on ? chip.style.borderColor : "";
+  }
+}
+
+function zoomTo(index) {
+  const layer = index === undefined ? view.masks : view.maskLayers[index];
+  const bounds = layer && layer.getBounds && layer.getBounds();
+  if (view.map) view.map.fitBounds(bounds && bounds.isValid() ? bounds : view.bounds, { maxZoom: view.map.getMaxZoom() });
+}
+
+function popup(properties) {
+  const div = document.createElement("div");
+  const b = document.createElement("b");
+  b.textContent = `mask ${properties.mask}`;
+  div.append(b, properties.phrase ? `: ${properties.phrase}` : "");
+  if (properties.score !== undefined) div.append(document.createElement("br"), `score ${properties.score.toFixed(3)}`);
+  return div;
+}
+
+function showMap(body, colours) {
+  if (view.map) { view.map.remove(); view.map = null; }
+  const spec = body.map;
+  if (!spec || typeof L === "undefined") return;
+  const geo = spec.kind === "geo";
+  const [w, h] = spec.size;
+  // a plain image: a flat grid of pixels (x = column, y = row, so the map's "latitude" is -row)
+  const map = L.map("map", geo ? { zoomSnap: 0.25 } : { crs: L.CRS.Simple, minZoom: -6, maxZoom: 6, zoomSnap: 0.25 });
+  const bounds = geo ? L.latLngBounds(spec.bounds) : L.latLngBounds([[-h, 0], [0, w]]);
+  const coordsToLatLng = geo ? L.GeoJSON.coordsToLatLng : (c) => L.latLng(-c[1], c[0]);
+  L.imageOverlay(spec.image, bounds, { alt: "the input image" }).addTo(map);
+  view.maskLayers = [];
+  const masks = L.geoJSON(spec.masks, {
+    coordsToLatLng,
+    style: (f) => ({ color: colours[f.properties.mask - 1], weight: 2, opacity: 1, fillOpacity: 0.45 }),
+    onEachFeature: (f, layer) => {
+      layer.bindPopup(() => popup(f.properties));
+      view.maskLayers[f.properties.mask - 1] = layer;
+      layer.on("mouseover", () => highlight(f.properties.mask - 1, true));
+      layer.on("mouseout", () => highlight(f.properties.mask - 1, false));
+    },
+  }).addTo(map);
+  const boxes = L.geoJSON(spec.boxes, {
+    coordsToLatLng,
+    style: { color: "#1f78ff", weight: 2, fill: false, dashArray: "6 4" },
+    onEachFeature: (f, layer) => layer.bindTooltip(`MagCrop ${f.properties.name}`),
+  }).addTo(map);
+  L.control.layers(null, { "Masks": masks, "MagCrop boxes": boxes }, { collapsed: false }).addTo(map);
+  if (geo) L.control.scale({ imperial: false }).addTo(map);
+  map.on("mousemove", (e) => {
+    $("cursor").textContent = geo
+      ? `lon ${e.latlng.lng.toFixed(6)}, lat ${e.latlng.lat.toFixed(6)} (WGS84)`
+      : `x ${e.latlng.lng.toFixed(1)}, y ${(-e.latlng.lat).toFixed(1)} (pixels)`;
+  });
+  map.fitBounds(bounds);
+  view.map = map; view.masks = masks; view.bounds = bounds;
+  $("map-caption").textContent = geo
+    ? `${spec.crs} raster on a Web Mercator map, masks in WGS84 (click a mask for its phrase and score)`
+    : `pixel coordinates of the ${w} x ${h} image (click a mask for its phrase and score)`;
+  window.geomagMap = { map, masks, boxes, bounds, kind: spec.kind }; // for the console and the tests
+}
+
+// --- showing a result ----------------------------------------------------------------------------
 async function show(body) {
   for (const url of state.urls) URL.revokeObjectURL(url);
   state.urls = [];
   const extra = body.extra || {};
-  $("answer").textContent = body.text || "(no text)";
+  const colours = phraseColours(body.masks);
+  showAnswer(body, colours);
   $("granularity-out").textContent = body.granularity;
   const probs = extra.granularity_probabilities;
   $("granularity-why").textContent = probs
     ? "(classifier: " + Object.entries(probs).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") + ")"
     : "(forced)";
-  $("magcrop-out").textContent = extra.magcrop ? "on" : "off";
-  const boxes = Object.keys(body.boxes || {});
+  const skipped = typeof extra.magcrop === "string" && extra.magcrop.startsWith("skipped: ");
+  $("magcrop-out").textContent = skipped ? "on, skipped" : extra.magcrop ? "on" : "off";
+  showPlan(body);
   // the masks in words, as `geomag parse` prints them (geomag.writing.mask_note): why none, duplicates merged
   const n = body.masks.length;
   const merged = extra.duplicates_merged || 0;
-  const masks = n === 0 && extra.no_mask
+  $("mask-count").textContent = n === 0 && extra.no_mask
     ? `no mask: ${extra.no_mask}`
     : `${n} mask${n === 1 ? "" : "s"}` + (merged ? ` (${merged} duplicate${merged === 1 ? "" : "s"} merged)` : "");
-  $("mask-count").textContent = masks + (boxes.length ? ` · boxes ${boxes.join(", ")}` : "");
+  $("results").hidden = false; // before the map: Leaflet measures its container
+  showMap(body, colours);
   $("overlay").src = body.overlay;
   const heat = (body.heatmaps || [])[0];
   $("heatmap-figure").hidden = !heat;
@@ -173,13 +304,12 @@ async function show(body) {
     cell.textContent = seconds.toFixed(3);
   }
   $("downloads").innerHTML = "";
-  const { overlay, heatmaps, geojson, ...result } = body;
+  const { overlay, heatmaps, geojson, map, ...result } = body;
   download("result.json", jsonBlob(result));
   for (const [i, mask] of body.masks.entries()) {
     download(`mask_${String(i).padStart(2, "0")}.png`, await maskBlob(mask.rle));
   }
   if (geojson) download("result.geojson", jsonBlob(geojson));
-  $("results").hidden = false;
 }
 
 async function submit(event) {
@@ -198,7 +328,7 @@ async function submit(event) {
   const started = performance.now();
   const timer = setInterval(() => setStatus(`Parsing… ${((performance.now() - started) / 1000).toFixed(1)} s`), 100);
   try {
-    const response = await fetch("/v1/parse?include=overlay,heatmap,geojson", {
+    const response = await fetch("/v1/parse?include=overlay,heatmap,geojson,map", {
       method: "POST", body: form, headers: authHeaders(),
     });
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
@@ -220,6 +350,7 @@ async function submit(event) {
 }
 
 setUpDrop();
+$("zoom-result").addEventListener("click", () => zoomTo());
 $("form").addEventListener("submit", submit);
 loadHealth();
 loadExamples();
