@@ -1,6 +1,6 @@
 """Record expected.json of the regression set: run every case of cases.json through `geomag parse`.
 
-    python tests/data/regression/record.py      # from the repository root
+    python tests/data/regression/record.py [ID ...]     # from the repository root; IDs: only these
 
 Run it only to re-record after a change that is MEANT to change results (and say why in the commit):
 tests/test_regression.py compares the pipeline against what this wrote.
@@ -44,8 +44,12 @@ def main() -> int:
     from geomag.cli import main as geomag
 
     cases = json.loads((HERE / "cases.json").read_text())["cases"]
-    expected = {}
+    only = set(sys.argv[1:])
+    path = HERE / "expected.json"
+    expected = json.loads(path.read_text()) if only and path.is_file() else {}
     for case in cases:
+        if only and case["id"] not in only:
+            continue
         image = ROOT / case["image"]
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out"
@@ -54,7 +58,8 @@ def main() -> int:
                 print(f"{case['id']}: exit {code}", file=sys.stderr)
                 return 1
             expected[case["id"]] = summary(out)
-    (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    expected = {c["id"]: expected[c["id"]] for c in cases if c["id"] in expected}  # the cases' order
+    path.write_text(json.dumps(expected, indent=1) + "\n")
     return 0
 
 
