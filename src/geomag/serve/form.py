@@ -1,0 +1,77 @@
+"""The form fields of `POST /v1/parse`, derived from the option table (`geomag.options.OPTIONS`).
+
+One field per option offered on the server, typed as the table says, with its bounds (tightened
+by this server's limits, `ServeLimits.option_caps`) and choices written into the OpenAPI schema
+as `minimum` / `maximum` / `enum`. FastAPI checks only the types; bounds and choices are checked by
+`ParseOptions` and `ServeLimits.check_options`, so an out-of-bounds value gets the message the CLI
+and the Python API give.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Literal
+
+from fastapi import File, Form, Query, Request, UploadFile
+
+from geomag.options import OPTIONS, Option
+from geomag.serve.limits import ServeLimits
+from geomag.serve.uploads import ACCEPTED
+
+SERVER_OPTIONS = tuple(row for row in OPTIONS if "server" in row.surfaces)
+FORMATS = ("json", "geojson", "png")
+
+
+def _schema(row: Option, caps: dict[str, int]) -> dict[str, Any]:
+    extra: dict[str, Any] = {"enum": list(row.choices)} if row.choices else {}
+    if row.minimum is not None and row.maximum is not None:
+        top = min(row.maximum, caps.get(row.name, row.maximum))
+        extra = {"minimum": row.minimum, "maximum": top}
+        if row.type is int:
+            extra = {k: int(v) for k, v in extra.items()}
+    return extra
+
+
+def option_parameter(row: Option, caps: dict[str, int]) -> inspect.Parameter:
+    """The route parameter of one option: a form field, absent (None) = the option's default."""
+    kind: Any = row.type  # choices: `enum` in the schema, checked by the table (its message)
+    default = "auto" if row.default is None else str(row.default).lower()
+    bounds = f" ({row.bounds_text()})" if row.minimum is not None else ""
+    form = Form(description=f"{row.help}{bounds}; default {default}", json_schema_extra=_schema(row, caps))
+    return inspect.Parameter(
+        row.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[kind, form], default=None
+    )
+
+
+def parse_signature(limits: ServeLimits) -> inspect.Signature:
+    """The signature FastAPI reads for `POST /v1/parse`: the prompt and image, the option fields,
+    the GeoTIFF fields, the model and device checks and the query parameters."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    prompt_schema = {"minLength": 1, "maxLength": limits.prompt_chars, "pattern": r"\S"}
+    fixed = [
+        ("prompt", Annotated[str, Form(description="the question or request (not blank)",
+                                       json_schema_extra=prompt_schema)], inspect.Parameter.empty),
+        ("image", Annotated[UploadFile | None, File(description=f"the image: {ACCEPTED}")], None),
+        ("path", Annotated[str | None, Form(description="a file on the server (only with --allow-dir)")], None),
+    ]  # fmt: skip
+    geo = [
+        ("bands", Annotated[str | None, Form(description="GeoTIFF bands as RGB, e.g. 3,2,1")], None),
+        ("nodata", Annotated[float | None, Form(description="GeoTIFF nodata value")], None),
+        ("model", Annotated[str | None, Form(description="must be the model this server runs")], None),
+        ("device", Annotated[str | None, Form(description="must be the device this server runs on")], None),
+    ]
+    query = [
+        ("format", Annotated[Literal[FORMATS], Query()], "json"),  # type: ignore[valid-type]
+        ("wgs84", Annotated[bool, Query(description="format=geojson in WGS84 lon/lat")], False),
+        ("include", Annotated[str, Query(description="format=json: also overlay, heatmap, geojson")], ""),
+    ]
+    parameters = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
+    parameters += [inspect.Parameter(n, keyword, annotation=a, default=d) for n, a, d in fixed]
+    parameters += [option_parameter(row, limits.option_caps()) for row in SERVER_OPTIONS]
+    parameters += [inspect.Parameter(n, keyword, annotation=a, default=d) for n, a, d in geo + query]
+    return inspect.Signature(parameters)
+
+
+FORM_FIELDS = frozenset(
+    {"prompt", "image", "path", "bands", "nodata", "model", "device"} | {row.name for row in SERVER_OPTIONS}
+)
