@@ -83,8 +83,9 @@ class Option:
         if self.choices is not None and value not in self.choices:
             raise GeoMagError(f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}")
         if self.minimum is not None and self.maximum is not None:
-            number = float(value)  # type: ignore[arg-type]
-            if not (math.isfinite(number) and self.minimum <= number <= self.maximum):
+            number: float = value  # type: ignore[assignment]
+            finite = not isinstance(number, float) or math.isfinite(number)
+            if not (finite and self.minimum <= number <= self.maximum):
                 raise GeoMagError(
                     f"{self.name} must be between {_number(self.minimum)} and {_number(self.maximum)}, "
                     f"not {_number(number)}"
@@ -96,7 +97,9 @@ class Option:
 
 
 def _number(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+    if isinstance(x, int):
+        return str(x)
+    return str(int(x)) if math.isfinite(x) and x.is_integer() else repr(x)
 
 
 def option(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, create_model
@@ -34,7 +36,7 @@ from geomag.options import ParseOptions
 from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
 from geomag.serve import encoding
-from geomag.serve.form import FORM_FIELDS, SERVER_OPTIONS, parse_signature
+from geomag.serve.form import FORM_FIELDS, INCLUDES, SERVER_OPTIONS, parse_signature
 from geomag.serve.guard import RequestGuard, request_id
 from geomag.serve.limits import ServeLimits
 from geomag.serve.security import BearerToken
@@ -44,7 +46,7 @@ from geomag.sources import RasterSource, open_source
 
 log = logging.getLogger("geomag.serve")
 STATIC = Path(__file__).parent / "static"
-INCLUDES = ("overlay", "heatmap", "geojson")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/tiff")
 EXAMPLE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
@@ -316,11 +318,12 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
             raise ApiError(422, f"include takes {', '.join(INCLUDES)}, not {', '.join(sorted(wanted))}")
         model, device = fields["model"], fields["device"]
         if model is not None and not _same_model(model, settings.model):
-            raise ApiError(422, f"this server runs the model {settings.model}, not {model}")
+            raise ApiError(422, f"this server runs the model {model_name(settings.model)}, not {model!r}")
         if device is not None and device != settings.device:
-            raise ApiError(422, f"this server runs on {settings.device}, not {device}")
+            raise ApiError(422, f"this server runs on {settings.device}, not {device!r}")
         values = {row.name: fields[row.name] for row in SERVER_OPTIONS}
-        options = limits.check_options(ParseOptions.from_dict({**values, "device": settings.device}))
+        options = ParseOptions.from_dict({**values, "device": settings.device})
+        options = limits.check_options(options, worker.model_layers)
         if (image is None) == (path is None):
             raise ApiError(
                 422, "send the image as the multipart file field 'image' (or a server-side 'path')"
@@ -374,8 +377,32 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
             folder.release()
 
     # FastAPI reads the form fields from this signature: the option table's rows (geomag.serve.form)
-    parse.__signature__ = parse_signature(limits)  # type: ignore[attr-defined]
+    parse.__signature__ = parse_signature(
+        limits, worker.model_layers, model_name(settings.model), settings.device
+    )  # type: ignore[attr-defined]
     parse_route(parse)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with what a form model cannot say: exactly one of `image` and `path`,
+        no other fields, and the image's media types."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                                 description=app.description, routes=app.routes)  # fmt: skip
+            body = schema["components"]["schemas"]["Body_parse_v1_parse_post"]
+            for name, prop in body["properties"].items():  # a form field is absent or a value, never null
+                kinds = [k for k in prop.pop("anyOf", []) if k.get("type") != "null"]
+                if kinds:
+                    prop.update(kinds[0])
+                if name == "image":
+                    prop["format"] = "binary"
+            body["oneOf"] = [{"required": ["image"]}, {"required": ["path"]}]
+            body["additionalProperties"] = False
+            content = schema["paths"]["/v1/parse"]["post"]["requestBody"]["content"]
+            content["multipart/form-data"]["encoding"] = {"image": {"contentType": ", ".join(IMAGE_TYPES)}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
@@ -390,12 +417,25 @@ def _for_client(message: str, file: Path, name: str) -> str:
     fields (`--bands` is the field 'bands' here)."""
     for path in sorted({str(file), str(file.resolve()), str(file.parent)}, key=len, reverse=True):
         message = message.replace(path, name)
-    return message.replace("--bands", "the field 'bands'").replace("--nodata", "the field 'nodata'")
+    for field_name in ("bands", "nodata"):
+        message = re.sub(rf"--{field_name} (?=[\d'-])", f"{field_name}=", message)
+        message = message.replace(f"--{field_name}", f"the field '{field_name}'")
+    return message
+
+
+def model_name(model: str) -> str:
+    """The served model as messages and the schema name it: a registered name, or a checkpoint's
+    folder name (never the server's path)."""
+    return model if model in REGISTRY else Path(model).name
 
 
 def _same_model(given: str, served: str) -> bool:
     """The model a request names is the one this server runs (a name, or a path to the same folder)."""
-    return given == served or (Path(given).exists() and Path(given).resolve() == Path(served).resolve())
+    if "\0" in given:
+        return False
+    return given in (served, model_name(served)) or (
+        Path(given).exists() and Path(given).resolve() == Path(served).resolve()
+    )
 
 
 def _json_body(result: Result, plan: Any, rid: str, wanted: set[str], georeferenced: bool) -> dict[str, Any]:

@@ -20,30 +20,38 @@ from geomag.serve.uploads import ACCEPTED
 
 SERVER_OPTIONS = tuple(row for row in OPTIONS if "server" in row.surfaces)
 FORMATS = ("json", "geojson", "png")
+INCLUDES = ("overlay", "heatmap", "geojson")
+INCLUDE_PATTERN = rf"^[ ,]*(({'|'.join(INCLUDES)}) *(,[ ,]*|$))*$"
 
 
-def _schema(row: Option, caps: dict[str, int]) -> dict[str, Any]:
+def _schema(row: Option, caps: dict[str, int], layers: int | None) -> dict[str, Any]:
     extra: dict[str, Any] = {"enum": list(row.choices)} if row.choices else {}
     if row.minimum is not None and row.maximum is not None:
-        top = min(row.maximum, caps.get(row.name, row.maximum))
-        extra = {"minimum": row.minimum, "maximum": top}
+        bottom, top = row.minimum, min(row.maximum, caps.get(row.name, row.maximum))
+        if row.name == "layer" and layers is not None:  # the model's own range
+            bottom, top = max(bottom, -layers), min(top, layers - 1)
+        extra = {"minimum": bottom, "maximum": top}
         if row.type is int:
             extra = {k: int(v) for k, v in extra.items()}
     return extra
 
 
-def option_parameter(row: Option, caps: dict[str, int]) -> inspect.Parameter:
+def option_parameter(row: Option, caps: dict[str, int], layers: int | None = None) -> inspect.Parameter:
     """The route parameter of one option: a form field, absent (None) = the option's default."""
     kind: Any = row.type  # choices: `enum` in the schema, checked by the table (its message)
     default = "auto" if row.default is None else str(row.default).lower()
     bounds = f" ({row.bounds_text()})" if row.minimum is not None else ""
-    form = Form(description=f"{row.help}{bounds}; default {default}", json_schema_extra=_schema(row, caps))
+    form = Form(
+        description=f"{row.help}{bounds}; default {default}", json_schema_extra=_schema(row, caps, layers)
+    )
     return inspect.Parameter(
         row.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[kind, form], default=None
     )
 
 
-def parse_signature(limits: ServeLimits) -> inspect.Signature:
+def parse_signature(
+    limits: ServeLimits, model_layers: int | None = None, model: str = "nano", device: str = "cpu"
+) -> inspect.Signature:
     """The signature FastAPI reads for `POST /v1/parse`: the prompt and image, the option fields,
     the GeoTIFF fields, the model and device checks and the query parameters."""
     keyword = inspect.Parameter.KEYWORD_ONLY
@@ -52,22 +60,49 @@ def parse_signature(limits: ServeLimits) -> inspect.Signature:
         ("prompt", Annotated[str, Form(description="the question or request (not blank)",
                                        json_schema_extra=prompt_schema)], inspect.Parameter.empty),
         ("image", Annotated[UploadFile | None, File(description=f"the image: {ACCEPTED}")], None),
-        ("path", Annotated[str | None, Form(description="a file on the server (only with --allow-dir)")], None),
+        ("path", Annotated[str | None, Form(description="a file on the server (only with --allow-dir)",
+                                            json_schema_extra={"minLength": 1})], None),
     ]  # fmt: skip
     geo = [
         ("bands", Annotated[str | None, Form(description="GeoTIFF bands as RGB, e.g. 3,2,1")], None),
         ("nodata", Annotated[float | None, Form(description="GeoTIFF nodata value")], None),
-        ("model", Annotated[str | None, Form(description="must be the model this server runs")], None),
-        ("device", Annotated[str | None, Form(description="must be the device this server runs on")], None),
+        (
+            "model",
+            Annotated[
+                str | None,
+                Form(description="must be the model this server runs", json_schema_extra={"enum": [model]}),
+            ],
+            None,
+        ),
+        (
+            "device",
+            Annotated[
+                str | None,
+                Form(
+                    description="must be the device this server runs on", json_schema_extra={"enum": [device]}
+                ),
+            ],
+            None,
+        ),
     ]
     query = [
         ("format", Annotated[Literal[FORMATS], Query()], "json"),  # type: ignore[valid-type]
         ("wgs84", Annotated[bool, Query(description="format=geojson in WGS84 lon/lat")], False),
-        ("include", Annotated[str, Query(description="format=json: also overlay, heatmap, geojson")], ""),
+        (
+            "include",
+            Annotated[
+                str,
+                Query(
+                    description="format=json: also overlay, heatmap, geojson (comma-separated)",
+                    json_schema_extra={"pattern": INCLUDE_PATTERN},
+                ),
+            ],
+            "",
+        ),
     ]
     parameters = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
     parameters += [inspect.Parameter(n, keyword, annotation=a, default=d) for n, a, d in fixed]
-    parameters += [option_parameter(row, limits.option_caps()) for row in SERVER_OPTIONS]
+    parameters += [option_parameter(row, limits.option_caps(), model_layers) for row in SERVER_OPTIONS]
     parameters += [inspect.Parameter(n, keyword, annotation=a, default=d) for n, a, d in geo + query]
     return inspect.Signature(parameters)
 

@@ -82,10 +82,16 @@ class ServeLimits:
             "working_cap": self.working_cap,
         }
 
-    def check_options(self, options: ParseOptions) -> ParseOptions:
-        """`options` (already checked against the option table by ParseOptions) within this server's caps."""
+    def check_options(self, options: ParseOptions, model_layers: int | None = None) -> ParseOptions:
+        """`options` (already checked against the option table by ParseOptions) within this server's
+        caps and, for `layer`, the decoder layers of the model it runs."""
         for name, top in self.option_caps().items():
             value = getattr(options, name)
             if value > top:
                 raise GeoMagError(f"{name} must be at most {top} on this server, not {value}")
+        if model_layers is not None and not -model_layers <= options.layer < model_layers:
+            raise GeoMagError(
+                f"layer must be between {-model_layers} and {model_layers - 1} on this server (its "
+                f"model has {model_layers} decoder layers), not {options.layer}"
+            )
         return options

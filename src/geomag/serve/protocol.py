@@ -6,8 +6,8 @@ other request a 503 (measured, docs/serve.md). This subclass of its h11 protocol
 - a head deadline: a connection that has not sent a whole request line and headers within
   `header_timeout` seconds of connecting (or of its previous answer) is closed;
 - a cap on connections still sending their head: `slow_per_client` per client address and
-  `slow_total` in all; a connection over either is closed at once. Connections whose head is in
-  are not counted here (the app's `--max-connections` counts requests being handled);
+  `slow_total` in all; over either, the oldest such connection is closed. Connections whose head is
+  in are not counted here (the app's `--max-connections` counts requests being handled);
 - the error shape on the protocol's own answers: a request h11 cannot parse (`Content-Length: -1`,
   a bad request line, a head over 16 KB) gets the JSON body `{"error", "request_id"}` with
   `X-Request-ID`, like every answer of the app, instead of uvicorn's plain text.
@@ -20,6 +20,7 @@ import json
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Callable
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -31,33 +32,42 @@ HEAD_DONE = (h11.SEND_BODY, h11.DONE, h11.MUST_CLOSE)  # the client's h11 states
 
 
 class SlowClients:
-    """Connections still sending their head, by client address (shared by every connection)."""
+    """Connections still sending their head, oldest first, by client address (shared by all).
+
+    Over a cap, the OLDEST such connection is closed, not the new one: a real client sends its head
+    in milliseconds and is never the oldest, so a slowloris from the same address (or from many)
+    cannot keep `/health` or a real request out; it only loses its own connections."""
 
     def __init__(self, limits: ServeLimits) -> None:
         self.limits = limits
+        self.waiting: dict[asyncio.Protocol, str] = {}  # insertion order: oldest first
         self.by_client: Counter[str] = Counter()
         self.closed = 0  # connections closed for being slow or over the caps (for tests and logs)
 
-    @property
-    def total(self) -> int:
-        return sum(self.by_client.values())
-
-    def admit(self, client: str) -> bool:
-        if self.by_client[client] >= self.limits.slow_per_client or self.total >= self.limits.slow_total:
-            self.closed += 1
-            return False
+    def admit(
+        self, protocol: asyncio.Protocol, client: str, evict: Callable[[asyncio.Protocol], None]
+    ) -> None:
+        if self.by_client[client] >= self.limits.slow_per_client:
+            evict(next(p for p, c in self.waiting.items() if c == client))
+        elif len(self.waiting) >= self.limits.slow_total:
+            evict(next(iter(self.waiting)))
+        self.waiting[protocol] = client
         self.by_client[client] += 1
-        return True
 
-    def leave(self, client: str) -> None:
-        self.by_client[client] -= 1
-        if self.by_client[client] <= 0:
-            del self.by_client[client]
+    def leave(self, protocol: asyncio.Protocol) -> None:
+        client = self.waiting.pop(protocol, None)
+        if client is not None:
+            self.by_client[client] -= 1
+            if self.by_client[client] <= 0:
+                del self.by_client[client]
 
 
 def guarded_protocol(limits: ServeLimits) -> tuple[type[H11Protocol], SlowClients]:
     """The protocol class for `uvicorn.Config(http=...)` and the counter its connections share."""
     slow = SlowClients(limits)
+
+    def _too_slow(protocol: asyncio.Protocol) -> None:
+        protocol._head_too_slow()  # type: ignore[attr-defined]
 
     class GuardedH11Protocol(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
@@ -69,12 +79,10 @@ def guarded_protocol(limits: ServeLimits) -> tuple[type[H11Protocol], SlowClient
             self._await_head()
 
         def _await_head(self) -> None:
-            """Count this connection as sending its head and start its deadline (or close it)."""
+            """Count this connection as sending its head and start its deadline."""
             if self._counted or self.transport.is_closing():
                 return
-            if not slow.admit(self._address):
-                self.transport.close()
-                return
+            slow.admit(self, self._address, _too_slow)
             self._counted = True
             self._deadline = self.loop.call_later(limits.header_timeout, self._head_too_slow)
 
@@ -84,10 +92,9 @@ def guarded_protocol(limits: ServeLimits) -> tuple[type[H11Protocol], SlowClient
                 self._deadline = None
             if self._counted:
                 self._counted = False
-                slow.leave(self._address)
+                slow.leave(self)
 
         def _head_too_slow(self) -> None:
-            self._deadline = None
             slow.closed += 1
             self._head_in()
             if not self.transport.is_closing():

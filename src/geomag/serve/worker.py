@@ -27,6 +27,7 @@ from typing import Generic, TypeVar
 
 import torch
 
+from geomag.attention import decoder_layers
 from geomag.model.registry import create_model
 from geomag.predictor import GeoMagPredictor
 
@@ -66,6 +67,7 @@ class ModelWorker:
         self._waiting = 0
         self._running = False
         self._current: _Item[object] | None = None  # the job running now
+        self.model_layers: int | None = None  # decoder layers of the model (the `layer` option's range)
         self.stopped_jobs = 0  # running jobs stopped because their request gave up
         self._seconds: list[float] = []  # durations of the last jobs, for Retry-After
         self._ready = threading.Event()
@@ -183,6 +185,7 @@ def start_worker(model: str, device: str = "cpu", max_waiting: int = 8) -> Model
     def make_predictor() -> GeoMagPredictor:  # on the worker thread: the model lives there only
         predictor = GeoMagPredictor(create_model(model, device=device), model_name=model)
         predictor.classify("warm-up")
+        worker.model_layers = len(decoder_layers(predictor.vlm.model))
         return predictor
 
     start_openmp()
