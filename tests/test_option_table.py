@@ -35,7 +35,7 @@ NOT_AN_IMAGE = "not a PNG, JPEG or TIFF"
 class NoWorker:
     """The routes check options before they queue a job: nothing here may reach a model."""
 
-    waiting, running, stopped_jobs = 0, False, 0
+    waiting, running, stopped_jobs, model_layers = 0, False, 0, None
 
     def submit(self, job):  # pragma: no cover - reaching it is the failure
         raise AssertionError("an option check let a job through")

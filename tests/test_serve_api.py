@@ -197,7 +197,7 @@ def test_client_mistakes_are_one_4xx_message_and_no_traceback(client, caplog, pr
         (upload(client, working_cap=10**6), 422, "working_cap must be between 100 and 16384"),
         (upload(client, working_cap=10**4), 422, "working_cap must be at most 8192"),
         (upload(client, layer=999), 422, "layer must be between -64 and 63, not 999"),
-        (upload(client, layer=50), 422, "layer must be between -2 and 1 on this server (its model has 2"),
+        (upload(client, layer=50), 422, "layer must be between -3 and 2 on this server (its model has 3"),
         (upload(client, image_side=1000000), 422, "image_side must be between 8 and 4096"),
         (upload(client, zoom="crop9"), 422, "zoom must be one of auto, crop1, crop2, none, not 'crop9'"),
         (upload(client, magcrop="perhaps"), 422, "magcrop: Input should be a valid boolean"),

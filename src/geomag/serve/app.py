@@ -323,7 +323,7 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
             raise ApiError(422, f"this server runs on {settings.device}, not {device!r}")
         values = {row.name: fields[row.name] for row in SERVER_OPTIONS}
         options = ParseOptions.from_dict({**values, "device": settings.device})
-        options = limits.check_options(options, worker.model_layers)
+        options = limits.check_options(options, getattr(worker, "model_layers", None))
         if (image is None) == (path is None):
             raise ApiError(
                 422, "send the image as the multipart file field 'image' (or a server-side 'path')"
@@ -378,7 +378,7 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
 
     # FastAPI reads the form fields from this signature: the option table's rows (geomag.serve.form)
     parse.__signature__ = parse_signature(
-        limits, worker.model_layers, model_name(settings.model), settings.device
+        limits, getattr(worker, "model_layers", None), model_name(settings.model), settings.device
     )  # type: ignore[attr-defined]
     parse_route(parse)
 
