@@ -150,6 +150,8 @@ def main() -> None:
         if not first.startswith("GeoMag server at "):
             raise SystemExit(f"the server did not start: {first!r}")
         url = first.split()[3]
+        # the access log goes to stdout: drain it, or the pipe fills and the server blocks on a write
+        threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()  # type: ignore[union-attr]
         queue = list(enumerate(plan))
 
         def client() -> None:
@@ -198,6 +200,7 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
     five = sum(n for (_, status), n in statuses.items() if status >= 500)
+    readings.setdefault("warm", readings["end"])  # fewer requests than --warmup
     growth = 100 * (readings["end"] - readings["warm"]) / readings["warm"]
     print(f"# soak: {args.requests} requests, {args.clients} clients, model {'tiny' if args.tiny else args.model}, "
           f"{elapsed:.0f} s, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
