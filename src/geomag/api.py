@@ -44,15 +44,25 @@ from geomag.writing import (  # noqa: F401  (re-exported: the API a local run wr
 LIBRARIES = logging.getLogger("geomag.libraries")  # what transformers & co. say while a model loads
 
 
+class _ToLibrariesLog(logging.Handler):
+    """transformers' own log records (e.g. "new embeddings ... mean_resizing") to `geomag.libraries`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        LIBRARIES.debug("%s: %s", record.name, record.getMessage())
+
+
 @contextlib.contextmanager
 def quiet_libraries(progress: bool = False) -> Iterator[None]:
-    """Third-party noise while a model loads (transformers' FutureWarnings, its "Loading weights"
-    bars) routed to the `geomag.libraries` logger at DEBUG, unless `progress` asks for the bars."""
+    """Third-party noise while a model loads or runs (transformers' warnings and log lines, its
+    "Loading weights" bars) routed to the `geomag.libraries` logger at DEBUG; `progress` keeps the bars."""
     import transformers
 
     bars = transformers.utils.logging.is_progress_bar_enabled()
     if not progress:
         transformers.utils.logging.disable_progress_bar()
+    library_log = logging.getLogger("transformers")
+    handlers, propagate = library_log.handlers[:], library_log.propagate
+    library_log.handlers, library_log.propagate = [_ToLibrariesLog()], False
     shown = warnings.showwarning
 
     def to_log(
@@ -67,6 +77,7 @@ def quiet_libraries(progress: bool = False) -> Iterator[None]:
             yield
     finally:
         warnings.showwarning = shown
+        library_log.handlers, library_log.propagate = handlers, propagate
         if bars:
             transformers.utils.logging.enable_progress_bar()
 
