@@ -283,9 +283,12 @@ def test_the_library_is_quiet_by_default(tiny_checkpoint, capfd):
         f"r = geomag.parse(Image.new('RGB', (64, 64)), 'Is there a ship?', model={str(tiny_checkpoint)!r},"
         " granularity='image', max_new_tokens=2); print('ok', r.granularity)"
     )
-    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}  # the CLI sets it
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert quiet.returncode == 0 and quiet.stdout.strip() == "ok image", quiet.stderr
     assert quiet.stderr == "", quiet.stderr
     loud = subprocess.run([sys.executable, "-c", code.replace("max_new_tokens=2", "max_new_tokens=2, progress=True")],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert loud.returncode == 0 and "Loading weights" in loud.stderr

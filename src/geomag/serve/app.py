@@ -32,7 +32,7 @@ from geomag import __version__
 from geomag.errors import GeoMagError
 from geomag.imaging import ImageSource
 from geomag.model.registry import REGISTRY
-from geomag.options import ParseOptions
+from geomag.options import BY_NAME, ParseOptions
 from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
 from geomag.serve import encoding
@@ -322,6 +322,9 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
         if device is not None and device != settings.device:
             raise ApiError(422, f"this server runs on {settings.device}, not {device!r}")
         values = {row.name: fields[row.name] for row in SERVER_OPTIONS}
+        for name, top in limits.option_caps().items():  # an absent option: the table's default, or
+            if values[name] is None and BY_NAME[name].default > top:  # this server's cap below it
+                values[name] = top
         options = ParseOptions.from_dict({**values, "device": settings.device})
         options = limits.check_options(options, getattr(worker, "model_layers", None))
         if (image is None) == (path is None):

@@ -39,7 +39,10 @@ def _schema(row: Option, caps: dict[str, int], layers: int | None) -> dict[str, 
 def option_parameter(row: Option, caps: dict[str, int], layers: int | None = None) -> inspect.Parameter:
     """The route parameter of one option: a form field, absent (None) = the option's default."""
     kind: Any = row.type  # choices: `enum` in the schema, checked by the table (its message)
-    default = "auto" if row.default is None else str(row.default).lower()
+    shown: object = row.default
+    if row.name in caps and row.default is not None and row.default > caps[row.name]:  # type: ignore[operator]
+        shown = caps[row.name]  # this server's default: its cap (geomag.serve.app)
+    default = "auto" if shown is None else str(shown).lower()
     bounds = f" ({row.bounds_text()})" if row.minimum is not None else ""
     form = Form(
         description=f"{row.help}{bounds}; default {default}", json_schema_extra=_schema(row, caps, layers)
