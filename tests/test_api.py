@@ -131,7 +131,7 @@ def test_options_are_checked_before_any_work():
     assert set(FIELD_TYPES) == {f.name for f in fields(geomag.ParseOptions)}  # from_dict's table is complete
     with pytest.raises(GeoMagError, match="unknown option"):
         geomag.ParseOptions.from_dict({"candidate": 2})
-    with pytest.raises(GeoMagError, match="must be a int"):
+    with pytest.raises(GeoMagError, match="must be an integer"):
         geomag.ParseOptions.from_dict({"candidates": "2"})
 
 
@@ -167,6 +167,6 @@ def test_a_skipped_plan_keeps_the_whole_image_and_says_so(tiny_checkpoint):
         assert str(skipped.extra["magcrop"]).startswith("skipped: the saliency does not single out")
         cropped = predictor.predict(PROMPT, granularity=granularity, max_new_tokens=8, **always)
         assert cropped.boxes and cropped.extra["magcrop"] is True
-    with pytest.raises(GeoMagError, match="must be a float"):
+    with pytest.raises(GeoMagError, match="must be a number"):
         geomag.ParseOptions.from_dict({"pixel_skip_below": "high"})
     assert geomag.ParseOptions.from_dict({"region_skip_below": 1}).region_skip_below == 1.0

@@ -184,7 +184,18 @@ CASES: dict[str, Case] = {
         "max_new_tokens",
     ),
     "--candidates 0": lambda t: (["parse", str(EXAMPLE), "Ship?", "--candidates", "0"], "candidates"),
-    "invalid choice": lambda t: (["parse", str(EXAMPLE), "Ship?", "--zoom", "crop9"], "invalid choice"),
+    "invalid choice": lambda t: (
+        ["parse", str(EXAMPLE), "Ship?", "--zoom", "crop9"],
+        "zoom must be one of auto, crop1, crop2, none, not 'crop9'",
+    ),
+    "--layer 999": lambda t: (
+        ["parse", str(EXAMPLE), "Ship?", "--layer", "999"],
+        "layer must be between -64 and 63, not 999",
+    ),
+    "--image-side 1000000000": lambda t: (
+        ["parse", str(EXAMPLE), "Ship?", "--image-side", "1000000000"],
+        "image_side must be between 8 and 4096, not 1000000000",
+    ),
     "missing argument": lambda t: (["parse", str(EXAMPLE)], "required: prompt"),
     "unknown command": lambda t: (["parce", str(EXAMPLE)], "invalid choice"),
     "--out under a file": lambda t: (

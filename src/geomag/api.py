@@ -13,10 +13,13 @@ shared by the CLI and `geomag serve`, so the two give the same files for the sam
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from geomag.errors import GeoMagError
@@ -26,7 +29,7 @@ from geomag.options import ParseOptions
 from geomag.outputs import check_output
 from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
-from geomag.sources import ImageInput
+from geomag.sources import ImageInput, PilFileSource, as_source
 
 # written without torch (`geomag parse --server` writes with them too), re-exported here
 from geomag.writing import (  # noqa: F401  (re-exported: the API a local run writes with)
@@ -38,12 +41,67 @@ from geomag.writing import (  # noqa: F401  (re-exported: the API a local run wr
     summary_line,
 )
 
+LIBRARIES = logging.getLogger("geomag.libraries")  # what transformers & co. say while a model loads
+
+
+class _ToLibrariesLog(logging.Handler):
+    """transformers' own log records (e.g. "new embeddings ... mean_resizing") to `geomag.libraries`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        LIBRARIES.debug("%s: %s", record.name, record.getMessage())
+
+
+@contextlib.contextmanager
+def quiet_libraries(progress: bool = False) -> Iterator[None]:
+    """Third-party noise while a model loads or runs (transformers' warnings and log lines, its
+    "Loading weights" bars) routed to the `geomag.libraries` logger at DEBUG; `progress` keeps the bars."""
+    import transformers
+
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    if not progress:
+        transformers.utils.logging.disable_progress_bar()
+    library_log = logging.getLogger("transformers")
+    handlers, propagate = library_log.handlers[:], library_log.propagate
+    library_log.handlers, library_log.propagate = [_ToLibrariesLog()], False
+    shown = warnings.showwarning
+
+    def to_log(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, *_: object
+    ) -> None:
+        LIBRARIES.debug("%s: %s (%s:%d)", category.__name__, message, filename, lineno)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = to_log
+            warnings.simplefilter("default", FutureWarning)
+            yield
+    finally:
+        warnings.showwarning = shown
+        library_log.handlers, library_log.propagate = handlers, propagate
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+
+
+def load_predictor(
+    model: str = DEFAULT_MODEL, device: str = "cpu", progress: bool = False
+) -> GeoMagPredictor:
+    """The predictor of `model` (a registered name, a checkpoint or VLM folder) on `device`, loaded
+    once per process (a server keeps the last one); quiet unless `progress`."""
+    with quiet_libraries(progress):
+        return _predictor(model, device)
+
 
 @functools.lru_cache(maxsize=1)
-def load_predictor(model: str = DEFAULT_MODEL, device: str = "cpu") -> GeoMagPredictor:
-    """The predictor of `model` (a registered name, a checkpoint or VLM folder) on `device`, loaded
-    once per process (a server keeps the last one)."""
+def _predictor(model: str, device: str) -> GeoMagPredictor:
     return GeoMagPredictor(create_model(model, device=device), model_name=str(model))
+
+
+def check_pixels(source: ImageSource) -> ImageSource:
+    """Decode a PNG / JPEG now (it is decoded once either way), so that a truncated file is one
+    error before any model is built, not after. Windowed rasters were checked when opened."""
+    if isinstance(source, PilFileSource):
+        source.read(None, (1, 1))
+    return source
 
 
 def parse(
@@ -51,14 +109,20 @@ def parse(
     prompt: str,
     model: str | os.PathLike[str] = DEFAULT_MODEL,
     options: ParseOptions | None = None,
+    progress: bool = False,
     **option_values: object,
 ) -> Result:
     """Parse one prompt about one image. `option_values` are `ParseOptions` fields (granularity,
-    magcrop, pixel_saliency, candidates, zoom, max_new_tokens, device, ...)."""
+    magcrop, pixel_saliency, candidates, zoom, max_new_tokens, device, ...). Quiet: the libraries'
+    warnings go to the `geomag.libraries` logger; `progress=True` shows the model's loading bars."""
     options = (options or ParseOptions()).with_(**option_values)
-    predictor = load_predictor(model_key(model), options.device)
-    predictor.set_image(image)
-    return predictor.predict(prompt, options)
+    if not prompt.strip():
+        raise GeoMagError("the prompt is empty")
+    source = check_pixels(as_source(image))  # the input first: no model is built for a bad one
+    predictor = load_predictor(model_key(model), options.device, progress)
+    predictor.set_image(source)
+    with quiet_libraries(progress=True):  # warnings only: no bars to hide once loaded
+        return predictor.predict(prompt, options)
 
 
 def parse_to_folder(
@@ -80,7 +144,7 @@ def parse_to_folder(
         raise GeoMagError("the prompt is empty")
     out = Path(out)
     check_output(out, outputs.overwrite, [Path(image)])
-    source = open_image(image, bands, nodata, outputs)
+    source = check_pixels(open_image(image, bands, nodata, outputs))
     t = time.perf_counter()
     predictor = load_predictor(model_key(model), options.device)
     load = time.perf_counter() - t

@@ -99,7 +99,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seconds a client may pause while uploading (30)",
     )
     g.add_argument(
-        "--max-connections", metavar="N", type=int, default=64, help="open connections; more get 503 (64)"
+        "--max-connections",
+        metavar="N",
+        type=int,
+        default=64,
+        help="requests handled at once (/health apart); more get 503 (64)",
+    )
+    g.add_argument(
+        "--max-raster-mp",
+        metavar="M",
+        type=float,
+        default=1000,
+        help="a TIFF upload's width x height x bands in millions, read from its header (1000)",
+    )
+    g.add_argument(
+        "--header-timeout",
+        metavar="S",
+        type=float,
+        default=10,
+        help="seconds a connection has to send a request's line and headers; then it is closed (10)",
+    )
+    g.add_argument(
+        "--max-slow-per-client",
+        metavar="N",
+        type=int,
+        default=16,
+        help="connections of one address still sending their headers; more are closed (16)",
+    )
+    g.add_argument(
+        "--max-slow",
+        metavar="N",
+        type=int,
+        default=512,
+        help="connections of all addresses still sending their headers; more are closed (512)",
     )
     p.set_defaults(func=run)
 
@@ -129,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
         job_timeout=args.job_timeout,
         upload_timeout=args.upload_timeout,
         connections=args.max_connections,
+        raster_samples=int(args.max_raster_mp * 1e6),
+        header_timeout=args.header_timeout,
+        slow_per_client=args.max_slow_per_client,
+        slow_total=args.max_slow,
     )
     allow_dir = None
     if args.allow_dir:

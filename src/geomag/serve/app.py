@@ -11,19 +11,20 @@ Errors are one JSON object `{"error": message, "request_id": id}`: 4xx for the c
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -31,20 +32,21 @@ from geomag import __version__
 from geomag.errors import GeoMagError
 from geomag.imaging import ImageSource
 from geomag.model.registry import REGISTRY
-from geomag.options import ParseOptions
+from geomag.options import BY_NAME, ParseOptions
 from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
 from geomag.serve import encoding
+from geomag.serve.form import FORM_FIELDS, INCLUDES, SERVER_OPTIONS, parse_signature
 from geomag.serve.guard import RequestGuard, request_id
 from geomag.serve.limits import ServeLimits
 from geomag.serve.security import BearerToken
-from geomag.serve.uploads import ACCEPTED, UnsupportedImage, UploadFolder, allowed_path
+from geomag.serve.uploads import ACCEPTED, UnsupportedImage, UploadFolder, allowed_path, check_raster_header
 from geomag.serve.worker import ModelWorker, QueueFull
 from geomag.sources import RasterSource, open_source
 
 log = logging.getLogger("geomag.serve")
 STATIC = Path(__file__).parent / "static"
-INCLUDES = ("overlay", "heatmap", "geojson", "map")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/tiff")
 EXAMPLE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
@@ -67,8 +69,31 @@ class ServeSettings:
     examples: Path | None = None
 
 
-class ClassifyRequest(BaseModel):
-    prompt: str = Field(description="the question or request", examples=["Is there a ship?"])
+class ErrorBody(BaseModel):
+    """What every error answer is (4xx: the client's mistake; 500: ours, logged with the id)."""
+
+    error: str = Field(description="one line, never a traceback or a server path")
+    request_id: str = Field(description="also in the X-Request-ID header")
+
+
+def _errors(*extra: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers every route may give (from the guard and the HTTP layer), plus `extra`."""
+    what = {
+        400: "the request is not valid HTTP, the body not valid JSON, or a form without its boundary",
+        401: "missing or wrong token (servers started with --token)",
+        403: "not allowed",
+        404: "no such resource",
+        405: "the route does not take this method",
+        408: "the client paused in the middle of its body for longer than --upload-timeout",
+        413: "the request body is over --max-upload-mb",
+        415: "the body is not of the type the route takes",
+        422: "a bad field",
+        500: "a bug on our side (logged with the request id)",
+        503: "the queue or the server is full (see Retry-After)",
+        504: "the job took longer than --job-timeout (it is stopped)",
+    }
+    codes = (400, 401, 408, 413, 500, 503, *extra)
+    return {code: {"description": what[code], "model": ErrorBody} for code in codes}
 
 
 class ApiError(HTTPException):
@@ -90,9 +115,11 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     if first.get("type") == "json_invalid":
         return 400, "the body is not valid JSON"
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form"))
-    message = str(first.get("msg", "invalid value"))
+    message = " ".join(str(first.get("msg", "invalid value")).split())
     if first.get("type") == "missing":
         return 422, f"the field '{where}' is missing"
+    if where == "image":
+        return 422, "the field 'image' must be a file (a multipart part with a filename)"
     if not where:
         return 422, f"the body: {message}"
     return 422, f"{where}: {message}"
@@ -102,6 +129,12 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
     """The ASGI app around a started `worker` (whose predictor runs `settings.model`)."""
     limits = settings.limits
     auth = BearerToken(settings.token)
+    prompt_schema = {"minLength": 1, "maxLength": limits.prompt_chars, "pattern": r"\S"}
+    classify_request = create_model(
+        "ClassifyRequest",
+        prompt=(str, Field(description="the question or request (not blank)", examples=["Is there a ship?"],
+                           json_schema_extra=prompt_schema)),  # type: ignore[call-overload]
+    )  # fmt: skip
     app = FastAPI(
         title="GeoMag",
         version=__version__,
@@ -110,7 +143,13 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
         "(COCO RLE, original pixels), MagCrop's boxes and timings. A demo page is at `/`. "
         "Routes under `/v1` want `Authorization: Bearer TOKEN` when the server was started with --token.",
     )
-    app.add_middleware(RequestGuard, max_body=limits.upload_bytes, body_timeout=limits.upload_timeout)
+    app.add_middleware(
+        RequestGuard,
+        max_body=limits.upload_bytes,
+        body_timeout=limits.upload_timeout,
+        token=auth if auth.required else None,
+        max_requests=limits.connections,
+    )
     if settings.cors:
         app.add_middleware(
             CORSMiddleware,
@@ -158,8 +197,12 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
             folder.hold()
             future.add_done_callback(folder.release)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), limits.job_timeout)
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), limits.job_timeout)
         except TimeoutError:
+            if worker.stop_job(future):
+                log.warning(
+                    "request %s: the job passed --job-timeout and was stopped", request_id(request.scope)
+                )
             raise ApiError(
                 504, f"the job took longer than this server's limit of {limits.job_timeout:g} s"
             ) from None
@@ -182,7 +225,7 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
             return []
         return sorted(p for p in folder.iterdir() if p.suffix.lower() in EXAMPLE_SUFFIXES and p.is_file())
 
-    @app.get("/v1/examples", summary="The example images the demo offers")
+    @app.get("/v1/examples", summary="The example images the demo offers", responses=_errors())
     async def list_examples() -> list[dict[str, str]]:
         return [{"name": p.name, "url": f"/examples/{p.name}"} for p in examples()]
 
@@ -194,7 +237,8 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
         raise ApiError(404, f"no example named {name}")
 
     # --- the API ------------------------------------------------------------------------------------
-    @app.get("/health", summary="Version, model, device and queue; answers while a job runs")
+    @app.get("/health", summary="Version, model, device and queue; answers while a job runs",
+             responses=_errors())  # fmt: skip
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
@@ -203,6 +247,7 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
             "device": settings.device,
             "queue": worker.waiting,
             "running": worker.running,
+            "stopped_jobs": worker.stopped_jobs,  # running jobs stopped at --job-timeout
             "max_queue": limits.queue,
             "token_required": auth.required,
             "limits": {
@@ -210,21 +255,22 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
                 "decoded_pixels": limits.decoded_pixels,
                 "prompt_chars": limits.prompt_chars,
                 "max_new_tokens": limits.max_new_tokens,
+                "raster_samples": limits.raster_samples,
                 "job_timeout_s": limits.job_timeout,
+                "header_timeout_s": limits.header_timeout,
+                "max_connections": limits.connections,
             },
         }
 
     @app.get("/v1/models", summary="The model this server runs, and the names GeoMag knows",
-             dependencies=[Depends(auth)])  # fmt: skip
+             dependencies=[Depends(auth)], responses=_errors())  # fmt: skip
     async def models() -> dict[str, Any]:
         return {
             "loaded": {"name": settings.model, "device": settings.device},
             "models": [{"name": m.name, "description": m.description} for m in REGISTRY.values()],
         }
 
-    @app.post("/v1/classify", summary="The granularity of a prompt (image, region or pixel)",
-              dependencies=[Depends(auth)])  # fmt: skip
-    async def classify(request: Request, body: ClassifyRequest) -> dict[str, Any]:
+    async def classify(request: Request, body: Any) -> dict[str, Any]:
         prompt = limits.check_prompt(body.prompt)
         granularity, probabilities = await run_job(request, lambda p: p.classify(prompt))
         return {
@@ -233,86 +279,54 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
             "request_id": request_id(request.scope),
         }
 
-    @app.post(
+    classify.__annotations__["body"] = classify_request  # built per server: its prompt's maxLength
+    app.post("/v1/classify", summary="The granularity of a prompt (image, region or pixel)",
+             dependencies=[Depends(auth)], responses=_errors(415, 422, 504))(classify)  # fmt: skip
+
+    parse_route = app.post(
         "/v1/parse",
         summary="Parse one prompt about one image",
         dependencies=[Depends(auth), Depends(multipart)],
         responses={
+            **_errors(403, 415, 422, 504),
             200: {
                 "description": "format=json: the Result (masks as COCO RLE); format=geojson: a "
                 "FeatureCollection; format=png: the overlay",
                 "content": {"application/geo+json": {}, "image/png": {}},
             },
-            413: {"description": "the upload is over the size limit"},
-            415: {"description": f"the upload is not a {ACCEPTED} image"},
-            422: {"description": "a bad prompt, option or image"},
-            503: {"description": "the queue is full (see Retry-After)"},
-            504: {"description": "the job took longer than the server's limit"},
+            403: {"description": "a server-side path outside --allow-dir, or paths are off", "model": ErrorBody},
+            415: {"description": f"the body is not a form, or the upload is not a {ACCEPTED} image",
+                  "model": ErrorBody},
+            422: {"description": "a bad prompt, option or image (its header over the pixel limits)",
+                  "model": ErrorBody},
+            504: {"description": "the job took longer than the server's limit (it is stopped)", "model": ErrorBody},
         },
-    )
-    async def parse(
-        request: Request,
-        prompt: Annotated[str, Form(description="the question or request")],
-        image: Annotated[UploadFile | None, File(description=f"the image: {ACCEPTED}")] = None,
-        path: Annotated[str | None, Form(description="a file on the server (only with --allow-dir)")] = None,
-        granularity: Annotated[
-            Literal["auto", "image", "region", "pixel"], Form(description="auto: the classifier decides")
-        ] = "auto",
-        magcrop: Annotated[bool | None, Form(description="MagCrop on (default) or off")] = None,
-        pixel_saliency: Annotated[Literal["auto", "attention", "mask"] | None, Form()] = None,
-        region_saliency: Annotated[Literal["auto", "attention", "mask"] | None, Form()] = None,
-        region_skip_below: Annotated[float | None, Form(description="the skip rule, region plans")] = None,
-        pixel_skip_below: Annotated[float | None, Form(description="the skip rule, pixel plans")] = None,
-        image_side: Annotated[int | None, Form(description="image plans: side of the resized image")] = None,
-        candidates: Annotated[int | None, Form(description="mask-saliency crops to rank")] = None,
-        zoom: Annotated[Literal["auto", "crop1", "crop2", "none"] | None, Form()] = None,
-        min_crop: Annotated[int | None, Form()] = None,
-        layer: Annotated[int | None, Form()] = None,
-        answer_tokens: Annotated[int | None, Form()] = None,
-        working_cap: Annotated[int | None, Form()] = None,
-        max_new_tokens: Annotated[int | None, Form()] = None,
-        bands: Annotated[str | None, Form(description="GeoTIFF bands as RGB, e.g. 3,2,1")] = None,
-        nodata: Annotated[float | None, Form(description="GeoTIFF nodata value")] = None,
-        model: Annotated[str | None, Form(description="must be the model this server runs")] = None,
-        device: Annotated[str | None, Form(description="must be the device this server runs on")] = None,
-        format: Annotated[Literal["json", "geojson", "png"], Query()] = "json",
-        wgs84: Annotated[bool, Query(description="format=geojson in WGS84 lon/lat")] = False,
-        include: Annotated[str, Query(description="format=json: also overlay, heatmap, geojson, map")] = "",
-    ) -> Any:
+    )  # fmt: skip
+
+    async def parse(request: Request, **fields: Any) -> Any:
         rid = request_id(request.scope)
-        unknown = sorted(set((await request.form()).keys()) - form_fields)
+        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
         if unknown:
             raise ApiError(
-                422, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(form_fields))}"
+                422, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(FORM_FIELDS))}"
             )
-        limits.check_prompt(prompt)
-        wanted = {w.strip() for w in include.split(",") if w.strip()}
+        prompt = limits.check_prompt(fields["prompt"])
+        image, path, bands, nodata = fields["image"], fields["path"], fields["bands"], fields["nodata"]
+        output, wgs84 = fields["format"], fields["wgs84"]
+        wanted = {w.strip() for w in fields["include"].split(",") if w.strip()}
         if wanted - set(INCLUDES):
             raise ApiError(422, f"include takes {', '.join(INCLUDES)}, not {', '.join(sorted(wanted))}")
+        model, device = fields["model"], fields["device"]
         if model is not None and not _same_model(model, settings.model):
-            raise ApiError(422, f"this server runs the model {settings.model}, not {model}")
+            raise ApiError(422, f"this server runs the model {model_name(settings.model)}, not {model!r}")
         if device is not None and device != settings.device:
-            raise ApiError(422, f"this server runs on {settings.device}, not {device}")
-        values = {
-            "granularity": None if granularity == "auto" else granularity,
-            "magcrop": magcrop,
-            "pixel_saliency": pixel_saliency,
-            "region_saliency": region_saliency,
-            "region_skip_below": region_skip_below,
-            "pixel_skip_below": pixel_skip_below,
-            "image_side": image_side,
-            "candidates": candidates,
-            "zoom": zoom,
-            "min_crop": min_crop,
-            "layer": layer,
-            "answer_tokens": answer_tokens,
-            "working_cap": working_cap,
-            "max_new_tokens": max_new_tokens,
-            "device": settings.device,
-        }
-        options = limits.check_options(
-            ParseOptions.from_dict({k: v for k, v in values.items() if v is not None})
-        )
+            raise ApiError(422, f"this server runs on {settings.device}, not {device!r}")
+        values = {row.name: fields[row.name] for row in SERVER_OPTIONS}
+        for name, top in limits.option_caps().items():  # an absent option: the table's default, or
+            if values[name] is None and BY_NAME[name].default > top:  # this server's cap below it
+                values[name] = top
+        options = ParseOptions.from_dict({**values, "device": settings.device})
+        options = limits.check_options(options, getattr(worker, "model_layers", None))
         if (image is None) == (path is None):
             raise ApiError(
                 422, "send the image as the multipart file field 'image' (or a server-side 'path')"
@@ -320,17 +334,23 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
         folder = UploadFolder()
         try:
             if image is not None:
+                name = f"the upload 'image' ({_client_name(image.filename)})"
                 file = await run_in_threadpool(folder.store, image.file)
             else:
+                name = f"the path {path!r}"
                 try:
                     file = allowed_path(str(path), settings.allow_dir)
                 except PermissionError as exc:
                     raise ApiError(403, str(exc)) from None
-            source: ImageSource = await run_in_threadpool(
-                open_source, file, bands, nodata, limits.read_limits()
-            )
+            try:
+                await run_in_threadpool(check_raster_header, file, limits.raster_samples)
+                source: ImageSource = await run_in_threadpool(
+                    open_source, file, bands, nodata, limits.read_limits()
+                )
+            except GeoMagError as exc:  # the reader names the file and the CLI's flags
+                raise type(exc)(_for_client(str(exc), file, name)) from None
             georeferenced = isinstance(source, RasterSource) and source.is_georeferenced
-            if (format == "geojson" or wgs84) and not georeferenced:
+            if (output == "geojson" or wgs84) and not georeferenced:
                 raise ApiError(
                     422, "format=geojson (and wgs84) need a georeferenced image: a GeoTIFF with a CRS"
                 )
@@ -343,27 +363,82 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
                 result.timings = {"queue": waited, **result.timings}
                 return result, predictor.last_plan
 
-            result, plan = await run_job(request, job, folder)
+            try:
+                result, plan = await run_job(request, job, folder)
+            except GeoMagError as exc:
+                raise type(exc)(_for_client(str(exc), file, name)) from None
             log.info("request %s: %s prompt on %dx%d in %.2f s", rid, result.granularity, *result.image_size,
                      result.timings.get("total", 0.0))  # fmt: skip
-            if format == "png":
+            if output == "png":
                 picture = await run_in_threadpool(encoding.overlay, result)
                 return Response(await run_in_threadpool(encoding.png_bytes, picture), media_type="image/png")
-            if format == "geojson":
+            if output == "geojson":
                 body = await run_in_threadpool(encoding.result_geojson, result, wgs84)
                 return JSONResponse(body, media_type="application/geo+json")
             return JSONResponse(await run_in_threadpool(_json_body, result, plan, rid, wanted, georeferenced))
         finally:
             folder.release()
 
-    # the form fields `parse` takes (the rest of its parameters are the request and query parameters)
-    form_fields = set(inspect.signature(parse).parameters) - {"request", "format", "wgs84", "include"}
+    # FastAPI reads the form fields from this signature: the option table's rows (geomag.serve.form)
+    parse.__signature__ = parse_signature(
+        limits, getattr(worker, "model_layers", None), model_name(settings.model), settings.device
+    )  # type: ignore[attr-defined]
+    parse_route(parse)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with what a form model cannot say: exactly one of `image` and `path`,
+        no other fields, and the image's media types."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                                 description=app.description, routes=app.routes)  # fmt: skip
+            body = schema["components"]["schemas"]["Body_parse_v1_parse_post"]
+            for name, prop in body["properties"].items():  # a form field is absent or a value, never null
+                kinds = [k for k in prop.pop("anyOf", []) if k.get("type") != "null"]
+                if kinds:
+                    prop.update(kinds[0])
+                if name == "image":
+                    prop["format"] = "binary"
+            body["oneOf"] = [{"required": ["image"]}, {"required": ["path"]}]
+            body["additionalProperties"] = False
+            content = schema["paths"]["/v1/parse"]["post"]["requestBody"]["content"]
+            content["multipart/form-data"]["encoding"] = {"image": {"contentType": ", ".join(IMAGE_TYPES)}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _client_name(filename: str | None) -> str:
+    """The upload's file name as the client sent it (its last part, printable), for messages."""
+    name = Path((filename or "").replace("\\", "/")).name
+    return "".join(c for c in name if c.isprintable())[:80] or "no file name"
+
+
+def _for_client(message: str, file: Path, name: str) -> str:
+    """A reader's message with the server's path replaced by `name` and the CLI's flags by the form's
+    fields (`--bands` is the field 'bands' here)."""
+    for path in sorted({str(file), str(file.resolve()), str(file.parent)}, key=len, reverse=True):
+        message = message.replace(path, name)
+    for field_name in ("bands", "nodata"):
+        message = re.sub(rf"--{field_name} (?=[\d'-])", f"{field_name}=", message)
+        message = message.replace(f"--{field_name}", f"the field '{field_name}'")
+    return message
+
+
+def model_name(model: str) -> str:
+    """The served model as messages and the schema name it: a registered name, or a checkpoint's
+    folder name (never the server's path)."""
+    return model if model in REGISTRY else Path(model).name
 
 
 def _same_model(given: str, served: str) -> bool:
     """The model a request names is the one this server runs (a name, or a path to the same folder)."""
-    return given == served or (Path(given).exists() and Path(given).resolve() == Path(served).resolve())
+    if "\0" in given:
+        return False
+    return given in (served, model_name(served)) or (
+        Path(given).exists() and Path(given).resolve() == Path(served).resolve()
+    )
 
 
 def _json_body(result: Result, plan: Any, rid: str, wanted: set[str], georeferenced: bool) -> dict[str, Any]:

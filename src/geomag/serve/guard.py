@@ -1,4 +1,10 @@
-"""The ASGI layer in front of every route: request ids, body size and pace, the last-resort 500.
+"""The ASGI layer in front of every route: request ids, the token, requests in flight, body size
+and pace, the last-resort 500.
+
+The token of `/v1` routes is checked here, from the headers, before one byte of the body is read:
+a 256 MB upload without the token is answered 401 and its connection closed. Requests being handled
+at once are capped (`--max-connections`, /health exempt so that it always answers): one more is a
+503 in the common error shape.
 
 Why here and not in the routes: FastAPI reads a multipart body before a route runs, so the body's
 size and pace must be checked while it is read. A body over the limit is refused from its
@@ -20,6 +26,8 @@ import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from geomag.serve.security import UNAUTHORIZED, BearerToken
 
 log = logging.getLogger("geomag.serve")
 REQUEST_ID = "x-request-id"
@@ -46,10 +54,20 @@ def request_id(scope: Scope) -> str:
 class RequestGuard:
     """Pure ASGI middleware (no BaseHTTPMiddleware: it must see the body as it arrives)."""
 
-    def __init__(self, app: ASGIApp, max_body: int, body_timeout: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        body_timeout: float,
+        token: BearerToken | None = None,
+        max_requests: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.body_timeout = body_timeout
+        self.token = token
+        self.max_requests = max_requests
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,10 +84,23 @@ class RequestGuard:
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID.encode(), rid.encode())]
             await send(message)
 
+        path = str(scope.get("path", ""))
+        authorization = dict(scope.get("headers", [])).get(b"authorization", b"")
+        protected = path.startswith("/v1/") and scope.get("method") != "OPTIONS"
+        if self.token is not None and protected and not self.token.allows(authorization):
+            await _reply(send_with_id, 401, UNAUTHORIZED, rid, close=True,
+                         extra=[(b"www-authenticate", b"Bearer")])  # fmt: skip
+            return
         length = _content_length(scope)
         if length is not None and length > self.max_body:
             await _reply(send_with_id, 413, BodyTooLarge(self.max_body).detail, rid, close=True)
             return
+        counted = path != "/health"
+        if counted and self.max_requests is not None and self.in_flight >= self.max_requests:
+            message = f"the server is handling {self.in_flight} requests, its limit; retry in a few seconds"
+            await _reply(send_with_id, 503, message, rid, close=True, extra=[(b"retry-after", b"5")])
+            return
+        self.in_flight += counted
         received = 0
         body_done = length == 0
 
@@ -97,6 +128,8 @@ class RequestGuard:
             log.exception("request %s (%s %s) failed", rid, scope.get("method"), scope.get("path"))
             if not started:
                 await _reply(send_with_id, 500, f"internal server error (request id {rid})", rid)
+        finally:
+            self.in_flight -= counted
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -109,9 +142,17 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _reply(send: Send, status: int, message: str, rid: str, close: bool = False) -> None:
+async def _reply(
+    send: Send,
+    status: int,
+    message: str,
+    rid: str,
+    close: bool = False,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = error_body(message, rid)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -1,8 +1,8 @@
-"""Every bound of a request in one place: sizes, lengths, option ranges, queue and times.
+"""Every bound of a request in one place: sizes, lengths, option caps, connections, queue and times.
 
 Each is a `geomag serve` flag (defaults here); each is answered with one clear 4xx message. The
-option bounds exist because one running job cannot be interrupted (the model has no cancel point):
-a request must not be able to ask for an hour of model work.
+options' own bounds are the option table's (`geomag.options`); a server may cap a few of them lower
+(`option_caps`), so that one request cannot ask for an hour of model work.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ class ServeLimits:
     upload_bytes: int = 256 * MB  # request body (--max-upload-mb)
     decoded_pixels: int = DEFAULT_LIMITS.decoded_pixels  # PNG/JPEG decoded whole (--max-pixels)
     raster_pixels: int = DEFAULT_LIMITS.raster_pixels  # GeoTIFFs, read by window
+    # a TIFF upload's width x height x bands, from its header (--max-raster-mp): the whole raster is
+    # read once, decimated, for its stretch, so a sparse 150000 x 150000 file costs minutes
+    raster_samples: int = 1_000_000_000
     prompt_chars: int = 2000  # (--max-prompt-chars)
     max_new_tokens: int = 256  # (--max-new-tokens)
     candidates: int = 4  # mask-saliency crops ranked per prompt (--max-candidates)
@@ -31,7 +34,14 @@ class ServeLimits:
     queue: int = 8  # jobs waiting behind the running one; more: 503 (--queue)
     job_timeout: float = 120.0  # seconds from submission to answer; more: 504 (--job-timeout)
     upload_timeout: float = 30.0  # longest pause while a client sends its body; more: 408 (--upload-timeout)
-    connections: int = 64  # open connections; more: 503 (--max-connections)
+    connections: int = 64  # requests being handled at once; more: 503 (--max-connections)
+    header_timeout: float = (
+        10.0  # seconds to send a request's head (line + headers); more: closed (--header-timeout)
+    )
+    slow_per_client: int = (
+        16  # connections of one address still sending their head; more: closed (--max-slow-per-client)
+    )
+    slow_total: int = 512  # such connections from all addresses; more: closed (--max-slow)
 
     def __post_init__(self) -> None:
         for name in ("upload_bytes", "decoded_pixels", "prompt_chars", "max_new_tokens", "candidates"):
@@ -43,6 +53,10 @@ class ServeLimits:
             raise GeoMagError(
                 "--queue must be >= 0, --job-timeout and --upload-timeout > 0, --max-connections >= 2"
             )
+        if self.header_timeout <= 0 or self.slow_per_client < 1 or self.slow_total < self.slow_per_client:
+            raise GeoMagError("--header-timeout must be > 0, --max-slow-per-client >= 1 and --max-slow >= it")
+        if self.raster_samples < 1:
+            raise GeoMagError(f"--max-raster-mp must be above 0, not {self.raster_samples / 1e6:g}")
 
     def read_limits(self) -> ReadLimits:
         """The reader's limits (checked from the file's header, before any pixel is decoded)."""
@@ -59,18 +73,25 @@ class ServeLimits:
             )
         return prompt
 
-    def check_options(self, options: ParseOptions) -> ParseOptions:
-        """`options` (already checked by ParseOptions itself) within this server's upper bounds."""
-        bounds = {
+    def option_caps(self) -> dict[str, int]:
+        """Options this server caps below the option table's own maximum."""
+        return {
             "max_new_tokens": self.max_new_tokens,
             "candidates": self.candidates,
             "answer_tokens": self.answer_tokens,
             "working_cap": self.working_cap,
         }
-        for name, top in bounds.items():
+
+    def check_options(self, options: ParseOptions, model_layers: int | None = None) -> ParseOptions:
+        """`options` (already checked against the option table by ParseOptions) within this server's
+        caps and, for `layer`, the decoder layers of the model it runs."""
+        for name, top in self.option_caps().items():
             value = getattr(options, name)
             if value > top:
                 raise GeoMagError(f"{name} must be at most {top} on this server, not {value}")
-        if options.answer_tokens < 1:
-            raise GeoMagError(f"answer_tokens must be at least 1, not {options.answer_tokens}")
+        if model_layers is not None and not -model_layers <= options.layer < model_layers:
+            raise GeoMagError(
+                f"layer must be between {-model_layers} and {model_layers - 1} on this server (its "
+                f"model has {model_layers} decoder layers), not {options.layer}"
+            )
         return options

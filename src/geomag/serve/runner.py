@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from geomag.errors import GeoMagError
 from geomag.serve.limits import ServeLimits
+from geomag.serve.protocol import guarded_protocol
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -30,7 +31,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host.strip("[]"), port))
-        sock.listen(128)
+        sock.listen(1024)  # slow clients are closed by the protocol, not left in the backlog
     except OSError as exc:
         sock.close()
         raise GeoMagError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
@@ -50,9 +51,11 @@ def log_config() -> dict:
 
 
 def make_server(app: FastAPI, limits: ServeLimits, quiet: bool = False) -> uvicorn.Server:
+    protocol, _ = guarded_protocol(limits)
     config = uvicorn.Config(
         app,
-        limit_concurrency=limits.connections,
+        http=protocol,  # h11 with a head deadline and caps on slow connections (geomag.serve.protocol)
+        limit_concurrency=None,  # requests in flight are counted by the app (geomag.serve.guard)
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
         log_config=None if quiet else log_config(),

@@ -18,6 +18,8 @@ from starlette.requests import Request
 from geomag.errors import GeoMagError
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+MIN_TOKEN = 16
+UNAUTHORIZED = "missing or wrong token: send `Authorization: Bearer TOKEN`"
 
 
 def is_loopback(host: str) -> bool:
@@ -36,8 +38,11 @@ def check_exposure(host: str, token: str | None) -> None:
             f"--host {host} lets other machines run jobs: give --token TOKEN (clients send "
             "`Authorization: Bearer TOKEN`), or keep the default 127.0.0.1"
         )
-    if token is not None and len(token) < 16:
-        raise GeoMagError("--token must have at least 16 characters (e.g. `openssl rand -hex 16`)")
+    if token is not None and (len(token.strip()) < MIN_TOKEN or any(c.isspace() for c in token)):
+        raise GeoMagError(
+            f"--token must be at least {MIN_TOKEN} characters without spaces: make one with "
+            "`openssl rand -hex 16` or `python -c 'import secrets; print(secrets.token_hex(16))'`"
+        )
 
 
 class BearerToken:
@@ -50,10 +55,14 @@ class BearerToken:
     def required(self) -> bool:
         return self._token is not None
 
-    def __call__(self, request: Request) -> None:
+    def allows(self, header: bytes) -> bool:
+        """The raw `Authorization` header carries the token (or no token is set)."""
         if self._token is None:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
-            raise HTTPException(401, "missing or wrong token: send `Authorization: Bearer TOKEN`",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+            return True
+        scheme, _, given = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token)
+
+    def __call__(self, request: Request) -> None:
+        """The same check as a FastAPI dependency (the guard checked it first; this documents it)."""
+        if not self.allows(request.headers.get("authorization", "").encode("latin-1")):
+            raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})

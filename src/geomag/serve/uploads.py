@@ -88,12 +88,35 @@ def _remove_live() -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def check_raster_header(path: Path, max_samples: int) -> None:
+    """A TIFF's width x height x bands within `max_samples`, from its header, before any pixel is read
+    (the reader reads the whole raster once, decimated, for its stretch: a sparse 150000 x 150000
+    file is a 1 MB upload and minutes of reading)."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return
+    import rasterio  # GDAL: only for TIFF uploads
+    import rasterio.errors
+
+    try:
+        with rasterio.open(path) as src:
+            width, height, bands = src.width, src.height, src.count
+    except rasterio.errors.RasterioIOError:
+        raise GeoMagError(f"cannot read {path} as a TIFF/GeoTIFF") from None
+    if width * height * bands > max_samples:
+        raise GeoMagError(
+            f"{path} is {width}x{height} with {bands} band(s) ({width * height * bands / 1e6:.0f} M "
+            f"samples), over this server's limit of {max_samples / 1e6:.0f} M (--max-raster-mp)"
+        )
+
+
 def allowed_path(path: str, allow_dir: Path | None) -> Path:
     """A server-side image path, taken only inside `allow_dir` (symlinks resolved first)."""
     if allow_dir is None:
         raise PermissionError(
             "server-side paths are off: upload the image (or start geomag serve with --allow-dir DIR)"
         )
+    if "\0" in path or not path.strip():
+        raise GeoMagError("the field 'path' must be a file name without NUL bytes")
     resolved = Path(path if Path(path).is_absolute() else allow_dir / path).resolve()
     if not resolved.is_relative_to(allow_dir.resolve()):
         raise PermissionError(f"{path} is outside the folder this server may read")

@@ -5,11 +5,17 @@ predictor (it is built on that thread and never touched elsewhere) and runs jobs
 Requests wait in a queue of at most `max_waiting` jobs; one more is refused at once (`QueueFull`:
 HTTP 503 with Retry-After), so a burst of clients gets a quick answer instead of a growing wait. A
 job that is still waiting when its request gives up (timeout) is dropped without running; a running
-job cannot be interrupted, so it finishes and its result is discarded.
+one is stopped (`stop`): `JobStopped` is raised in the worker thread (CPython's
+`PyThreadState_SetAsyncExc`), which takes effect at the next Python line the job runs, so the
+overrun is bounded by one call into torch or GDAL (one layer, one window read), never the rest of
+the job. `with` blocks unwind as for any exception and the next job sets its own image; /health
+counts the jobs stopped so (`stopped_jobs`). One native call is not interruptible: the bounds on
+uploads (pixels, raster samples) keep each one short.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import queue
 import threading
@@ -21,11 +27,17 @@ from typing import Generic, TypeVar
 
 import torch
 
+from geomag.attention import decoder_layers
 from geomag.model.registry import create_model
 from geomag.predictor import GeoMagPredictor
 
 T = TypeVar("T")
 Job = Callable[[GeoMagPredictor], T]
+
+
+class JobStopped(BaseException):
+    """Raised inside a running job whose request gave up (a BaseException: no `except Exception`
+    in the libraries underneath swallows it)."""
 
 
 class QueueFull(Exception):
@@ -54,6 +66,9 @@ class ModelWorker:
         self._lock = threading.Lock()
         self._waiting = 0
         self._running = False
+        self._current: _Item[object] | None = None  # the job running now
+        self.model_layers: int | None = None  # decoder layers of the model (the `layer` option's range)
+        self.stopped_jobs = 0  # running jobs stopped because their request gave up
         self._seconds: list[float] = []  # durations of the last jobs, for Retry-After
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
@@ -83,6 +98,20 @@ class ModelWorker:
         future.add_done_callback(lambda f: f.cancelled() and self._leave_queue(item))
         self._queue.put(item)  # type: ignore[arg-type]
         return future
+
+    def stop_job(self, future: Future[T]) -> bool:
+        """Give up `future`'s job: dropped if it still waits, stopped if it runs. True if it ran."""
+        if future.cancel():
+            return False
+        with self._lock:
+            if self._current is None or self._current.future is not future:
+                return False
+            ident = self._thread.ident
+            assert ident is not None
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(JobStopped))
+            self._current = None  # once: the exception is pending in the worker thread
+            self.stopped_jobs += 1
+            return True
 
     def _leave_queue(self, item: _Item[T]) -> bool:
         """Take `item` out of the waiting count once (the worker takes it, or its request gave up)."""
@@ -114,19 +143,39 @@ class ModelWorker:
             return
         self._ready.set()
         while (item := self._queue.get()) is not None:
-            self._leave_queue(item)
-            self._running = True
             try:
-                if not item.future.set_running_or_notify_cancel():
-                    continue  # its request gave up while it waited
-                t = time.perf_counter()
-                try:
-                    item.future.set_result(item.job(predictor))
-                except BaseException as exc:  # the request answers it; the worker goes on
-                    item.future.set_exception(exc)
-                self._seconds = [*self._seconds[-9:], time.perf_counter() - t]
+                self._run_one(item, predictor)
+            except JobStopped:  # landed between the job's end and the bookkeeping: nothing to undo
+                pass
             finally:
+                with self._lock:
+                    self._current = None
                 self._running = False
+                if not item.future.done():
+                    item.future.set_exception(RuntimeError("the job was stopped"))
+
+    def _run_one(self, item: _Item[object], predictor: GeoMagPredictor) -> None:
+        self._leave_queue(item)
+        self._running = True
+        if not item.future.set_running_or_notify_cancel():
+            return  # its request gave up while it waited
+        t = time.perf_counter()
+        with self._lock:
+            self._current = item
+        try:
+            value = item.job(predictor)
+        except JobStopped:
+            item.future.set_exception(RuntimeError("the job was stopped: its request gave up"))
+            return
+        except BaseException as exc:  # the request answers it; the worker goes on
+            with self._lock:
+                self._current = None
+            item.future.set_exception(exc)
+            return
+        with self._lock:
+            self._current = None
+        item.future.set_result(value)
+        self._seconds = [*self._seconds[-9:], time.perf_counter() - t]
 
 
 def start_worker(model: str, device: str = "cpu", max_waiting: int = 8) -> ModelWorker:
@@ -136,6 +185,7 @@ def start_worker(model: str, device: str = "cpu", max_waiting: int = 8) -> Model
     def make_predictor() -> GeoMagPredictor:  # on the worker thread: the model lives there only
         predictor = GeoMagPredictor(create_model(model, device=device), model_name=model)
         predictor.classify("warm-up")
+        worker.model_layers = len(decoder_layers(predictor.vlm.model))
         return predictor
 
     start_openmp()
