@@ -395,6 +395,7 @@ def write_window_masks(out: Path, raster: Path, boxes: list[Box], masks: list[np
                     "text": f"window {i}",
                     "crs": src.crs.to_string(),
                     "transform": list(transform)[:6],
+                    "input_size": [src.width, src.height],  # as every record has: the mosaic's grid
                     "masks": [{"index": 0, "file": name, "phrase": f"w{i}", "score": 0.5 + i / 10}],
                 }
             )
