@@ -1,4 +1,4 @@
-"""Loopback HTTP file servers for tests and benchmarks of remote rasters (127.0.0.1 only).
+"""Loopback HTTP file servers and COGs for tests and benchmarks of remote rasters (127.0.0.1 only).
 
 `FileServer(folder)` serves the files of a folder the way an object store or a CDN serves COGs:
 HEAD, GET and single-range `Range: bytes=a-b` requests (206), and counts the body bytes it sent
@@ -6,6 +6,7 @@ per file, so a test can say how much of a COG a parse fetched. Its `mode` turns 
 a user meets when something is wrong: one that ignores Range (200 and the whole file), one that
 answers 403, one that answers 503 to the first request of each file (a transient error), and one
 that stalls (a timeout). A missing file is a 404. Nothing here reaches beyond 127.0.0.1.
+`make_cog` writes a Cloud-Optimized GeoTIFF of any size from a real GeoTIFF with GDAL's COG driver.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from collections import Counter
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 
 MODES = ("range", "no-range", "forbidden", "flaky", "stall")
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -156,3 +163,20 @@ class FileServer:
                 self.end_headers()
 
         return Handler
+
+
+def make_cog(
+    source: str | Path, dest: str | Path, side: int | None = None, compress: str = "DEFLATE"
+) -> Path:
+    """A COG (256 px tiles, overviews, `compress`) of the GeoTIFF `source`, resampled (bilinear) to
+    side x side pixels on the same footprint when `side` is given; GDAL streams it, never whole."""
+    with rasterio.open(source) as src:
+        width, height = (side, side) if side else (src.width, src.height)
+        transform = src.transform @ Affine.scale(src.width / width, src.height / height)
+        with WarpedVRT(
+            src, crs=src.crs, transform=transform, width=width, height=height, resampling=Resampling.bilinear
+        ) as vrt:
+            rasterio.shutil.copy(
+                vrt, dest, driver="COG", compress=compress, blocksize=256, overview_resampling="average"
+            )
+    return Path(dest)

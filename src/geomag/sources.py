@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -223,10 +224,15 @@ class RasterSource:
             self._gdal_path, self.name = str(self.path), str(self.path)
         self._short = PurePosixPath(self.name.split("?", 1)[0]).name
         layout_problem = None
+        # a remote raster stays open: GDAL's block cache then serves the tiles a later read of the
+        # same parse needs again (its /vsicurl/ cache does not outlive a handle); a local file is
+        # opened per read
+        self._dataset: Any = None
+        self._lock = threading.Lock()
         try:
             with warnings.catch_warnings():  # we report a missing CRS ourselves, where it matters
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                with self._env(), rasterio.open(self._gdal_path) as src:
+                with self._env(), self._open() as src:
                     self._width, self._height, self.count = src.width, src.height, src.count
                     dtypes = src.dtypes
                     self.crs = src.crs
@@ -332,7 +338,7 @@ class RasterSource:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             try:
-                with self._env(), rasterio.open(self._gdal_path) as src:
+                with self._env(), self._lock, self._open() as src:
                     return src.read(self.bands, window=window, out_shape=shape, resampling=resampling)
             except (rasterio.errors.RasterioError, OSError) as exc:  # a truncated or damaged file
                 if self.remote:
@@ -340,6 +346,24 @@ class RasterSource:
                         f"{remote_error(self.name, str(exc))} (window {box.to_list()})"
                     ) from None
                 raise GeoMagError(f"cannot read {self.path} (window {box.to_list()}): {exc}") from None
+
+    @contextmanager
+    def _open(self) -> Iterator[Any]:
+        """The open dataset: a remote raster's one handle (opened on first use), or the local file
+        opened for this read."""
+        if not self.remote:
+            with rasterio.open(self._gdal_path) as src:
+                yield src
+            return
+        if self._dataset is None:
+            self._dataset = rasterio.open(self._gdal_path)
+        yield self._dataset
+
+    def close(self) -> None:
+        """Close a remote raster's handle (a later read opens it again)."""
+        if self._dataset is not None:
+            self._dataset.close()
+            self._dataset = None
 
     def _env(self) -> rasterio.Env:
         """GDAL's settings for a read: the block cache, and for remote rasters `remote_options()`."""

@@ -90,7 +90,7 @@ def write_mosaic(image: str, records: Sequence[Record], out_dir: Path, path: Pat
     x0, y0 = first["window"][:2]
     window_transform = record_transform(first)
     transform = (
-        Affine.identity() if window_transform is None else window_transform * Affine.translation(-x0, -y0)
+        Affine.identity() if window_transform is None else window_transform @ Affine.translation(-x0, -y0)
     )
     profile: dict[str, Any] = {
         "driver": "GTiff",
