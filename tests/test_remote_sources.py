@@ -232,3 +232,42 @@ def test_s3_endpoint_of_boto_s_variable_and_a_batch_writes_no_credentials(
     for path in out.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+# --- the server's `url` field (geomag serve --allow-url PREFIX) -----------------------------------------
+def test_the_server_reads_urls_only_under_its_allow_url_prefixes(cogs, server, tiny_checkpoint):
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from geomag.serve.app import ServeSettings, create_app
+    from geomag.serve.worker import start_worker
+
+    worker = start_worker(str(tiny_checkpoint), "cpu", max_waiting=2)
+    settings = ServeSettings(model=str(tiny_checkpoint))
+    data = {"prompt": "What is this?", "granularity": "image", "max_new_tokens": "2"}
+
+    def post(client: TestClient, url: str):
+        response = client.post("/v1/parse", data={**data, "url": url})
+        return response.status_code, response.json()
+
+    try:
+        with TestClient(create_app(settings, worker), raise_server_exceptions=False) as c:
+            status, body = post(c, f"{server.url}/big.tif")
+            assert status == 403 and "--allow-url" in body["error"]
+        allowed = replace(settings, allow_urls=(f"{server.url}/",))
+        with TestClient(create_app(allowed, worker), raise_server_exceptions=False) as c:
+            status, body = post(c, f"{server.url}/big.tif")
+            assert status == 200 and body["image_size"] == [2048, 2048]
+            for outside in (
+                "http://127.0.0.2:1/big.tif",
+                f"{server.url}/../etc/passwd",
+                "/vsicurl/x",
+                "file:///x",
+            ):
+                status, body = post(c, outside)
+                assert status == 403, (outside, body)
+            status, body = post(c, f"{server.url}/missing.tif")
+            assert status == 422 and "remote raster not found (HTTP 404)" in body["error"]
+    finally:
+        worker.stop()

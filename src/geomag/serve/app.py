@@ -38,7 +38,7 @@ from geomag.serve import encoding
 from geomag.serve.guard import RequestGuard, request_id
 from geomag.serve.limits import ServeLimits
 from geomag.serve.security import BearerToken
-from geomag.serve.uploads import ACCEPTED, UnsupportedImage, UploadFolder, allowed_path
+from geomag.serve.uploads import ACCEPTED, UnsupportedImage, UploadFolder, allowed_path, allowed_url
 from geomag.serve.worker import ModelWorker, QueueFull
 from geomag.sources import RasterSource, open_source
 
@@ -64,6 +64,7 @@ class ServeSettings:
     token: str | None = None
     cors: tuple[str, ...] = ()
     allow_dir: Path | None = None
+    allow_urls: tuple[str, ...] = ()  # URL prefixes a request's `url` may start with (--allow-url)
     examples: Path | None = None
 
 
@@ -255,6 +256,9 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
         prompt: Annotated[str, Form(description="the question or request")],
         image: Annotated[UploadFile | None, File(description=f"the image: {ACCEPTED}")] = None,
         path: Annotated[str | None, Form(description="a file on the server (only with --allow-dir)")] = None,
+        url: Annotated[
+            str | None, Form(description="a remote raster, https:// or s3:// (only with --allow-url)")
+        ] = None,
         granularity: Annotated[
             Literal["auto", "image", "region", "pixel"], Form(description="auto: the classifier decides")
         ] = "auto",
@@ -313,14 +317,19 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
         options = limits.check_options(
             ParseOptions.from_dict({k: v for k, v in values.items() if v is not None})
         )
-        if (image is None) == (path is None):
+        if sum(x is not None for x in (image, path, url)) != 1:
             raise ApiError(
-                422, "send the image as the multipart file field 'image' (or a server-side 'path')"
+                422, "send the image as the multipart file field 'image' (or a server-side 'path' or 'url')"
             )
         folder = UploadFolder()
         try:
             if image is not None:
                 file = await run_in_threadpool(folder.store, image.file)
+            elif url is not None:
+                try:
+                    file = allowed_url(url, settings.allow_urls)
+                except PermissionError as exc:
+                    raise ApiError(403, str(exc)) from None
             else:
                 try:
                     file = allowed_path(str(path), settings.allow_dir)
