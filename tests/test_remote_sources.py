@@ -59,6 +59,14 @@ def test_urls_are_recognised_and_secrets_redacted():
     assert gdal_path("https://h/a.tif") == "/vsicurl/https://h/a.tif"
     shown = redact(f"https://user:{SECRET}@h/a.tif?X-Amz-Signature={SECRET}&x-amz-date=1&sig={SECRET}")
     assert SECRET not in shown and shown.startswith("https://h/a.tif?") and "x-amz-date=1" in shown
+    from geomag.sources import remote_error
+
+    raw = f"https://h/a.tif?sig={SECRET}"
+    gdal = f"'/vsicurl/{raw}' not recognized as a supported file format (X-Amz-Signature={SECRET})"
+    message = remote_error(redact(raw), gdal, [raw, f"/vsicurl/{raw}"])
+    assert SECRET not in message and message.startswith(
+        "cannot read https://h/a.tif?sig=REDACTED as a raster"
+    )
 
 
 def test_a_window_read_over_http_equals_the_local_file_and_fetches_only_its_tiles(cogs, server):

@@ -134,15 +134,29 @@ def remote_options() -> dict[str, str]:
     return options
 
 
-def remote_error(name: str, message: str) -> str:
-    """One line that says what went wrong reading the remote raster `name` (GDAL's message, read)."""
-    message = " ".join(message.replace(name, "").split())
+SECRET_VALUES = re.compile(
+    r"((?:signature|credential|security-token|token|sig|key|secret|password|auth)[\w-]*=)[^&\s'\"]+", re.I
+)
+
+
+def remote_error(name: str, message: str, raw: Sequence[str] = ()) -> str:
+    """One line that says what went wrong reading the remote raster `name` (GDAL's message, read);
+    `raw`: the unredacted forms of its URL, cut out of GDAL's message with any secret value."""
+    for form in sorted(raw, key=len, reverse=True):
+        message = message.replace(form, name)
+    message = SECRET_VALUES.sub(r"\1REDACTED", message)
+    message = " ".join(message.replace(f"'{name}'", "").replace(name, "").split())
     lower = message.lower()
     code = re.search(r"http (?:response )?code:? (\d{3})", lower)
     status = int(code.group(1)) if code else None
     if status == 404 or "does not exist" in lower or "nosuchkey" in lower or "no such" in lower:
         return f"remote raster not found (HTTP 404): {name}"
-    if status in (401, 403) or "accessdenied" in lower or "access denied" in lower or "signature" in lower:
+    if (
+        status in (401, 403)
+        or "accessdenied" in lower
+        or "access denied" in lower
+        or "signaturedoesnotmatch" in lower
+    ):
         return (
             f"access denied (HTTP {status or 403}) to {name}: check the credentials GDAL uses "
             "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE for s3://, GDAL_HTTP_AUTH / "
@@ -242,7 +256,7 @@ class RasterSource:
                         layout_problem = _remote_layout_problem(src)
         except rasterio.errors.RasterioIOError as exc:
             if self.remote:
-                raise GeoMagError(remote_error(self.name, str(exc))) from None
+                raise GeoMagError(remote_error(self.name, str(exc), self._raw_names())) from None
             raise GeoMagError(f"cannot read {self.path} as a raster: {exc}") from None
         _check_pixels(self.name, self._width, self._height, limits.raster_pixels, "rasters")
         if layout_problem is not None:
@@ -358,6 +372,9 @@ class RasterSource:
         if self._dataset is None:
             self._dataset = rasterio.open(self._gdal_path)
         yield self._dataset
+
+    def _raw_names(self) -> tuple[str, str]:
+        return (str(self.path), self._gdal_path)
 
     def close(self) -> None:
         """Close a remote raster's handle (a later read opens it again)."""
