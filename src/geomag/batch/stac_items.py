@@ -12,6 +12,7 @@ job's line in results.jsonl.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -58,9 +59,14 @@ def _footprint(record: Record) -> shapely.Geometry | None:
         return None
     a, b, c, d, e, f = record["transform"]
     w, h = record["image_size"]
-    corners = [(0, 0), (w, 0), (w, h), (0, h)]
-    ring = [(a * x + b * y + c, d * x + e * y + f) for x, y in corners]
-    return _wgs84(shapely.Polygon(ring), record["crs"])
+    corners = [(0, 0), (w, 0), (w, h), (0, h), (0, 0)]
+    edge = np.linspace(0.0, 1.0, 16, endpoint=False)  # edges bend in WGS84: 16 points each
+    ring = [
+        (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        for (x0, y0), (x1, y1) in itertools.pairwise(corners)
+        for t in edge
+    ]
+    return _wgs84(shapely.Polygon([(a * x + b * y + c, d * x + e * y + f) for x, y in ring]), record["crs"])
 
 
 def _times(stac: dict[str, Any] | None) -> dict[str, str | None]:
