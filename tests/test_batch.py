@@ -108,43 +108,6 @@ def local_run(scenes: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.Temp
     return out
 
 
-@pytest.fixture(scope="module")
-def seg_checkpoint(tiny_llava: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny checkpoint whose language model answers [SEG] to everything, so its (random, untrained)
-    pixel decoder gives real masks for every window: the merge has something to merge.
-
-    The residual stream carries a constant in dimension 0 (every token embedding), the final norm
-    keeps only that dimension, and the lm_head reads it with weight 1 for every token but 2 for [SEG].
-    """
-    import shutil
-
-    import torch
-    from transformers import LlavaForConditionalGeneration
-
-    from geomag.model.geomag import GeoMagModel
-    from geomag.model.presets import ModelConfig
-
-    vlm = tmp_path_factory.mktemp("seg_llava") / "llava"
-    shutil.copytree(tiny_llava, vlm)
-    llava = LlavaForConditionalGeneration.from_pretrained(vlm)
-    with torch.no_grad():
-        text = llava.model.language_model
-        text.embed_tokens.weight[:, 0] = 30.0
-        text.norm.weight.zero_()
-        text.norm.weight[0] = 1.0
-        llava.lm_head.weight.zero_()
-        llava.lm_head.weight[:, 0] = 1.0
-    llava.save_pretrained(vlm)
-    torch.manual_seed(0)
-    config = ModelConfig(vlm=str(vlm), seg_encoder="efficientnet_lite0", seg_image_size=64, decoder_dim=16)
-    model = GeoMagModel.from_config(config)
-    rows = model.llm.base_model.model.lm_head.token_adapter.trainable_tokens_delta["default"]
-    with torch.no_grad():  # rows of [SEG], <p>, </p> (sorted ids)
-        rows.zero_()
-        rows[sorted(model.token_ids.values()).index(model.seg_token_id), 0] = 2.0
-    return model.save_pretrained(tmp_path_factory.mktemp("seg_ckpt"))
-
-
 # --- windows -------------------------------------------------------------------------------------
 def test_tile_grid_covers_the_image_with_overlaps():
     boxes = tile_grid((300, 200), 128, 16)
@@ -395,6 +358,7 @@ def write_window_masks(out: Path, raster: Path, boxes: list[Box], masks: list[np
                     "text": f"window {i}",
                     "crs": src.crs.to_string(),
                     "transform": list(transform)[:6],
+                    "input_size": [src.width, src.height],  # as every record has: the mosaic's grid
                     "masks": [{"index": 0, "file": name, "phrase": f"w{i}", "score": 0.5 + i / 10}],
                 }
             )
@@ -428,16 +392,6 @@ def test_merge_ors_overlaps_and_unions_polygons_across_windows(tmp_path):
 
 
 # --- Ray ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """One local Ray cluster for the whole test run (2 CPUs, no dashboard, no usage stats)."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def test_ray_engine_gives_the_local_results(ray_cluster, local_run, scenes, tiny_checkpoint, tmp_path):
     out = tmp_path / "D"
     argv = ["batch", str(scenes), "--prompts", str(scenes / "prompts.txt"), "--out", str(out)]

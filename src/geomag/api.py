@@ -29,7 +29,7 @@ from geomag.options import ParseOptions
 from geomag.outputs import check_output
 from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
-from geomag.sources import ImageInput, PilFileSource, as_source
+from geomag.sources import ImageInput, PilFileSource, as_source, is_remote, redact
 
 # written without torch (`geomag parse --server` writes with them too), re-exported here
 from geomag.writing import (  # noqa: F401  (re-exported: the API a local run writes with)
@@ -143,7 +143,7 @@ def parse_to_folder(
     if not prompt.strip():
         raise GeoMagError("the prompt is empty")
     out = Path(out)
-    check_output(out, outputs.overwrite, [Path(image)])
+    check_output(out, outputs.overwrite, [] if is_remote(image) else [Path(image)])
     source = check_pixels(open_image(image, bands, nodata, outputs))
     t = time.perf_counter()
     predictor = load_predictor(model_key(model), options.device)
@@ -151,6 +151,7 @@ def parse_to_folder(
     predictor.set_image(source)
     result = predictor.predict(prompt, options)
     result.timings = {"load": load, **result.timings}
-    result.extra = {"image": str(image), **result.extra, "model": str(model)}
+    shown = redact(str(image)) if is_remote(image) else str(image)  # no secret of a URL in result.json
+    result.extra = {"image": shown, **result.extra, "model": str(model)}
     save(result, out, outputs, t_start=t_start)
     return result

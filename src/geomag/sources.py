@@ -5,19 +5,25 @@ trained on or evaluated (a test says so). `open_source(path)` gives an `ImageSou
 - rasters rasterio opens (GeoTIFF, COG, VRT, ...) -> `RasterSource`, read by window and decimated
   by GDAL, so a raster larger than memory is never decoded whole;
 - PNG / JPEG / other formats PIL reads -> `PilFileSource`: the header is read first and the image is
-  decoded (once, on first read) only when its pixel count is within `ReadLimits.decoded_pixels`.
+  decoded (once, on first read) only when its pixel count is within `ReadLimits.decoded_pixels`;
+- remote rasters (`https://`, `s3://`, `/vsicurl/`, `/vsis3/`) -> `RasterSource` too: GDAL reads
+  them with HTTP range requests, window by window like a local file (docs/batch.md, "Remote").
 `as_source` also takes a PIL image, a numpy array or an existing ImageSource; `load_image(path)` is
 the whole image as 8-bit RGB (training and eval read small images this way).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import rasterio
@@ -53,7 +59,7 @@ class ReadLimits:
 DEFAULT_LIMITS = ReadLimits()
 
 
-def _check_pixels(path: Path, width: int, height: int, limit: int, hint: str) -> None:
+def _check_pixels(path: Path | str, width: int, height: int, limit: int, hint: str) -> None:
     if width < 1 or height < 1:
         raise GeoMagError(f"{path} has zero size ({width}x{height})")
     if width * height > limit:
@@ -61,6 +67,128 @@ def _check_pixels(path: Path, width: int, height: int, limit: int, hint: str) ->
             f"{path} is {width}x{height} ({width * height / 1e6:.0f} MP), over the limit of "
             f"{limit / 1e6:.0f} MP for {hint}"
         )
+
+
+# --- remote rasters ------------------------------------------------------------------------------
+REMOTE_PREFIXES = ("http://", "https://", "s3://", "/vsicurl/", "/vsis3/")
+# GDAL's settings for reading over HTTP, used where the user's environment does not set them: no
+# directory listing at open (one request instead of a listing per file), retries with GDAL's
+# exponential backoff for transient errors (429, 500, 502, 503, 504), a timeout instead of a hang,
+# neighbouring tile ranges merged into one request.
+REMOTE_DEFAULTS = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MAX_RETRY": "4",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "GDAL_HTTP_TIMEOUT": "60",
+    "GDAL_HTTP_CONNECTTIMEOUT": "15",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "CPL_VSIL_CURL_CACHE_SIZE": str(64 * 2**20),  # the regions already fetched, kept per process
+}
+WHOLE_READ_SIDE = 2048  # a remote raster up to this side without overviews is fine to read whole
+# query parameters that carry secrets (presigned S3, Azure SAS, API keys): never written or shown
+SECRET_PARAMS = re.compile(r"(signature|credential|security-token|token|sig|key|secret|password|auth)", re.I)
+
+
+def is_remote(path: object) -> bool:
+    """True for an https:// / http:// / s3:// URL or a GDAL /vsicurl/ / /vsis3/ path."""
+    return isinstance(path, str) and path.strip().lower().startswith(REMOTE_PREFIXES)
+
+
+def gdal_path(url: str) -> str:
+    """The GDAL path of a remote raster: https://h/k -> /vsicurl/https://h/k, s3://b/k -> /vsis3/b/k.
+    GDAL then reads the credentials and endpoint itself (AWS_*, AWS_S3_ENDPOINT, GDAL_HTTP_*)."""
+    url = url.strip()
+    lower = url.lower()
+    if lower.startswith(("http://", "https://")):
+        return "/vsicurl/" + url
+    if lower.startswith("s3://"):
+        return "/vsis3/" + url[len("s3://") :]
+    return url
+
+
+def redact(url: str) -> str:
+    """`url` without what may be a secret (user:password@, signature / token / key parameters): what
+    results, errors and logs show of a remote input."""
+    prefix = ""
+    for vsi in ("/vsicurl/", "/vsis3/"):
+        if url.startswith(vsi) and "://" in url:
+            prefix, url = vsi, url[len(vsi) :]
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return prefix + url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = [(k, "REDACTED" if SECRET_PARAMS.search(k) else v) for k, v in parse_qsl(parts.query, True)]
+    return prefix + urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/:"), ""))
+
+
+def remote_options() -> dict[str, str]:
+    """GDAL config options for remote reads: `REMOTE_DEFAULTS` the environment does not set, and the
+    endpoint of boto's AWS_ENDPOINT_URL(_S3) as GDAL's AWS_S3_ENDPOINT / AWS_HTTPS."""
+    options = {k: v for k, v in REMOTE_DEFAULTS.items() if k not in os.environ}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint and "AWS_S3_ENDPOINT" not in os.environ:
+        parts = urlsplit(endpoint if "://" in endpoint else "https://" + endpoint)
+        options["AWS_S3_ENDPOINT"] = parts.netloc + parts.path.rstrip("/")
+        options.setdefault("AWS_HTTPS", "YES" if parts.scheme == "https" else "NO")
+        options.setdefault("AWS_VIRTUAL_HOSTING", "FALSE")
+    return options
+
+
+SECRET_VALUES = re.compile(
+    r"((?:signature|credential|security-token|token|sig|key|secret|password|auth)[\w-]*=)[^&\s'\"]+", re.I
+)
+
+
+def remote_error(name: str, message: str, raw: Sequence[str] = ()) -> str:
+    """One line that says what went wrong reading the remote raster `name` (GDAL's message, read);
+    `raw`: the unredacted forms of its URL, cut out of GDAL's message with any secret value."""
+    for form in sorted(raw, key=len, reverse=True):
+        message = message.replace(form, name)
+    message = SECRET_VALUES.sub(r"\1REDACTED", message)
+    message = " ".join(message.replace(f"'{name}'", "").replace(name, "").split())
+    lower = message.lower()
+    code = re.search(r"http (?:response )?code:? (\d{3})", lower)
+    status = int(code.group(1)) if code else None
+    if status == 404 or "does not exist" in lower or "nosuchkey" in lower or "no such" in lower:
+        return f"remote raster not found (HTTP 404): {name}"
+    if (
+        status in (401, 403)
+        or "accessdenied" in lower
+        or "access denied" in lower
+        or "signaturedoesnotmatch" in lower
+    ):
+        return (
+            f"access denied (HTTP {status or 403}) to {name}: check the credentials GDAL uses "
+            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE for s3://, GDAL_HTTP_AUTH / "
+            "GDAL_HTTP_HEADERS for https://) or the URL's signature"
+        )
+    if "range downloading not supported" in lower:
+        return (
+            f"the server of {name} ignores HTTP Range requests, so it cannot be read by window; "
+            "download the file, or serve it from a server that honours Range (object storage, a CDN)"
+        )
+    if "timed out" in lower or "timeout" in lower:
+        timeout = os.environ.get("GDAL_HTTP_TIMEOUT", REMOTE_DEFAULTS["GDAL_HTTP_TIMEOUT"])
+        return f"reading {name} timed out ({timeout} s; set GDAL_HTTP_TIMEOUT to wait longer)"
+    if status is not None and (status >= 500 or status == 429):
+        retries = os.environ.get("GDAL_HTTP_MAX_RETRY", REMOTE_DEFAULTS["GDAL_HTTP_MAX_RETRY"])
+        return f"the server of {name} answered HTTP {status} after {retries} retries; try again later"
+    if "could not resolve" in lower or "couldn't connect" in lower or "connection refused" in lower:
+        return f"cannot connect to the server of {name} ({message})"
+    return f"cannot read {name} as a raster: {message}"
+
+
+def _remote_layout_problem(src: Any) -> str | None:
+    """Why an open remote raster would be read whole ('striped', 'no overviews'), None for a COG."""
+    if src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT", "").upper() == "COG":
+        return None
+    problems = []
+    block_h, block_w = src.block_shapes[0]
+    if block_w >= src.width and src.height > block_h:
+        problems.append("striped, not tiled")
+    if max(src.width, src.height) > WHOLE_READ_SIDE and not src.overviews(1):
+        problems.append("no overviews")
+    return ", ".join(problems) or None
 
 
 def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
@@ -99,21 +227,48 @@ class RasterSource:
         stretch: tuple[float, float] = (2.0, 98.0),
         limits: ReadLimits = DEFAULT_LIMITS,
     ) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise GeoMagError(f"raster not found: {self.path}")
+        self.remote = is_remote(path)
+        if self.remote:  # the URL as given; `name` (what messages and results show) is redacted
+            self.path: Path | str = str(path).strip()
+            self._gdal_path, self.name = gdal_path(self.path), redact(self.path)
+        else:
+            self.path = Path(path)
+            if not self.path.is_file():
+                raise GeoMagError(f"raster not found: {self.path}")
+            self._gdal_path, self.name = str(self.path), str(self.path)
+        self._short = PurePosixPath(self.name.split("?", 1)[0]).name
+        layout_problem = None
+        # a remote raster stays open: GDAL's block cache then serves the tiles a later read of the
+        # same parse needs again (its /vsicurl/ cache does not outlive a handle); a local file is
+        # opened per read
+        self._dataset: Any = None
+        self._lock = threading.Lock()
         try:
             with warnings.catch_warnings():  # we report a missing CRS ourselves, where it matters
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                with rasterio.open(self.path) as src:
+                with self._env(), self._open() as src:
                     self._width, self._height, self.count = src.width, src.height, src.count
                     dtypes = src.dtypes
                     self.crs = src.crs
                     self.transform: Affine = src.transform
                     self.file_nodata = src.nodata
+                    if self.remote:
+                        layout_problem = _remote_layout_problem(src)
         except rasterio.errors.RasterioIOError as exc:
+            if self.remote:
+                raise GeoMagError(remote_error(self.name, str(exc), self._raw_names())) from None
             raise GeoMagError(f"cannot read {self.path} as a raster: {exc}") from None
-        _check_pixels(self.path, self._width, self._height, limits.raster_pixels, "rasters")
+        _check_pixels(self.name, self._width, self._height, limits.raster_pixels, "rasters")
+        if layout_problem is not None:
+            # a window read of a striped file fetches whole rows; a view without overviews, everything
+            what = f"{self.name} is not a Cloud-Optimized GeoTIFF ({layout_problem})"
+            if self._width * self._height > limits.decoded_pixels:
+                raise GeoMagError(
+                    f"{what}: parsing it would fetch all of it, and at {self._width}x{self._height} it is "
+                    f"over the limit of {limits.decoded_pixels / 1e6:.0f} MP for images read whole; "
+                    "convert it (gdal_translate -of COG, rio cogeo create) or download it"
+                )
+            warnings.warn(f"{what}: it will be read whole over the network", stacklevel=3)
         self.bands = self._choose_bands(parse_bands(bands))
         self.dtype = np.result_type(*(dtypes[b - 1] for b in self.bands))  # of the selected bands
         self.nodata = self.file_nodata if nodata is None else float(nodata)
@@ -139,7 +294,7 @@ class RasterSource:
         box = Box(0, 0, self._width, self._height) if box is None else box
         if box.x0 < 0 or box.y0 < 0 or box.x1 > self._width or box.y1 > self._height:
             raise GeoMagError(
-                f"{self.path.name}: window {box.to_list()} lies outside the raster "
+                f"{self._short}: window {box.to_list()} lies outside the raster "
                 f"({self._width}x{self._height} pixels)"
             )
         out_w, out_h = (box.width, box.height) if out_size is None else (int(out_size[0]), int(out_size[1]))
@@ -166,7 +321,7 @@ class RasterSource:
 
     def __repr__(self) -> str:
         return (
-            f"RasterSource({str(self.path)!r}, size={self.size}, bands={self.bands}, dtype={self.dtype}, "
+            f"RasterSource({self.name!r}, size={self.size}, bands={self.bands}, dtype={self.dtype}, "
             f"crs={self.crs.to_string() if self.crs else None})"
         )
 
@@ -176,18 +331,18 @@ class RasterSource:
         if bands is not None:
             if max(bands) > n:
                 raise GeoMagError(
-                    f"{self.path}: --bands {','.join(map(str, bands))} but the file has {n} band(s)"
+                    f"{self.name}: --bands {','.join(map(str, bands))} but the file has {n} band(s)"
                 )
             return bands
         if n in (1, 3):
             return tuple(range(1, n + 1))
         if n == 4:
             warnings.warn(
-                f"{self.path.name}: 4 bands, using bands 1-3 as RGB (choose with --bands)", stacklevel=3
+                f"{self._short}: 4 bands, using bands 1-3 as RGB (choose with --bands)", stacklevel=3
             )
             return (1, 2, 3)
         raise GeoMagError(
-            f"{self.path}: {n} bands; choose three with --bands (e.g. --bands 4,3,2) or one for grey (--bands 1)"
+            f"{self.name}: {n} bands; choose three with --bands (e.g. --bands 4,3,2) or one for grey (--bands 1)"
         )
 
     def _read_array(self, box: Box, out_size: tuple[int, int], resampling: Resampling) -> np.ndarray:
@@ -197,10 +352,39 @@ class RasterSource:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             try:
-                with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(self.path) as src:
+                with self._env(), self._lock, self._open() as src:
                     return src.read(self.bands, window=window, out_shape=shape, resampling=resampling)
             except (rasterio.errors.RasterioError, OSError) as exc:  # a truncated or damaged file
+                if self.remote:
+                    raise GeoMagError(
+                        f"{remote_error(self.name, str(exc))} (window {box.to_list()})"
+                    ) from None
                 raise GeoMagError(f"cannot read {self.path} (window {box.to_list()}): {exc}") from None
+
+    @contextmanager
+    def _open(self) -> Iterator[Any]:
+        """The open dataset: a remote raster's one handle (opened on first use), or the local file
+        opened for this read."""
+        if not self.remote:
+            with rasterio.open(self._gdal_path) as src:
+                yield src
+            return
+        if self._dataset is None:
+            self._dataset = rasterio.open(self._gdal_path)
+        yield self._dataset
+
+    def _raw_names(self) -> tuple[str, str]:
+        return (str(self.path), self._gdal_path)
+
+    def close(self) -> None:
+        """Close a remote raster's handle (a later read opens it again)."""
+        if self._dataset is not None:
+            self._dataset.close()
+            self._dataset = None
+
+    def _env(self) -> rasterio.Env:
+        """GDAL's settings for a read: the block cache, and for remote rasters `remote_options()`."""
+        return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES, **(remote_options() if self.remote else {}))
 
     def _invalid(self, data: np.ndarray) -> np.ndarray:
         """(h, w) bool: nodata in every selected band, or any band not finite."""
@@ -309,7 +493,10 @@ def open_source(
     nodata: float | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
 ) -> ImageSource:
-    """The ImageSource of a file: RasterSource for rasters rasterio opens (.tif, .vrt, ...), else PIL."""
+    """The ImageSource of a file: RasterSource for rasters rasterio opens (.tif, .vrt, ...) and for
+    every remote raster (a URL or a GDAL /vsi path, read by GDAL), else PIL."""
+    if is_remote(path):
+        return RasterSource(str(path), bands=bands, nodata=nodata, limits=limits)
     p = Path(path)
     if not p.is_file():
         raise GeoMagError(f"image not found: {p}")

@@ -1,10 +1,12 @@
-"""What a batch does: SOURCE (a folder, a glob, a JSONL/CSV of jobs) and prompts -> `Job`s with keys.
+"""What a batch does: SOURCE (a folder, a glob, a JSONL/CSV of jobs, a remote raster's URL, a STAC
+source: `geomag.batch.catalog`) and prompts -> `Job`s with keys.
 
 A job is one prompt on one image, or on one window of a huge raster (`--tile`). Its key hashes what
-its result depends on: the input file (absolute path, size, modification time), the window, the
-prompt, the parse options (the job's granularity included) and the model, so a rerun skips exactly
-the jobs whose result is already in results.jsonl. The device is left out: a result does not depend
-on where it ran.
+its result depends on: the input (a local file's absolute path, size and modification time; a
+remote raster's URL; a STAC asset's item id, asset key and href), the window, the prompt, the parse
+options (the job's granularity included) and the model, so a rerun skips exactly the jobs whose
+result is already in results.jsonl. The device is left out: a result does not depend on where it
+ran. A remote input is never downloaded here: the worker that runs a job reads its window.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from geomag.errors import GeoMagError
+from geomag.sources import is_remote
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jp2", ".vrt", ".img"}
 JOB_FILE_SUFFIXES = {".jsonl", ".csv"}
@@ -27,14 +30,29 @@ GRANULARITIES = ("image", "region", "pixel")
 
 
 @dataclass(frozen=True)
+class StacRef:
+    """The STAC asset a job's image is: its item (id, collection, the item's own href), the asset key,
+    and the item's time (for the result's STAC item)."""
+
+    item: str
+    asset: str
+    item_href: str | None = None
+    collection: str | None = None
+    datetime: str | None = None
+    start_datetime: str | None = None
+    end_datetime: str | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     """One prompt on one image (or on the window [x0, y0, x1, y1] of it), and how to parse it."""
 
     key: str
-    image: str  # absolute path
+    image: str  # absolute path, or a remote raster's URL
     prompt: str
     granularity: str | None = None  # the job's own; None: the batch's (or the classifier's)
     window: tuple[int, int, int, int] | None = None
+    stac: StacRef | None = None  # the STAC asset the image is, for STAC sources
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -50,16 +68,21 @@ class Job:
             prompt=str(d["prompt"]),
             granularity=d.get("granularity"),
             window=None if window is None else tuple(int(v) for v in window),
+            stac=StacRef(**d["stac"]) if d.get("stac") else None,
         )
+
+
+ImageRef = Path | str  # a local file, or a remote raster's URL (https://, s3://, /vsicurl/, /vsis3/)
 
 
 @dataclass(frozen=True)
 class Request:
     """One line of the job list before keys and windows: an image, a prompt, maybe a granularity."""
 
-    image: Path
+    image: ImageRef
     prompt: str
     granularity: str | None = None
+    stac: StacRef | None = None
 
 
 def read_prompts(path: str | os.PathLike[str]) -> list[str]:
@@ -74,12 +97,16 @@ def read_prompts(path: str | os.PathLike[str]) -> list[str]:
     return prompts
 
 
-def find_images(source: str) -> list[Path]:
-    """The images of a folder (its files with an image suffix, sorted; not recursive), a glob pattern
-    or a single image file."""
+def find_images(source: str) -> list[ImageRef]:
+    """The images of a folder (its files with an image suffix, sorted; not recursive), a glob pattern,
+    a single image file or a remote raster's URL (not listed: it is the one image)."""
+    if is_remote(source):
+        return [source.strip()]
     p = Path(source)
     if p.is_dir():
-        images = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        images: list[ImageRef] = sorted(
+            f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+        )
         what = f"folder {p}"
     elif p.is_file():
         images = [p]
@@ -136,7 +163,10 @@ def read_job_file(path: Path, prompts: Sequence[str]) -> list[Request]:
         image = str(row.get("image") or "").strip()
         if not image:
             raise GeoMagError(f"{where}: no image")
-        image_path = Path(image) if Path(image).is_absolute() else path.parent / image
+        if is_remote(image):
+            image_path: ImageRef = image
+        else:
+            image_path = Path(image) if Path(image).is_absolute() else path.parent / image
         prompt = str(row.get("prompt") or "").strip()
         row_prompts = [prompt] if prompt else list(prompts)
         if not row_prompts:
@@ -158,15 +188,19 @@ def requests_from(source: str, prompts: Sequence[str]) -> list[Request]:
     return [Request(image, prompt) for image in find_images(source) for prompt in prompts]
 
 
-def file_identity(path: Path) -> dict[str, object]:
+def file_identity(path: ImageRef, stac: StacRef | None = None) -> dict[str, object]:
     """What identifies an input's content cheaply: its absolute path, size and modification time (a
-    missing file has none: its job fails when it runs and is keyed by its path alone)."""
+    missing file has none: its job fails when it runs and is keyed by its path alone); a remote
+    raster's URL (no request is made); a STAC asset's item id and asset key besides."""
+    item = {} if stac is None else {"item": stac.item, "asset": stac.asset}
+    if isinstance(path, str):
+        return {"input": path, **item}
     absolute = str(path.absolute())
     try:
         st = path.stat()
     except OSError:
-        return {"input": absolute}
-    return {"input": absolute, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return {"input": absolute, **item}
+    return {"input": absolute, "size": st.st_size, "mtime_ns": st.st_mtime_ns, **item}
 
 
 def job_key(identity: dict[str, object], window: Sequence[int] | None, prompt: str, settings: dict) -> str:
@@ -207,9 +241,10 @@ class BatchSettings:
         return d
 
 
-def raster_windows(path: Path, settings: BatchSettings) -> list[tuple[int, int, int, int] | None]:
+def raster_windows(path: ImageRef, settings: BatchSettings) -> list[tuple[int, int, int, int] | None]:
     """The windows of a raster larger than --tile; [None] (the whole image) for anything else,
-    including files that cannot be opened: their jobs fail when they run, as error lines."""
+    including files that cannot be opened: their jobs fail when they run, as error lines. A remote
+    raster's header is read here (a few KB), never its pixels."""
     from geomag.sources import RasterSource, open_source
 
     if settings.tile is None:
@@ -229,15 +264,17 @@ def raster_windows(path: Path, settings: BatchSettings) -> list[tuple[int, int, 
 def make_jobs(requests: Sequence[Request], settings: BatchSettings) -> list[Job]:
     """The jobs of `requests` in order (an image's windows, then the next prompt on it), with keys;
     a request that repeats an earlier one (same image, prompt and granularity) is one job."""
-    windows: dict[Path, list[tuple[int, int, int, int] | None]] = {}
-    identities: dict[Path, dict[str, object]] = {}
+    windows: dict[ImageRef, list[tuple[int, int, int, int] | None]] = {}
+    identities: dict[tuple[ImageRef, StacRef | None], dict[str, object]] = {}
     jobs: dict[str, Job] = {}
     for r in requests:
         if r.image not in windows:
             windows[r.image] = raster_windows(r.image, settings)
-            identities[r.image] = file_identity(r.image)
+        if (r.image, r.stac) not in identities:
+            identities[r.image, r.stac] = file_identity(r.image, r.stac)
         key_settings = settings.key_settings(r.granularity)
+        image = r.image if isinstance(r.image, str) else str(r.image.absolute())
         for window in windows[r.image]:
-            key = job_key(identities[r.image], window, r.prompt, key_settings)
-            jobs.setdefault(key, Job(key, str(r.image.absolute()), r.prompt, r.granularity, window))
+            key = job_key(identities[r.image, r.stac], window, r.prompt, key_settings)
+            jobs.setdefault(key, Job(key, image, r.prompt, r.granularity, window, r.stac))
     return list(jobs.values())

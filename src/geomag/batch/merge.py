@@ -13,6 +13,7 @@
   windows (shapely), so an object in an overlap is one feature, with its best window's attributes.
 - coco.json: the masks of the other images (no CRS) as COCO annotations with RLE masks
   (pycocotools); one category per prompt.
+- stac/catalog.json: a static STAC Catalog of the results' STAC Items (`geomag.batch.stac_items`).
 Everything is written to a temporary name and renamed, so an interrupted merge leaves the old files.
 """
 
@@ -38,9 +39,11 @@ import rasterio.features
 import rasterio.warp
 import shapely
 import shapely.geometry
+from affine import Affine
 from rasterio.windows import Window
 
-from geomag.batch.outputs import record_transform
+from geomag.batch.geometry import mask_geometry, record_transform
+from geomag.batch.stac_items import write_catalog
 from geomag.data.samples import mask_to_rle
 from geomag.geoio import GPKG_OPTIONS
 from geomag.imaging import Box
@@ -81,11 +84,18 @@ def mosaic_name(image: str, prompt: str) -> str:
 
 
 def write_mosaic(image: str, records: Sequence[Record], out_dir: Path, path: Path) -> Path:
-    """The masks of `records` (windows of raster `image`, one prompt) OR-ed on the raster's grid."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(image) as src:
-            width, height, crs, transform = src.width, src.height, src.crs, src.transform
+    """The masks of `records` (windows of raster `image`, one prompt) OR-ed on the raster's grid.
+
+    The grid comes from the records (the raster's size, a window's transform moved back to the
+    raster's corner), so a remote raster is not opened again here."""
+    first = records[0]
+    width, height = first["input_size"]
+    crs = first.get("crs")
+    x0, y0 = first["window"][:2]
+    window_transform = record_transform(first)
+    transform = (
+        Affine.identity() if window_transform is None else window_transform @ Affine.translation(-x0, -y0)
+    )
     profile: dict[str, Any] = {
         "driver": "GTiff",
         "width": width,
@@ -118,14 +128,6 @@ def write_mosaic(image: str, records: Sequence[Record], out_dir: Path, path: Pat
                             block[y0 - cy : y1 - cy, x0 - cx : x1 - cx] |= _read_mask(f, inner)
                     dst.write(block, 1, window=Window(cx, cy, cw, ch))
     return path
-
-
-def mask_geometry(mask: np.ndarray, transform: Any) -> shapely.Geometry | None:
-    """The pixels of `mask` as one (multi)polygon in the coordinates of `transform`."""
-    if not mask.any():
-        return None
-    shapes = rasterio.features.shapes(mask.astype(np.uint8), mask=mask, connectivity=4, transform=transform)
-    return shapely.make_valid(shapely.union_all([shapely.geometry.shape(g) for g, _ in shapes]))
 
 
 def _polygons(geom: shapely.Geometry) -> list[shapely.Geometry]:
@@ -296,7 +298,7 @@ def merge(records: Sequence[Record], out_dir: Path, vector: str = "gpkg") -> lis
             windowed[(r["input"], r["prompt"])].append(r)
     for (image, prompt), group in sorted(windowed.items()):
         written.append(write_mosaic(image, group, out_dir, out_dir / MOSAIC_DIR / mosaic_name(image, prompt)))
-    for path in (write_vectors(ok, out_dir, vector), write_coco(ok, out_dir)):
+    for path in (write_vectors(ok, out_dir, vector), write_coco(ok, out_dir), write_catalog(ok, out_dir)):
         if path is not None:
             written.append(path)
     return written

@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -22,12 +22,13 @@ from geomag.batch.merge import COCO_FILE, MOSAIC_DIR, VECTOR_DRIVERS, merge
 from geomag.batch.outputs import MASK_DIR, write_job_files
 from geomag.batch.results import ResultsLog
 from geomag.batch.runner import Output
+from geomag.batch.stac_items import CATALOG, STAC_DIR
 from geomag.errors import GeoMagError
 
 RESULTS = "results.jsonl"
 MANIFEST = "batch.json"
 BATCH_FILES = [RESULTS, MANIFEST, COCO_FILE, *(name for _, name in VECTOR_DRIVERS.values())]
-BATCH_DIRS = [MASK_DIR, MOSAIC_DIR]
+BATCH_DIRS = [MASK_DIR, MOSAIC_DIR, STAC_DIR]
 
 
 @dataclass
@@ -44,7 +45,9 @@ class Summary:
     def line(self, out: Path) -> str:
         rate = (self.done + self.failed) / self.seconds if self.seconds > 0 else 0.0
         state = "interrupted (rerun to resume): " if self.interrupted else ""
-        files = ", ".join(str(p.relative_to(out)) for p in self.outputs if p.parent == out)
+        files = ", ".join(
+            str(p.relative_to(out)) for p in self.outputs if p.parent == out or p.name == CATALOG
+        )
         mosaics = sum(1 for p in self.outputs if p.parent.name == MOSAIC_DIR)
         extra = (f", {mosaics} mosaic(s)" if mosaics else "") + (f", {files}" if files else "")
         return (
@@ -112,9 +115,11 @@ def run_batch(
     vector: str = "gpkg",
     retry_failed: bool = False,
     progress: bool = True,
+    settings: BatchSettings | None = None,
 ) -> Summary:
     """Run the `jobs` not yet in results.jsonl. `engine(pending) -> outputs` runs them (one output
-    per job, any order); files and lines are written here, as outputs arrive."""
+    per job, any order); files and lines are written here, as outputs arrive. `settings` (the
+    model and options) go into each result's STAC Item."""
     t_start = time.perf_counter()
     log = ResultsLog(out / RESULTS)
     previous = log.read()
@@ -124,7 +129,7 @@ def run_batch(
     pending = [j for j in jobs if j.key not in previous]
     summary = Summary(skipped=len(jobs) - len(pending))
     seen: set[str] = set(previous)
-    wanted = {j.key for j in pending}
+    wanted = {j.key: j for j in pending}
     stream = engine(pending)
     with (
         log,
@@ -141,7 +146,9 @@ def run_batch(
                 key = output.get("key")
                 if key in seen or key not in wanted:  # a retried batch's second answer
                     continue
-                log.append(write_job_files(output, out))
+                job = wanted[key]
+                stac = None if job.stac is None else asdict(job.stac)
+                log.append(write_job_files(output, out, settings, stac))
                 seen.add(key)
                 if "error" in output:
                     summary.failed += 1
@@ -167,5 +174,6 @@ def run_batch(
         else:
             summary.outputs = [p for p in (out / n for n in BATCH_FILES[2:]) if p.exists()]
             summary.outputs += sorted((out / MOSAIC_DIR).glob("*.tif"))
+            summary.outputs += [p for p in [out / STAC_DIR / CATALOG] if p.exists()]
     summary.seconds = time.perf_counter() - t_start
     return summary

@@ -21,18 +21,23 @@ from geomag.imaging import Box, ImageSource
 from geomag.options import ParseOptions
 from geomag.predictor import GeoMagPredictor
 from geomag.result import Result
-from geomag.sources import RasterSource, open_source
+from geomag.sources import RasterSource, is_remote, open_source, redact
 
 Output = dict[str, Any]  # one results.jsonl record, masks still as RLE under "masks"[i]["rle"]
 
 
 def job_header(job: Job) -> Output:
-    return {
+    """What every record of `job` starts with; a remote input's URL without its secrets, and for a
+    STAC asset the item id, asset key and the item's href (`input` is the asset's href)."""
+    header: Output = {
         "key": job.key,
-        "input": job.image,
+        "input": redact(job.image) if is_remote(job.image) else job.image,
         "window": None if job.window is None else list(job.window),
         "prompt": job.prompt,
     }
+    if job.stac is not None:
+        header.update(item=job.stac.item, asset=job.stac.asset, item_href=job.stac.item_href)
+    return header
 
 
 def error_output(job: Job, exc: BaseException) -> Output:

@@ -21,8 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "source",
-        help="a folder of images, a glob ('scenes/*.tif', quoted), one image, or a .jsonl/.csv of jobs "
-        "(fields image, prompt[, granularity]; paths relative to the file)",
+        help="a folder of images, a glob ('scenes/*.tif', quoted), one image, a remote raster "
+        "(https://... or s3://bucket/key, read by window), a .jsonl/.csv of jobs (fields image, "
+        "prompt[, granularity]; paths relative to the file), or with --asset a STAC Item, "
+        "ItemCollection, Catalog (JSON file or URL) or STAC API URL",
     )
     p.add_argument(
         "--out", required=True, metavar="DIR", help="output folder (created; a rerun resumes in it)"
@@ -41,6 +43,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--overlap", type=int, help="px shared by neighbouring windows (default TILE/8)")
     g.add_argument("--bands", default=None, help="1-based bands to use as RGB (or one for grey), e.g. 3,2,1")
     g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's own)")
+    s = p.add_argument_group("STAC sources")
+    s.add_argument(
+        "--asset", metavar="KEY", help="SOURCE is STAC: parse this asset of each item (e.g. visual)"
+    )
+    s.add_argument("--bbox", metavar="W,S,E,N", help="STAC: only items whose bbox meets this one (degrees)")
+    s.add_argument(
+        "--datetime",
+        metavar="TIME",
+        help="STAC: only items of this time or interval, e.g. 2024-01-01/2024-06-30",
+    )
+    s.add_argument(
+        "--collection", action="append", default=[], help="STAC API search: a collection (repeatable)"
+    )
+    s.add_argument("--max-items", type=int, help="STAC API search: at most this many items (default 1000)")
     o = p.add_argument_group("outputs")
     o.add_argument(
         "--vector", choices=["gpkg", "geojson"], default="gpkg", help="merged vector layer format (gpkg)"
@@ -71,9 +87,10 @@ RAY_FLAGS = ("workers", "gpus_per_worker", "cpus_per_worker", "batch_size", "add
 def run(args: argparse.Namespace) -> int:
     import functools
 
-    # numpy, rasterio, torch (in the engines): imported here, not when the CLI is built
+    # numpy, rasterio, pystac, torch (in the engines): imported here, not when the CLI is built
+    from geomag.batch.catalog import StacQuery, batch_requests
     from geomag.batch.engines import RayOptions, import_ray, run_local, run_ray
-    from geomag.batch.jobs import BatchSettings, make_jobs, read_prompts, requests_from
+    from geomag.batch.jobs import BatchSettings, make_jobs, read_prompts
     from geomag.batch.run import prepare_out, run_batch
     from geomag.errors import GeoMagError
     from geomag.options import ParseOptions
@@ -89,6 +106,15 @@ def run(args: argparse.Namespace) -> int:
         raise GeoMagError("--gpus-per-worker must be >= 0 and --cpus-per-worker > 0")
     if args.engine == "ray":
         import_ray()  # the one line on how to install it, before any work
+    stac_flags = [f for f in ("bbox", "datetime", "max_items") if getattr(args, f) is not None]
+    stac_flags += ["collection"] if args.collection else []
+    if args.asset is None and stac_flags:
+        raise GeoMagError(f"--{stac_flags[0].replace('_', '-')}: for STAC sources, with --asset KEY")
+    stac = (
+        None
+        if args.asset is None
+        else StacQuery.parse(args.asset, args.bbox, args.datetime, args.collection, args.max_items)
+    )
     prompts = [t.strip() for t in args.prompt if t.strip()]
     if args.prompt and not prompts:
         raise GeoMagError("--prompt is empty")
@@ -119,7 +145,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     inside = out.resolve()
     # a glob such as 'data/**/*.png' must not pick up the masks of an earlier run in --out
-    requests = [r for r in requests_from(args.source, prompts) if inside not in r.image.resolve().parents]
+    requests = [
+        r
+        for r in batch_requests(args.source, prompts, stac)
+        if isinstance(r.image, str) or inside not in r.image.resolve().parents
+    ]
     if not requests:
         raise GeoMagError(f"SOURCE {args.source} holds no image outside --out {out}")
     jobs = make_jobs(requests, settings)
@@ -130,7 +160,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         engine = functools.partial(run_local, settings=settings)
     summary = run_batch(
-        jobs, engine, out, vector=args.vector, retry_failed=args.retry_failed, progress=not args.no_progress
+        jobs,
+        engine,
+        out,
+        vector=args.vector,
+        retry_failed=args.retry_failed,
+        progress=not args.no_progress,
+        settings=settings,
     )
     print(summary.line(out))
     return 130 if summary.interrupted else 0

@@ -26,7 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "VLM and decode one mask per [SEG]. Default model: the GeoMag-nano checkpoint shipped in the "
         "package (`--model nano`).",
     )
-    p.add_argument("image", help="PNG / JPEG / TIFF / GeoTIFF")
+    p.add_argument(
+        "image",
+        help="PNG / JPEG / TIFF / GeoTIFF, or a remote raster (a COG): https://... or s3://bucket/key "
+        "(read by window with range requests; credentials as GDAL takes them, docs/batch.md)",
+    )
     p.add_argument("prompt", help="the question or request")
     p.add_argument(
         "--model",
@@ -63,6 +67,15 @@ def run(args: argparse.Namespace) -> int:
         "overwrite": args.overwrite,
     }
     if args.server:
+        from geomag.sources import is_remote
+
+        if is_remote(args.image):
+            from geomag.errors import GeoMagError
+
+            raise GeoMagError(
+                "--server uploads a local file; parse a remote raster here (without --server), or "
+                "send its URL in the server's `url` form field (servers started with --allow-url)"
+            )
         # no torch: the client uploads, then writes the server's Result with geomag.writing
         from geomag.client import parse_on_server
         from geomag.writing import OutputOptions, summary_line
@@ -80,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
     # torch and transformers: imported here, not when the CLI is built
     from geomag.api import OutputOptions, parse_to_folder, summary_line
     from geomag.options import ParseOptions
+    from geomag.sources import is_remote
 
     out = Path(args.out).absolute()
     result = parse_to_folder(
-        str(Path(args.image).absolute()),
+        args.image.strip() if is_remote(args.image) else str(Path(args.image).absolute()),
         args.prompt,
         out,
         model=str(Path(args.model).absolute())

@@ -46,6 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-dir", metavar="DIR", help="let requests name image files inside DIR on this machine ('path')"
     )
+    p.add_argument(
+        "--allow-url",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="let requests name remote rasters ('url') under PREFIX, e.g. https://data.example.org/cogs/ "
+        "or s3://bucket/scenes/ (repeatable; read with the server's GDAL / AWS credentials)",
+    )
     g = p.add_argument_group("limits (each answered with a clear 4xx error)")
     g.add_argument(
         "--max-upload-mb", metavar="MB", type=float, default=256, help="request body size (default 256)"
@@ -188,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         cors=tuple(args.cors),
         allow_dir=allow_dir,
+        allow_urls=tuple(args.allow_url),
         examples=default_examples(),
     )
     server = make_server(create_app(settings, worker), limits)

@@ -40,7 +40,14 @@ from geomag.serve.form import FORM_FIELDS, INCLUDES, SERVER_OPTIONS, parse_signa
 from geomag.serve.guard import RequestGuard, request_id
 from geomag.serve.limits import ServeLimits
 from geomag.serve.security import BearerToken
-from geomag.serve.uploads import ACCEPTED, UnsupportedImage, UploadFolder, allowed_path, check_raster_header
+from geomag.serve.uploads import (
+    ACCEPTED,
+    UnsupportedImage,
+    UploadFolder,
+    allowed_path,
+    allowed_url,
+    check_raster_header,
+)
 from geomag.serve.worker import ModelWorker, QueueFull
 from geomag.sources import RasterSource, open_source
 
@@ -66,6 +73,7 @@ class ServeSettings:
     token: str | None = None
     cors: tuple[str, ...] = ()
     allow_dir: Path | None = None
+    allow_urls: tuple[str, ...] = ()  # URL prefixes a request's `url` may start with (--allow-url)
     examples: Path | None = None
 
 
@@ -327,15 +335,22 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
                 values[name] = top
         options = ParseOptions.from_dict({**values, "device": settings.device})
         options = limits.check_options(options, getattr(worker, "model_layers", None))
-        if (image is None) == (path is None):
+        url = fields["url"]
+        if sum(x is not None for x in (image, path, url)) != 1:
             raise ApiError(
-                422, "send the image as the multipart file field 'image' (or a server-side 'path')"
+                422, "send the image as the multipart file field 'image' (or a server-side 'path' or 'url')"
             )
         folder = UploadFolder()
         try:
             if image is not None:
                 name = f"the upload 'image' ({_client_name(image.filename)})"
                 file = await run_in_threadpool(folder.store, image.file)
+            elif url is not None:
+                name = "the url"
+                try:
+                    file = allowed_url(url, settings.allow_urls)
+                except PermissionError as exc:
+                    raise ApiError(403, str(exc)) from None
             else:
                 name = f"the path {path!r}"
                 try:
@@ -343,7 +358,8 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
                 except PermissionError as exc:
                     raise ApiError(403, str(exc)) from None
             try:
-                await run_in_threadpool(check_raster_header, file, limits.raster_samples)
+                if url is None:  # a remote raster's size is checked by the reader (geomag.sources)
+                    await run_in_threadpool(check_raster_header, file, limits.raster_samples)
                 source: ImageSource = await run_in_threadpool(
                     open_source, file, bands, nodata, limits.read_limits()
                 )
@@ -398,7 +414,7 @@ def create_app(settings: ServeSettings, worker: ModelWorker) -> FastAPI:
                     prop.update(kinds[0])
                 if name == "image":
                     prop["format"] = "binary"
-            body["oneOf"] = [{"required": ["image"]}, {"required": ["path"]}]
+            body["oneOf"] = [{"required": ["image"]}, {"required": ["path"]}, {"required": ["url"]}]
             body["additionalProperties"] = False
             content = schema["paths"]["/v1/parse"]["post"]["requestBody"]["content"]
             content["multipart/form-data"]["encoding"] = {"image": {"contentType": ", ".join(IMAGE_TYPES)}}

@@ -65,6 +65,8 @@ def parse_signature(
         ("image", Annotated[UploadFile | None, File(description=f"the image: {ACCEPTED}")], None),
         ("path", Annotated[str | None, Form(description="a file on the server (only with --allow-dir)",
                                             json_schema_extra={"minLength": 1})], None),
+        ("url", Annotated[str | None, Form(description="a remote raster, https:// or s3:// (only with "
+                                           "--allow-url)", json_schema_extra={"minLength": 1})], None),
     ]  # fmt: skip
     geo = [
         ("bands", Annotated[str | None, Form(description="GeoTIFF bands as RGB, e.g. 3,2,1")], None),
@@ -111,5 +113,6 @@ def parse_signature(
 
 
 FORM_FIELDS = frozenset(
-    {"prompt", "image", "path", "bands", "nodata", "model", "device"} | {row.name for row in SERVER_OPTIONS}
+    {"prompt", "image", "path", "url", "bands", "nodata", "model", "device"}
+    | {row.name for row in SERVER_OPTIONS}
 )

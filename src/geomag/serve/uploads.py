@@ -123,3 +123,25 @@ def allowed_path(path: str, allow_dir: Path | None) -> Path:
     if not resolved.is_file():
         raise GeoMagError(f"image not found: {path}")
     return resolved
+
+
+def allowed_url(url: str, prefixes: tuple[str, ...]) -> str:
+    """A remote raster's URL (https:// or s3://), taken only under one of `prefixes` (--allow-url):
+    the same scheme and host, a path inside the prefix's, no '..' segment."""
+    from urllib.parse import urlsplit
+
+    if not prefixes:
+        raise PermissionError(
+            "remote URLs are off: upload the image (or start geomag serve with --allow-url PREFIX)"
+        )
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http", "s3") or not parts.netloc or ".." in parts.path.split("/"):
+        raise PermissionError("url must be an https:// or s3:// URL of a raster")
+    for prefix in prefixes:
+        allowed = urlsplit(prefix)
+        base = allowed.path if allowed.path.endswith("/") else allowed.path + "/"
+        if (parts.scheme, parts.netloc) == (allowed.scheme, allowed.netloc) and (
+            parts.path == allowed.path or parts.path.startswith(base)
+        ):
+            return url.strip()
+    raise PermissionError("this url is outside the prefixes this server may read (--allow-url)")
