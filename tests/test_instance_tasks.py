@@ -1,7 +1,8 @@
 """The one instance-task builder (geomag.data.instance_tasks) on every instance source: NWPU VHR-10,
-iSAID, DOTA, a real-texture composite and a GeoScene all become `InstanceImage`s and give refseg,
-presence, count, comparison, ROC and GCG samples in the benchmarks' formats; the NWPU / iSAID
-benchmark samples are byte-identical to those of the builders before they were merged."""
+iSAID, DOTA, a real-texture composite (in test_composites.py, which cuts the object bank once) and
+a GeoScene all become `InstanceImage`s and give refseg, presence, count, comparison, ROC and GCG
+samples in the benchmarks' formats; the NWPU / iSAID benchmark samples are byte-identical to those
+of the builders before they were merged."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def check_formats(img: InstanceImage, samples: list[Sample]) -> None:
                 )
 
 
-def _all_tasks(img: InstanceImage, seed: int = 0) -> list[Sample]:
+def all_tasks(img: InstanceImage, seed: int = 0) -> list[Sample]:
     return instance_samples(img, np.random.default_rng(seed), max_refs=3, with_all=True, zeros=1, roc=2)
 
 
@@ -105,7 +106,7 @@ def test_nwpu_images(nwpu_images: dict[str, list]) -> None:
     # three test images of two classes or more (comparisons with a "yes" and a "no")
     several = [i for i in nwpu_images["test"] if len({o.category for o in i.objects if o.polygons}) >= 2]
     picked = [to_instances(i) for i in several[:3]]
-    samples = [s for i in picked for s in _all_tasks(i)]
+    samples = [s for i in picked for s in all_tasks(i)]
     assert {s.task for s in samples} == {"refseg", "vqa", "roc", "gcg"}
     for img in picked:
         check_formats(img, [s for s in samples if s.image == str(img.image)])
@@ -115,7 +116,7 @@ def test_isaid_image(real_data: Path) -> None:
     from geomag.data.loaders.isaid import read_isaid_image
 
     img = read_isaid_image(real_data / "isaid-samples/val/images/P0003.png")
-    check_formats(img, _all_tasks(img))
+    check_formats(img, all_tasks(img))
 
 
 def test_dota_image_from_oriented_boxes(real_data: Path) -> None:
@@ -134,7 +135,7 @@ def test_dota_image_from_oriented_boxes(real_data: Path) -> None:
         xs, ys = corners[:, 0], corners[:, 1]
         quad = 0.5 * abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1)))  # shoelace
         assert 0.7 * quad <= o.area <= quad + 2 * (np.ptp(xs) + np.ptp(ys)) + 4
-    check_formats(img, _all_tasks(img))
+    check_formats(img, all_tasks(img))
     assert [i.stem for i in read_dota(root)] == ["P0706", "P1888"]  # label files without an image skipped
 
 
@@ -154,26 +155,6 @@ def test_dota_bad_label_line_is_one_clear_error(tmp_path: Path) -> None:
         read_dota_labels(bad)
 
 
-def test_composite(real_data: Path, tmp_path: Path) -> None:
-    from geomag.data.composites.backgrounds import backgrounds_of
-    from geomag.data.composites.generate import make_composite
-    from geomag.data.composites.objects import objects_of
-    from geomag.data.composites.tasks import composite_instances
-
-    bank, pool = objects_of(real_data, "heldout"), backgrounds_of(real_data, "heldout")
-    comps = (make_composite(7, "heldout", i, bank, pool) for i in range(8))
-    comp = next(c for c in comps if len({o.category for o in c.objects}) >= 2)
-    comp.image.save(tmp_path / "comp.png")
-    img = composite_instances(comp, tmp_path / "comp.png")
-    assert [o.category for o in img.instances] == [o.category for o in comp.objects]
-    for o, so in zip(img.instances, comp.objects, strict=True):
-        assert np.array_equal(o.mask(), so.full_mask(*comp.size))
-    check_formats(img, _all_tasks(img))
-    # the composite's own records come from the same builder: a description of its instances
-    assert comp.gcg["text"].count("[SEG]") == len(comp.gcg["objects"]) == len(comp.gcg["phrases"])
-    assert {q["type"] for q in comp.vqa} >= {"presence", "count"}
-
-
 def test_geoscene(tmp_path: Path) -> None:
     from geomag.data.instance_tasks import gcg_description
     from geomag.data.scenes import generate_scene
@@ -185,7 +166,7 @@ def test_geoscene(tmp_path: Path) -> None:
     scene.image.save(tmp_path / "scene.png")
     img = scene_instances(scene, tmp_path / "scene.png")
     assert all(o.colour for o in img.instances)
-    check_formats(img, _all_tasks(img))
+    check_formats(img, all_tasks(img))
     d = gcg_description(img, SCENE_WORDS[scene.scene_type], 4, 3, 4)
     assert d is not None and scene.gcg == {"text": d.text, "phrases": d.phrases, "objects": d.objects}
     assert all(p.split()[0] == img.instances[i].colour for p, i in zip(d.phrases, d.objects, strict=True))
@@ -195,7 +176,7 @@ def test_same_seed_same_samples(real_data: Path) -> None:
     from geomag.data.loaders.isaid import read_isaid_image
 
     img = read_isaid_image(real_data / "isaid-samples/val/images/P0003.png")
-    a, b, c = (_all_tasks(img, seed) for seed in (3, 3, 4))
+    a, b, c = (all_tasks(img, seed) for seed in (3, 3, 4))
     assert [s.to_dict() for s in a] == [s.to_dict() for s in b] != [s.to_dict() for s in c]
 
 
