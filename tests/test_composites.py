@@ -136,6 +136,23 @@ def test_counts_presence_and_expressions_match_the_masks(composites):
             assert evaluate(ref["constraints"], facts) == [ref["object"]]
 
 
+def test_the_one_instance_builder_on_a_composite(composites, tmp_path):
+    """The composite as an InstanceImage gives every task of the one builder (test_instance_tasks)."""
+    from geomag.data.composites.tasks import composite_instances
+    from test_instance_tasks import all_tasks, check_formats
+
+    comp = next(c for c in composites if len({o.category for o in c.objects}) >= 2)
+    comp.image.save(tmp_path / "comp.png")
+    img = composite_instances(comp, tmp_path / "comp.png")
+    assert [o.category for o in img.instances] == [o.category for o in comp.objects]
+    for o, so in zip(img.instances, comp.objects, strict=True):
+        assert np.array_equal(o.mask(), so.full_mask(*comp.size))
+    check_formats(img, all_tasks(img))
+    # the composite's own records come from the same builder
+    assert comp.gcg["text"].count("[SEG]") == len(comp.gcg["objects"]) == len(comp.gcg["phrases"])
+    assert {q["type"] for q in comp.vqa} >= {"presence", "count"}
+
+
 def test_composites_are_seeded(bank_and_pools, composites):
     from geomag.data.composites.generate import make_composite
 

@@ -187,7 +187,10 @@ def test_vqa_answers_are_right_on_recount(scenes):
                 if lc is not None:
                     assert ans == ("yes" if (s.landcover == lc_codes[lc]).mean() >= 0.005 else "no"), text
                 else:
-                    m = re.match(r"^(?:Is an? (.+) present|Is there an? (.+)|Are there (.+))\?$", text)
+                    m = re.match(
+                        r"^(?:Is an? (.+) present|Is there an? (.+?)|Are there (.+?))(?: in this image)?\?$",
+                        text,
+                    )
                     name = next(g for g in m.groups() if g)
                     cls = next(c for c in CLASSES if name in (c, PLURALS[c]))
                     assert ans == ("yes" if counts[cls] else "no"), text

@@ -8,18 +8,22 @@
   what a person would check nor what the annotation reliably gives).
 - roc (DIOR-RSVG style box classification): ROC_PROMPT with the box in percent -> the class name.
 - gcg (GeoPixelD): GCG_PROMPT -> a description with `<p> phrase </p> [SEG]`, one mask per [SEG].
+
+This is the ONE builder of these tasks: NWPU VHR-10, iSAID, DOTA, the composites and GeoScenes all
+reduce to `InstanceImage`s and are asked through these functions (`instance_samples` for any subset
+of the tasks; composites and GeoScenes keep their colour-aware referring grammar for their own
+benchmark files, and GeoScenes adds its land-cover and rural/urban questions).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from geomag.data.instances import InstanceImage, article, plural, union_spec
-from geomag.data.loaders.common import REFSEG_PROMPT, ROC_PROMPT, VQA_PROMPT, box_text
-from geomag.data.loaders.geopixeld import GCG_PROMPT
+from geomag.data.prompts import GCG_PROMPT, REFSEG_PROMPT, ROC_PROMPT, VQA_PROMPT, box_text
 from geomag.data.refexpr import MIN_AREA, class_expression, referring_expressions
 from geomag.data.samples import Sample
 from geomag.data.scenes.referring import CELLS, cell_of
@@ -108,14 +112,18 @@ def presence_question(category: str, rng: np.random.Generator | None = None) -> 
     return forms[int(rng.integers(len(forms)))]
 
 
-def presence_questions(img: InstanceImage, rng: np.random.Generator, varied: bool = False) -> list[Question]:
-    """ "yes" for every present class, "no" for as many known-absent classes (seeded choice)."""
+def presence_questions(
+    img: InstanceImage, rng: np.random.Generator, varied: bool = False, n_no: int | None = None
+) -> list[Question]:
+    """ "yes" for every present class, "no" for as many known-absent classes (seeded choice), or for
+    `n_no` of them."""
     present = sorted(img.counts())
     absent = [c for c in img.absent if c not in present]
     rng.shuffle(absent)
     wording = rng if varied else None
+    n_no = len(present) if n_no is None else n_no
     out = [_q(presence_question(c, wording), "yes", "presence", category=c) for c in present]
-    out += [_q(presence_question(c, wording), "no", "presence", category=c) for c in absent[: len(present)]]
+    out += [_q(presence_question(c, wording), "no", "presence", category=c) for c in absent[:n_no]]
     return out
 
 
@@ -218,29 +226,51 @@ def roc_samples(img: InstanceImage, rng: np.random.Generator, n: int = 3) -> lis
     return out
 
 
-def gcg_sample(img: InstanceImage, max_classes: int = 4, per_class: int = 3) -> Sample | None:
-    """A grounded description (GeoPixelD's `<p> tennis court-1 </p> [SEG]` naming) of the largest
-    instances of up to `max_classes` classes; None for an image without instances."""
+@dataclass(frozen=True)
+class Description:
+    """A grounded description: text with one `<p> phrase </p> [SEG]` per mentioned instance."""
+
+    text: str
+    phrases: list[str]
+    objects: list[int]  # the instance index of each [SEG], in order
+
+
+def gcg_description(
+    img: InstanceImage,
+    setting: str | None = None,
+    max_classes: int | None = 4,
+    per_class: int = 3,
+    min_area: float = MIN_AREA,
+) -> Description | None:
+    """The one GCG text builder (GeoPixelD's `<p> tennis court-1 </p> [SEG]` naming): the largest
+    instances of up to `max_classes` classes, largest class first. The opening sentence names the
+    `setting` where the source knows it ("The image is an aerial view of a harbor.") and otherwise
+    lists the classes' counts; an instance's colour word, where known, leads its phrase. None when
+    no instance is large enough and no setting is known."""
     by_class: dict[str, list[int]] = {}
     for i, o in enumerate(img.instances):
-        if o.area >= MIN_AREA:
+        if o.area >= min_area:
             by_class.setdefault(o.category, []).append(i)
-    if not by_class:
+    if not by_class and setting is None:
         return None
     inst = img.instances
     classes = sorted(by_class, key=lambda c: (-max(inst[i].area for i in by_class[c]), c))[:max_classes]
-    summary = [f"{len(by_class[c])} {plural(c) if len(by_class[c]) > 1 else c}" for c in classes]
-    listed = summary[0] if len(summary) == 1 else ", ".join(summary[:-1]) + f" and {summary[-1]}"
-    text = [f"The image is an aerial view showing {listed}."]
+    if setting is not None:
+        text = [f"The image is an aerial view of {setting}."]
+    else:
+        summary = [f"{len(by_class[c])} {plural(c) if len(by_class[c]) > 1 else c}" for c in classes]
+        listed = summary[0] if len(summary) == 1 else ", ".join(summary[:-1]) + f" and {summary[-1]}"
+        text = [f"The image is an aerial view showing {listed}."]
     phrases: list[str] = []
-    masks: list[dict[str, Any]] = []
+    objects: list[int] = []
     for c in classes:
         idx = sorted(by_class[c], key=lambda i: -inst[i].area)[:per_class]
         parts = []
         for k, i in enumerate(idx, 1):
             p = f"{c}-{k}" if len(by_class[c]) > 1 else c
+            p = f"{inst[i].colour} {p}" if inst[i].colour else p
             phrases.append(p)
-            masks.append(inst[i].mask_spec())
+            objects.append(i)
             parts.append(f"<p> {p} </p> [SEG] {CELLS[cell_of(*inst[i].centre, img.width, img.height)]}")
         n = len(by_class[c])
         if n == 1:
@@ -251,13 +281,30 @@ def gcg_sample(img: InstanceImage, max_classes: int = 4, per_class: int = 3) -> 
             text.append(
                 f"The largest {plural(c)} are the " + ", the ".join(parts[:-1]) + f" and the {parts[-1]}."
             )
+    if not objects:
+        text.append("No distinct objects stand out.")
+    return Description(" ".join(text), phrases, objects)
+
+
+def gcg_sample(
+    img: InstanceImage,
+    max_classes: int | None = 4,
+    per_class: int = 3,
+    setting: str | None = None,
+    min_area: float = MIN_AREA,
+) -> Sample | None:
+    """The GCG sample of `gcg_description` (one mask per [SEG]); None for an image without
+    instances large enough to mention."""
+    d = gcg_description(img, setting, max_classes, per_class, min_area)
+    if d is None or not d.objects:
+        return None
     return Sample(
         image=str(img.image),
         prompt=GCG_PROMPT,
-        answer=" ".join(text),
+        answer=d.text,
         task="gcg",
-        masks=masks,
-        meta={"id": _id(img, "gcg", 0), "phrases": phrases},
+        masks=[img.instances[i].mask_spec() for i in d.objects],
+        meta={"id": _id(img, "gcg", 0), "phrases": d.phrases},
     )
 
 
@@ -274,5 +321,46 @@ def training_samples(
     out += roc_samples(img, rng, n=2)
     g = gcg_sample(img)
     if g is not None:
+        out.append(g)
+    return out
+
+
+TASKS = ("refseg", "presence", "count", "comparison", "roc", "gcg")
+
+
+def instance_samples(
+    img: InstanceImage,
+    rng: np.random.Generator,
+    tasks: Sequence[str] = TASKS,
+    max_refs: int = 5,
+    with_all: bool = False,
+    varied: bool = False,
+    count_cap: int | None = COUNT_CAP,
+    zeros: int = 0,
+    comparisons: int = 2,
+    roc: int = 5,
+    setting: str | None = None,
+) -> list[Sample]:
+    """The one builder's entry: `tasks` of one instance image, whatever its source, in the benchmarks'
+    formats (refseg as RRSIS-D, presence / count / comparison as RSVQA `vqa` samples with
+    meta["type"] presence / count / comp, roc as DIOR-RSVG, gcg as GeoPixelD). The draws happen in
+    the order of TASKS, so a fixed seed gives the same samples."""
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        raise ValueError(f"unknown instance tasks {unknown}; expected some of {', '.join(TASKS)}")
+    out: list[Sample] = []
+    if "refseg" in tasks:
+        out += refseg_samples(img, rng, max_refs=max_refs, with_all=with_all)
+    qs: list[Question] = []
+    if "presence" in tasks:
+        qs += presence_questions(img, rng, varied=varied)
+    if "count" in tasks:
+        qs += count_questions(img, rng, cap=count_cap, zeros=zeros, varied=varied)
+    if "comparison" in tasks:
+        qs += comparison_questions(img, rng, n=comparisons)
+    out += vqa_samples(img, qs)
+    if "roc" in tasks:
+        out += roc_samples(img, rng, n=roc)
+    if "gcg" in tasks and (g := gcg_sample(img, setting=setting)) is not None:
         out.append(g)
     return out

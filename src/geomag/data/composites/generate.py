@@ -34,7 +34,8 @@ from geomag.data.samples import Sample, mask_to_rle, read_jsonl, write_jsonl
 from geomag.errors import GeoMagError
 from geomag.model.answers import REFSEG_ANSWER
 
-VERSION = 1  # bump when a change alters what a (seed, split, index) produces
+VERSION = 2  # bump when a change alters what a (seed, split, index) produces (2: VQA and GCG text
+# from the one instance-task builder)
 MANIFEST = "composites.json"
 DEFAULT_REAL = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "real"
 SIZES = {  # canvas side: most at 512-1024 (training cost), a few large ones (small objects) to eval
@@ -186,9 +187,12 @@ def generate_composites(
         if {k: old.get(k) for k in request} == request:
             return paths
         if not overwrite:
+            made = (
+                f", version {old.get('version')}; this is {VERSION}" if old.get("version") != VERSION else ""
+            )
             raise GeoMagError(
                 f"{out} holds other composites ({old.get('n')} of seed {old.get('seed')}, "
-                f"{old.get('split')}); choose a new folder or pass --overwrite"
+                f"{old.get('split')}{made}); choose a new folder or pass --overwrite"
             )
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise GeoMagError(f"{out} exists and is not a composites folder; choose a new or empty folder")

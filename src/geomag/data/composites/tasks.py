@@ -1,5 +1,7 @@
 """The questions a composite answers exactly: referring expressions, VQA, referring object
-classification and a grounded description, all from the visible masks.
+classification and a grounded description, all from the visible masks. VQA and the description
+come from the one builder (geomag.data.instance_tasks) on the composite's instances
+(`composite_instances`); the referring expressions keep the colour-aware GeoScenes grammar.
 
 Referring expressions use the GeoScenes grammar and rules (`geomag.data.scenes.referring`: size,
 isolation, colour, 3 x 3 position, closest-to anchor; exactly one referent). Colour words come from
@@ -11,16 +13,22 @@ only the classes the background rules out, where every instance is a pasted, ann
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from geomag.data.composites.paste import Pasted
-from geomag.data.loaders.nwpu import plural
+from geomag.data.instance_tasks import (
+    comparison_questions,
+    count_questions,
+    gcg_description,
+    presence_questions,
+)
+from geomag.data.instances import Instance, InstanceImage
 from geomag.data.scenes.referring import CELLS, MIN_AREA, Facts, cell_of, evaluate, near_border, phrase
 from geomag.data.scenes.scene import SceneObject
-from geomag.data.scenes.vqa import comparison_questions, question
 
 COLOUR_SHARE = 0.6
 NO_COLOUR = "-"
@@ -130,66 +138,37 @@ def referring(
     return refs
 
 
-def vqa(objects: list[SceneObject], known: tuple[str, ...], rng: np.random.Generator) -> list[dict[str, Any]]:
-    """Presence, count and comparison questions over the exactly counted classes only."""
-    counts = {c: sum(o.category == c for o in objects) for c in known}
-    present = [c for c in known if counts[c]]
-    missing = [c for c in known if not counts[c]]
-    rng.shuffle(missing)
-    out = []
-    for c in present + missing[: max(1, len(present))]:
-        form = int(rng.integers(3))
-        q = (f"Is a {c} present?", f"Is there a {c}?", f"Are there {plural(c)}?")[form]
-        out.append(question(q, "yes" if counts[c] else "no", "presence"))
-    for c in present + missing[:1]:
-        q = (
-            f"How many {plural(c)} are there?"
-            if rng.random() < 0.5
-            else f"What is the amount of {plural(c)}?"
-        )
-        out.append(question(q, counts[c], "count"))
-    pairs = [(a, b) for a in present for b in known if a != b]
-    rng.shuffle(pairs)
-    out += comparison_questions(pairs[:2], counts, plural, rng)
-    return out
+def composite_instances(comp: Composite, image: str | Path = "") -> InstanceImage:
+    """The composite as an `InstanceImage` (instance i is comp.objects[i]): its known-absent classes
+    are the background's ruled-out ones without a pasted object (every instance of them is pasted and
+    annotated, so their counts are exact); `image` is where its PNG was written, if it was."""
+    w, h = comp.size
+    instances = tuple(Instance.from_crop(o.category, o.mask, o.box[:2], (w, h)) for o in comp.objects)
+    present = {o.category for o in comp.objects}
+    absent = tuple(c for c in comp.known if c not in present)
+    return InstanceImage(Path(image), w, h, instances, absent, "composites")
 
 
-def gcg(
-    objects: list[SceneObject], size: tuple[int, int], setting: str, per_class: int = 3
-) -> dict[str, Any]:
-    """GeoPixelD-style description: up to `per_class` objects per class, one [SEG] each."""
-    w, h = size
-    by_class: dict[str, list[SceneObject]] = {}
-    for o in objects:
-        if o.area >= MIN_AREA:
-            by_class.setdefault(o.category, []).append(o)
-    text = [f"The image is an aerial view of {setting}."]
-    phrases: list[str] = []
-    objs: list[int] = []
-    for c in sorted(by_class, key=lambda c: -max(o.area for o in by_class[c])):
-        chosen = sorted(by_class[c], key=lambda o: -o.area)[:per_class]
-        parts = []
-        for k, o in enumerate(chosen, 1):
-            p = f"{c}-{k}" if len(chosen) > 1 else c
-            phrases.append(p)
-            objs.append(o.index)
-            parts.append(f"<p> {p} </p> [SEG] {CELLS[cell_of(*o.centre, w, h)]}")
-        n = len(by_class[c])
-        if n == 1:
-            text.append(f"There is a {parts[0]}.")
-        elif n == len(chosen):
-            text.append(f"There are {n} {plural(c)}: " + ", ".join(parts[:-1]) + f" and {parts[-1]}.")
-        else:
-            text.append(
-                f"Among the {n} {plural(c)} are the " + ", the ".join(parts[:-1]) + f" and the {parts[-1]}."
-            )
-    return {"text": " ".join(text), "phrases": phrases, "objects": objs}
+def vqa(img: InstanceImage, rng: np.random.Generator) -> list[dict[str, str]]:
+    """Presence (balanced), exact counts (present classes and 1 absent) and 2 comparisons, through
+    the one builder (geomag.data.instance_tasks), varied wordings."""
+    qs = presence_questions(img, rng, varied=True)
+    qs += count_questions(img, rng, cap=None, zeros=1, varied=True)
+    return qs + comparison_questions(img, rng, n=2)
+
+
+def gcg(img: InstanceImage, setting: str) -> dict[str, Any]:
+    """GeoPixelD-style description through the one GCG builder: every class, up to 3 objects each."""
+    d = gcg_description(img, setting, max_classes=None, per_class=3, min_area=MIN_AREA)
+    assert d is not None  # a setting is always given
+    return {"text": d.text, "phrases": d.phrases, "objects": d.objects}
 
 
 def annotate(comp: Composite, setting: str, rng: np.random.Generator) -> Composite:
     """Fill the composite's referring, vqa, roc and gcg entries."""
+    img = composite_instances(comp)
     comp.referring = referring(comp.objects, comp.size, rng)
-    comp.vqa = vqa(comp.objects, comp.known, rng)
+    comp.vqa = vqa(img, rng)
     comp.roc = [{"box": list(o.box), "class": o.category} for o in comp.objects if o.area >= MIN_AREA]
-    comp.gcg = gcg(comp.objects, comp.size, setting)
+    comp.gcg = gcg(img, setting)
     return comp

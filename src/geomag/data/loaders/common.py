@@ -1,7 +1,5 @@
-"""Helpers shared by the benchmark loaders: file checks with clear errors and the task prompts.
-
-The prompts are the single place that says how a benchmark sample is asked; training data
-(GeoScenes) and evaluation should use the same wording.
+"""Helpers shared by the benchmark loaders: file checks with clear errors, and the task prompts
+(defined in geomag.data.prompts, re-exported here).
 """
 
 from __future__ import annotations
@@ -13,15 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from geomag.data.prompts import CAPTION_PROMPT as CAPTION_PROMPT  # the prompts: re-exported
+from geomag.data.prompts import REFSEG_PROMPT as REFSEG_PROMPT
+from geomag.data.prompts import ROC_PROMPT as ROC_PROMPT
+from geomag.data.prompts import SCENE_PROMPT as SCENE_PROMPT
+from geomag.data.prompts import VQA_PROMPT as VQA_PROMPT
+from geomag.data.prompts import box_text as box_text
 from geomag.errors import GeoMagError
-
-CAPTION_PROMPT = "Describe the image in one sentence."
-SCENE_PROMPT = (
-    "Classify the image into one of the following classes: {classes}. Answer with the class name only."
-)
-VQA_PROMPT = "{question} Answer with one word or a number."
-ROC_PROMPT = "What is the object at {box}? Answer with its class."
-REFSEG_PROMPT = "Segment {expression}."
 
 
 def require_file(path: Path, what: str, hint: str = "") -> Path:
@@ -63,13 +59,3 @@ def readable_class(name: str) -> str:
     """'DenseResidential' / 'dense_residential' / 'storage-tank' -> 'dense residential' / 'storage tank'."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
     return re.sub(r"[\s_\-]+", " ", spaced).strip().lower()
-
-
-def box_text(box: tuple[float, float, float, float], width: int, height: int) -> str:
-    """A pixel box as '[x0, y0, x1, y1]' in percent of the image size (0..100, integers).
-
-    Relative coordinates, because the VLM sees the image resized to its own input size.
-    """
-    x0, y0, x1, y1 = box
-    vals = [x0 / width, y0 / height, x1 / width, y1 / height]
-    return "[" + ", ".join(str(round(100 * v)) for v in vals) + "]"

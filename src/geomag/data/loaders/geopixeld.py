@@ -18,13 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from geomag.data.loaders.common import read_json
+from geomag.data.prompts import GCG_PROMPT as GCG_PROMPT  # re-exported: the benchmark's prompt
 from geomag.data.samples import Sample, gcg_phrases, load_geopixeld
 from geomag.errors import GeoMagError
 
-GCG_PROMPT = (
-    "Could you perform an in-depth analysis of this photo, including interleaved segmentation masks "
-    "to map each part of your answer to specific image object?"
-)
 SPLITS = ("train", "val", "test")
 
 

@@ -24,7 +24,9 @@ def roc(scene: Scene, rng: np.random.Generator) -> list[dict]:
 
 def annotate(scene: Scene, rng: np.random.Generator) -> None:
     scene.captions = captions(scene, rng)
-    scene.vqa = vqa(scene, rng)
+    # its own stream: the wording of the questions (the one builder's) does not move the draws of
+    # the referring expressions and ROC boxes after it
+    scene.vqa = vqa(scene, np.random.default_rng([scene.seed, 0x7A5]))
     scene.roc = roc(scene, rng)
     scene.referring = referring(scene, rng)
     scene.gcg = gcg(scene, rng)

@@ -1,4 +1,6 @@
-"""Grounded description (GeoPixelD style): text with `<p> phrase </p> [SEG]`, one object per [SEG]."""
+"""Grounded description (GeoPixelD style) of a GeoScene: the scene's setting, then its objects with
+`<p> phrase </p> [SEG]`, one object per [SEG], written by the one GCG builder
+(geomag.data.instance_tasks.gcg_description) that the real sources use too."""
 
 from __future__ import annotations
 
@@ -6,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from geomag.data.scenes.classes import PLURAL
-from geomag.data.scenes.referring import CELLS, cell_of
+from geomag.data.scenes.instances import scene_instances
 from geomag.data.scenes.scene import Scene
 
 SCENE_WORDS = {
@@ -25,34 +26,11 @@ SCENE_WORDS = {
 
 
 def gcg(scene: Scene, rng: np.random.Generator, max_classes: int = 4, per_class: int = 3) -> dict[str, Any]:
-    """Describe the scene; mention up to `per_class` objects of up to `max_classes` classes, each with [SEG]."""
-    w, h = scene.size
-    by_class: dict[str, list[int]] = {}
-    for o in scene.objects:
-        if o.area >= 4:
-            by_class.setdefault(o.category, []).append(o.index)
-    text = [f"The image is an aerial view of {SCENE_WORDS[scene.scene_type]}."]
-    phrases: list[str] = []
-    objs: list[int] = []
-    classes = sorted(by_class, key=lambda c: -max(scene.objects[i].area for i in by_class[c]))[:max_classes]
-    for c in classes:
-        idx = sorted(by_class[c], key=lambda i: -scene.objects[i].area)[:per_class]
-        parts = []
-        for k, i in enumerate(idx, 1):
-            o = scene.objects[i]
-            p = f"{o.colour} {c}-{k}" if len(idx) > 1 else f"{o.colour} {c}"
-            phrases.append(p)
-            objs.append(i)
-            parts.append(f"<p> {p} </p> [SEG] {CELLS[cell_of(*o.centre, w, h)]}")
-        n = len(by_class[c])
-        if n == 1:
-            text.append(f"There is a {parts[0]}.")
-        elif n == len(idx):
-            text.append(f"There are {n} {PLURAL[c]}: " + ", ".join(parts[:-1]) + f" and {parts[-1]}.")
-        else:
-            text.append(
-                f"Among the {n} {PLURAL[c]} are the " + ", the ".join(parts[:-1]) + f" and the {parts[-1]}."
-            )
-    if not objs:
-        text.append("No distinct objects stand out.")
-    return {"text": " ".join(text), "phrases": phrases, "objects": objs}
+    """Describe the scene; mention up to `per_class` objects of up to `max_classes` classes, each with
+    [SEG] (phrases lead with the object's colour). `rng` is unused: the description is exact."""
+    # imported here: instance_tasks imports geomag.data.scenes.referring (this package)
+    from geomag.data.instance_tasks import gcg_description
+
+    d = gcg_description(scene_instances(scene), SCENE_WORDS[scene.scene_type], max_classes, per_class, 4)
+    assert d is not None  # a setting is always given
+    return {"text": d.text, "phrases": d.phrases, "objects": d.objects}

@@ -7,12 +7,11 @@ least URBAN of the image.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from geomag.data.scenes.classes import CLASSES, PLURAL
+from geomag.data.scenes.instances import scene_instances
 from geomag.data.scenes.scene import LC, Scene
 
 LC_PRESENT = 0.005
@@ -33,60 +32,23 @@ def question(text: str, answer: Any, qtype: str) -> dict[str, Any]:
     return {"question": text, "answer": str(answer), "type": qtype, "answer_type": atype}
 
 
-def comparison_questions(
-    pairs: list[tuple[str, str]],
-    counts: dict[str, int],
-    plural: Callable[[str], str],
-    rng: np.random.Generator,
-) -> list[dict[str, Any]]:
-    """One comparison question per (a, b) pair, in one of three forms drawn from `rng`: more, less,
-    equal (their answers from the exact `counts`)."""
-    out = []
-    for a, b in pairs:
-        form = int(rng.integers(3))
-        if form == 0:
-            out.append(
-                question(
-                    f"Are there more {plural(a)} than {plural(b)}?",
-                    "yes" if counts[a] > counts[b] else "no",
-                    "comp",
-                )
-            )
-        elif form == 1:
-            out.append(
-                question(
-                    f"Are there less {plural(a)} than {plural(b)}?",
-                    "yes" if counts[a] < counts[b] else "no",
-                    "comp",
-                )
-            )
-        else:
-            q = f"Is the number of {plural(a)} equal to the number of {plural(b)}?"
-            out.append(question(q, "yes" if counts[a] == counts[b] else "no", "comp"))
-    return out
-
-
 def vqa(scene: Scene, rng: np.random.Generator) -> list[dict[str, Any]]:
-    counts = {c: scene.count(c) for c in CLASSES}
-    present = [c for c in CLASSES if counts[c]]
-    absent = [c for c in CLASSES if not counts[c]]
-    rng.shuffle(absent)
+    """Rural / urban, object presence (every present class and 2 absent ones), land-cover presence,
+    exact counts (present classes and 1 absent) and 3 comparisons. The object questions come from
+    the one builder (geomag.data.instance_tasks) on the scene's instances, with varied wordings."""
+    # imported here: instance_tasks imports geomag.data.scenes.referring (this package)
+    from geomag.data.instance_tasks import comparison_questions, count_questions, presence_questions
+
+    img = scene_instances(scene)
+
+    def typed(qs: list[dict[str, str]]) -> list[dict[str, Any]]:
+        return [{**question(q["question"], q["answer"], q["type"]), **q} for q in qs]
+
     out = [question("Is it a rural or an urban area", "urban" if is_urban(scene) else "rural", "rural_urban")]
-    for c in present + absent[:2]:
-        form = int(rng.integers(3))
-        q = (f"Is a {c} present?", f"Is there a {c}?", f"Are there {PLURAL[c]}?")[form]
-        out.append(question(q, "yes" if counts[c] else "no", "presence"))
+    out += typed(presence_questions(img, rng, varied=True, n_no=2))
     for name, label in LC_NAMES.items():
         frac = float((scene.landcover == LC[name]).mean())
         out.append(question(f"Is a {label} present?", "yes" if frac >= LC_PRESENT else "no", "presence"))
-    for c in present + absent[:1]:
-        q = (
-            f"How many {PLURAL[c]} are there?"
-            if rng.random() < 0.5
-            else f"What is the amount of {PLURAL[c]}?"
-        )
-        out.append(question(q, counts[c], "count"))
-    pairs = [(a, b) for a in present for b in CLASSES if a != b]
-    rng.shuffle(pairs)
-    out += comparison_questions(pairs[:3], counts, PLURAL.__getitem__, rng)
+    out += typed(count_questions(img, rng, cap=None, zeros=1, varied=True))
+    out += typed(comparison_questions(img, rng, n=3))
     return out
