@@ -37,7 +37,8 @@ def test_parse_equals_the_cli_and_the_server(tmp_path, capsys):
     from geomag.serve.worker import start_worker
 
     result = geomag.parse(str(EXAMPLE), PROMPT)
-    assert result.granularity == "pixel" and set(result.boxes) == {"crop1", "crop2"}
+    # the arbiter weighed the whole image against MagCrop's crops (nano keeps it whole here)
+    assert result.granularity == "pixel" and result.extra["candidates"][0]["whole"]
     assert main(["parse", str(EXAMPLE), PROMPT, "--out", str(tmp_path / "cli")]) == 0
     worker = start_worker("nano")
     try:
@@ -165,7 +166,9 @@ def test_a_skipped_plan_keeps_the_whole_image_and_says_so(tiny_checkpoint):
         whole = predictor.predict(PROMPT, granularity=granularity, magcrop=False, max_new_tokens=8)
         assert skipped.boxes == {} and skipped.text == whole.text
         assert str(skipped.extra["magcrop"]).startswith("skipped: the saliency does not single out")
-        cropped = predictor.predict(PROMPT, granularity=granularity, max_new_tokens=8, **always)
+        cropped = predictor.predict(
+            PROMPT, granularity=granularity, max_new_tokens=8, arbiter=False, **always
+        )
         assert cropped.boxes and cropped.extra["magcrop"] is True
     with pytest.raises(GeoMagError, match="must be a number"):
         geomag.ParseOptions.from_dict({"pixel_skip_below": "high"})
