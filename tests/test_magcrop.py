@@ -226,7 +226,7 @@ def test_mask_saliency_candidates_nest_around_the_peaks(vlm):
     magcrop = MagCrop(vlm, MagCropConfig(pixel_saliency="mask", candidates=2), segmenter=segmenter)
     plans = magcrop.plans(img, PROMPT, "pixel")
     assert len(plans) == 2 and segmenter.prompts == 1  # one saliency pass for all candidates
-    side = 2 * max(vlm.input_size)  # the default mask_crop
+    side = max(vlm.input_size)  # the default mask_crop with crop views: the model's input side
     for (adjusted, plan), (x, y, _) in zip(plans, spots, strict=True):
         c1, c2 = plan.boxes["crop1"], plan.boxes["crop2"]
         assert plan.box_source == "mask" and adjusted.size == (1200, 800)
