@@ -74,7 +74,7 @@ def test_a_served_job_runs_on_the_servers_device(tiny_checkpoint, court_image):
                 data = form if device is None else {**form, "device": device}
                 response = client.post("/v1/parse", data=data, files={"image": ("court.png", f)})
             assert response.status_code == status, response.text
-        assert "this server runs on cpu, not cuda" in response.json()["error"]
+        assert "this server runs on cpu, not 'cuda'" in response.json()["error"]
         assert seen == ["cpu", "cpu"]
         assert {p.device.type for p in predictor.model.parameters()} == {"cpu"}
     finally:

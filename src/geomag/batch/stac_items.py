@@ -28,6 +28,7 @@ import shapely.geometry
 
 from geomag.batch.geometry import mask_geometry, record_transform
 from geomag.batch.jobs import BatchSettings
+from geomag.geoio import public_file
 
 STAC_DIR = "stac"
 CATALOG = "catalog.json"
@@ -41,6 +42,7 @@ def _write_json(data: dict[str, Any], path: Path) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False)
+        public_file(tmp)  # mkstemp's 0600 -> the mode of every other output
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
