@@ -107,7 +107,7 @@ def test_server_reports_user_errors_and_keeps_serving(
     assert rc == 2 and "not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     argv = ["parse", str(court_image), "Is there a ship?", "--granularity", "region"]
-    rc = main([*argv, "--candidates", "99", "--out", str(tmp_path / "bad"), "--server", server_url])
+    rc = main([*argv, "--candidates", "8", "--out", str(tmp_path / "bad"), "--server", server_url])
     assert rc == 2 and "candidates must be at most 4 on this server" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
     rc = main([*argv, "--model", "nano", "--out", str(tmp_path / "other"), "--server", server_url])

@@ -431,11 +431,13 @@ def _client_name(filename: str | None) -> str:
     return "".join(c for c in name if c.isprintable())[:80] or "no file name"
 
 
-def _for_client(message: str, file: Path, name: str) -> str:
+def _for_client(message: str, file: Path | str, name: str) -> str:
     """A reader's message with the server's path replaced by `name` and the CLI's flags by the form's
-    fields (`--bands` is the field 'bands' here)."""
-    for path in sorted({str(file), str(file.resolve()), str(file.parent)}, key=len, reverse=True):
-        message = message.replace(path, name)
+    fields (`--bands` is the field 'bands' here). A URL (`file` as a string) is the client's own:
+    the reader has already redacted it."""
+    if isinstance(file, Path):
+        for path in sorted({str(file), str(file.resolve()), str(file.parent)}, key=len, reverse=True):
+            message = message.replace(path, name)
     for field_name in ("bands", "nodata"):
         message = re.sub(rf"--{field_name} (?=[\d'-])", f"{field_name}=", message)
         message = message.replace(f"--{field_name}", f"the field '{field_name}'")
