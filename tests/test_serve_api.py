@@ -33,18 +33,21 @@ ROOT = Path(__file__).resolve().parents[1]
 COURT = ROOT / "examples" / "tennis_courts_P0224.png"
 GEOTIFF = ROOT / "examples" / "neon_osbs029.tif"
 PROMPT = "Is there a tennis court in this image?"
-# PSC attention without the skip rule on the tiny model (its random maps are flat): ~1 s, with boxes
+# PSC attention without the skip rule and the arbiter on the tiny model (its random maps are flat,
+# its confidence noise): ~1 s, with boxes
 FAST = {
     "granularity": "region",
     "max_new_tokens": "4",
     "region_saliency": "attention",
     "region_skip_below": "0",
+    "arbiter": "false",
 }
 FAST_OPTIONS = {
     "granularity": "region",
     "max_new_tokens": 4,
     "region_saliency": "attention",
     "region_skip_below": 0.0,
+    "arbiter": False,
 }
 
 
