@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -271,8 +272,16 @@ class GeoMagPredictor:
         use_magcrop = options.magcrop and not is_gcg_request(prompt, granularity)
         skipped: MagCropPlan | None = None
         size, _ = working_size(source.size, options.working_cap)
-        whole = _Option(source.read(None, size), None, {})
-        choices = [whole]
+        read: list[_Option] = []
+
+        def whole() -> _Option:
+            """The whole image at the working scale, read once and only when a choice or a crop view
+            needs it (an image plan or the canvas without the arbiter never does)."""
+            if not read:
+                read.append(_Option(source.read(None, size), None, {}))
+            return read[0]
+
+        choices: list[_Option] | None = None
         if use_magcrop:
             magcrop = self.magcrop(options)
             zoom = options.zoom_for(magcrop.pixel_saliency) if granularity == "pixel" else None
@@ -298,7 +307,9 @@ class GeoMagPredictor:
                 choices = crops  # the image plan (Eq. 2) has no crop to weigh against the whole image
             else:
                 # the arbiter: the whole image stays a candidate beside the crops (`options.arbiter`)
-                choices = [whole, *crops] if options.arbiter else crops
+                choices = [whole(), *crops] if options.arbiter else crops
+        if choices is None:
+            choices = [whole()]
 
         with torch.no_grad():
             checked = None
@@ -308,13 +319,13 @@ class GeoMagPredictor:
                 extra["candidates"] = [
                     {
                         "boxes": {k: b.to_list() for k, b in c.boxes.items()},
-                        "whole": c is whole,
+                        "whole": c.plan is None,
                         "score": score,
                         "peakedness": None if c.plan is None else c.plan.peakedness,
                     }
                     for c, score in zip(choices, scores, strict=True)
                 ]
-                if choices[best] is whole:
+                if choices[best].plan is None:
                     extra["magcrop"] = (
                         f"kept the whole image: the model was more confident on it ({scores[0]:.2f}) than "
                         f"on any crop ({max(scores[1:]):.2f}, margin {options.arbiter_margin:.2f})"
@@ -376,7 +387,7 @@ class GeoMagPredictor:
         granularity: str,
         zoom: str | None,
         options: ParseOptions,
-        whole: _Option,
+        whole: Callable[[], _Option],
     ) -> _Option:
         """What the model sees of a plan: with `views="extra"` the global view and the plan's inner
         crop (crop2 of pixel plans unless `zoom` is crop1; crop1 of region plans) as a second view
@@ -387,8 +398,8 @@ class GeoMagPredictor:
             return _Option(adjusted, plan, boxes)
         if options.views == "extra":
             name = "crop1" if granularity == "region" or zoom == "crop1" else "crop2"
-            global_view = whole.seen if isinstance(whole.seen, Image.Image) else None
-            views = crop_views(self._checked_source(), boxes[name], global_view)
+            global_view = whole().seen  # the whole image is one view: an Image
+            views = crop_views(self._checked_source(), boxes[name], global_view)  # type: ignore[arg-type]
             return _Option(views, plan, boxes, boxes[name])
         if zoom and granularity == "pixel" and zoom in boxes:
             if plan.only == zoom:  # MagCrop composed only this crop

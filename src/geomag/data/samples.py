@@ -67,6 +67,26 @@ class Sample:
         """The masks as boolean (height, width) arrays, in the order of the [SEG] tokens."""
         return [decode_mask(spec, width, height, root) for spec in self.masks]
 
+    def target_box(
+        self, width: int, height: int, root: str | Path | None = None
+    ) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) of the sample's target in original pixels: the bounding box of the union of
+        its masks (None if they are empty), else its `meta["box"]` rounded (a ROC sample's queried box;
+        not checked against the image: callers clip or refuse it), else None."""
+        if self.masks:
+            union = np.zeros((height, width), dtype=bool)
+            for m in self.mask_arrays(width, height, root):
+                union |= m
+            ys, xs = np.nonzero(union)
+            if not xs.size:
+                return None
+            return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        box = self.meta.get("box")
+        if isinstance(box, list | tuple) and len(box) == 4:
+            x0, y0, x1, y1 = (round(float(v)) for v in box)
+            return x0, y0, x1, y1
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -60,20 +60,9 @@ class SampleScore:
 
 # ------------------------------------------------------------------------------------------------
 def target_box_of(sample: Sample, size: tuple[int, int]) -> Box | None:
-    """The sample's target (original pixels): the union of its masks, or a ROC sample's queried box."""
-    w, h = size
-    if sample.masks:
-        union = np.zeros((h, w), dtype=bool)
-        for m in sample.mask_arrays(w, h):
-            union |= m
-        ys, xs = np.nonzero(union)
-        if not xs.size:
-            return None
-        return Box(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    box = sample.meta.get("box")
-    if isinstance(box, list | tuple) and len(box) == 4:
-        return Box(*(round(float(v)) for v in box)).clamp(w, h)
-    return None
+    """The sample's target (`Sample.target_box`) clipped to the image, as a Box."""
+    box = sample.target_box(*size)
+    return None if box is None else Box(*box).clamp(*size)
 
 
 def square_around(box: Box, side: int, size: tuple[int, int]) -> Box:

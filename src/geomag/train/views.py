@@ -16,7 +16,6 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from geomag.data.samples import Sample
@@ -29,21 +28,13 @@ MIN_IMAGE = 320  # images smaller than this keep their single view (no detail to
 
 
 def target_box(sample: Sample, size: tuple[int, int], root: str | Path | None) -> tuple[int, ...] | None:
-    """The sample's target in original pixels: the union of its masks, or its `meta["box"]`."""
-    if sample.masks:
-        union = np.zeros((size[1], size[0]), dtype=bool)
-        for m in sample.mask_arrays(size[0], size[1], root):
-            union |= m
-        ys, xs = np.nonzero(union)
-        if xs.size:
-            return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    """The sample's target in original pixels (`Sample.target_box`), or None when it does not lie
+    inside the image."""
+    box = sample.target_box(size[0], size[1], root)
+    if box is None:
         return None
-    box = sample.meta.get("box")
-    if isinstance(box, list | tuple) and len(box) == 4:
-        x0, y0, x1, y1 = (round(float(v)) for v in box)
-        if 0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1]:
-            return x0, y0, x1, y1
-    return None
+    x0, y0, x1, y1 = box
+    return box if 0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1] else None
 
 
 def jittered_crop(
