@@ -178,11 +178,21 @@ class ModelWorker:
         self._seconds = [*self._seconds[-9:], time.perf_counter() - t]
 
 
-def start_worker(model: str, device: str = "cpu", max_waiting: int = 8) -> ModelWorker:
+def start_worker(
+    model: str, device: str = "cpu", max_waiting: int = 8, threads: int | None = None
+) -> ModelWorker:
     """A started worker whose predictor runs `model` (a name or checkpoint folder) on `device`,
-    with the granularity classifier loaded (the first request does not pay for it)."""
+    with the granularity classifier loaded (the first request does not pay for it).
+
+    `threads`: torch threads of the worker thread (default: what `geomag.threads` gave the calling
+    thread). Set on the worker thread itself because torch's count is per thread: a later
+    `configure_threads` elsewhere in the process (a test's local parse, a CLI call in a notebook)
+    must not leave the server's jobs on another count, whose different sums change the last digits
+    of a result."""
+    count = torch.get_num_threads() if threads is None else threads
 
     def make_predictor() -> GeoMagPredictor:  # on the worker thread: the model lives there only
+        torch.set_num_threads(count)
         predictor = GeoMagPredictor(create_model(model, device=device), model_name=model)
         predictor.classify("warm-up")
         worker.model_layers = len(decoder_layers(predictor.vlm.model))
