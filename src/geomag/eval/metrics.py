@@ -862,16 +862,35 @@ def gcg_mask_metrics(
     }
 
 
+LOOP_NGRAM = 4  # words: "the field center is" twice in one answer is a loop, not a style
+
+
+def loops(text: str, n: int = LOOP_NGRAM) -> bool:
+    """Whether an answer repeats itself: some run of `n` words (markup removed, lower case) occurs
+    twice. A description of distinct objects does not repeat four words; a looping small LLM does
+    ("The field center is a field with a field center. The field center is ...")."""
+    words = re.findall(r"[a-z0-9]+", strip_gcg_markup(text).lower())
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
 def gcg_metrics(
     pred_texts: Sequence[str], gt_texts: Sequence[str], images: Sequence[GcgImage], embedder: TextEmbedder
 ) -> Metrics:
-    """All GCG numbers: METEOR and CIDEr of the text (cleaned as GLaMM) plus the mask metrics."""
+    """All GCG numbers: METEOR and CIDEr of the text (cleaned as GLaMM) plus the mask metrics, and
+    GeoMag's `looping` (the share of answers that repeat themselves, `loops`)."""
     _same_length(pred_texts, gt_texts)
     _same_length(pred_texts, images)
     preds = {str(i): strip_gcg_markup(t) for i, t in enumerate(pred_texts)}
     refs = {str(i): [strip_gcg_markup(t)] for i, t in enumerate(gt_texts)}
     masks = gcg_mask_metrics(images, embedder)
-    return {**masks, **caption_metrics(preds, refs, ("METEOR", "CIDEr")), "n": len(images)}
+    looping = _mean([loops(t) for t in pred_texts])
+    return {
+        **masks,
+        **caption_metrics(preds, refs, ("METEOR", "CIDEr")),
+        "looping": looping,
+        "n": len(images),
+    }
 
 
 # --------------------------------------------------------------------------------------------

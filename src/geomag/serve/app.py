@@ -438,6 +438,7 @@ def _for_client(message: str, file: Path | str, name: str) -> str:
     if isinstance(file, Path):
         for path in sorted({str(file), str(file.resolve()), str(file.parent)}, key=len, reverse=True):
             message = message.replace(path, name)
+        message = message.replace(f"{file.name}: ", f"{name}: ")  # readers that name the file alone
     for field_name in ("bands", "nodata"):
         message = re.sub(rf"--{field_name} (?=[\d'-])", f"{field_name}=", message)
         message = message.replace(f"--{field_name}", f"the field '{field_name}'")
