@@ -457,3 +457,12 @@ def test_caption_scores_hand_computed():
     assert (
         M.strip_gcg_markup("The <p> tennis court-1 </p> [SEG] at right .") == "The tennis court-1 at right ."
     )
+
+
+def test_looping_answers_are_counted():
+    from geomag.eval.metrics import loops
+
+    assert loops("The field center is a field with a field center. The field center is a field")
+    assert loops("The image is [SEG]. The image is [SEG]. The image is [SEG].")
+    assert not loops("There is a <p> harbor </p> [SEG] at the bottom and a <p> ship </p> [SEG] beside it.")
+    assert not loops("Yes.")

@@ -210,7 +210,16 @@ class ParseOptions:
     )
     no_repeat_ngram: int = option(
         0,
-        "greedy decoding never repeats an n-gram of this length (0: off; long answers of a small LLM loop)",
+        "greedy decoding never repeats an n-gram of this length (0: off) in answers other than "
+        "grounded descriptions",
+        minimum=0,
+        maximum=16,
+        answer=True,
+    )
+    gcg_no_repeat_ngram: int = option(
+        2,
+        "the same for grounded descriptions (GCG), whose long answers a small LLM loops (0: off; "
+        "chosen on a validation split, docs/nano.md)",
         minimum=0,
         maximum=16,
         answer=True,

@@ -269,7 +269,8 @@ class GeoMagPredictor:
             raise GeoMagError(f"granularity must be one of {', '.join(GRANULARITIES)}, not '{granularity}'")
         timings["classify"] = time.perf_counter() - t
 
-        use_magcrop = options.magcrop and not is_gcg_request(prompt, granularity)
+        gcg = is_gcg_request(prompt, granularity)
+        use_magcrop = options.magcrop and not gcg
         skipped: MagCropPlan | None = None
         # the whole image as the model sees it: the VLM and the mask encoder resize it to their input
         # side (256-1024 px), so it is read at most at VIEW_READ_CAP, like a crop view; a large
@@ -339,7 +340,9 @@ class GeoMagPredictor:
             # the ranking forward already holds the answer when greedy decoding would write it
             if checked is not None and not (checked.greedy and checked.fits(options.max_new_tokens)):
                 checked = None
-            answer = self._answer(choices[0], prompt, options, timings, checked)
+            # a grounded description loops without n-gram blocking (its n chosen on a validation split)
+            ngram = options.gcg_no_repeat_ngram if gcg else options.no_repeat_ngram
+            answer = self._answer(choices[0], prompt, options, timings, checked, ngram)
         if checked is not None:
             extra["answer_checked"] = True
         notes = dict(answer.notes)
@@ -463,6 +466,7 @@ class GeoMagPredictor:
         options: ParseOptions,
         timings: dict[str, float],
         checked: ReferringCheck | None,
+        no_repeat_ngram: int = 0,
     ) -> _Answer:
         """Answer and masks (original grid) for one option; adds to `timings`."""
         seen, crop = option.seen, option.mask_box
@@ -478,7 +482,7 @@ class GeoMagPredictor:
             new, logits, runs = checked.answer_ids, checked.mask_logits, checked.runs
         else:
             t = time.perf_counter()
-            new = model.generate_ids(seen, prompt, options.max_new_tokens, options.no_repeat_ngram)
+            new = model.generate_ids(seen, prompt, options.max_new_tokens, no_repeat_ngram)
             timings["generate"] = time.perf_counter() - t
             t = time.perf_counter()
             batch = model.answer_batch(seen, prompt, new)

@@ -34,6 +34,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("AP50", "AP50"),
         ("mIoU", "mIoU"),
         ("recall", "Recall"),
+        ("looping", "Looping (GeoMag; lower is better)"),
     ],
 }
 

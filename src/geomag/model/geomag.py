@@ -502,7 +502,11 @@ class GeoMagModel(nn.Module):
         max_new_tokens: int,
         no_repeat_ngram_size: int = 0,
     ) -> torch.Tensor:
-        """The greedy answer's token ids, without the end token and what follows it."""
+        """The greedy answer's token ids, without the end token and what follows it. With
+        `no_repeat_ngram_size` n > 0, transformers' n-gram blocking: no n-gram of the prompt and
+        answer is written twice (a markup-aware variant that exempted the prompt and [SEG] / <p> /
+        </p> was measured worse on the validation split: the model then looped on the markup,
+        docs/nano.md)."""
         inputs = self.vlm.prepare(image, prompt)
         extra = {"no_repeat_ngram_size": no_repeat_ngram_size} if no_repeat_ngram_size > 0 else {}
         out = self.llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **extra)
