@@ -28,11 +28,6 @@ def install() -> None:
         signal.signal(signal.SIGINT, _on_sigint)
 
 
-def interrupted() -> bool:
-    """Whether Ctrl+C reached this process since `install`, swallowed or not."""
-    return _interrupted.is_set()
-
-
 def check() -> None:
     """Raise KeyboardInterrupt again if Ctrl+C came and something swallowed it."""
     if _interrupted.is_set():

@@ -211,6 +211,14 @@ VIEW_READ_CAP = (
 VIEWS = ("extra", "canvas")
 
 
+def read_global_view(source: ImageSource, working_cap: int = VIEW_READ_CAP) -> Image.Image:
+    """The whole image as the model sees it. The VLM and the mask encoder resize it to their input side
+    (256-1024 px), so it is read at most at VIEW_READ_CAP (and the working cap), like a crop view: a
+    large raster or a remote COG is then read from its overviews (issue 35: read at the working
+    scale, 98 % of a 4096 px COG was fetched for the arbiter's whole-image candidate)."""
+    return source.read(None, working_size(source.size, min(working_cap, VIEW_READ_CAP))[0])
+
+
 def crop_views(
     image: ImageInput | ImageSource, box: Box, global_view: Image.Image | None = None
 ) -> list[Image.Image]:
@@ -221,7 +229,7 @@ def crop_views(
     input shrinks back to the global view's detail). Masks decode on the last view (the crop) and
     paste back at `box`. Training builds its two-view samples with this same function."""
     source = as_source(image)
-    whole = global_view or source.read(None, working_size(source.size, VIEW_READ_CAP)[0])
+    whole = global_view or read_global_view(source)
     size, _ = working_size((box.width, box.height), VIEW_READ_CAP)
     return [whole, source.read(box, size)]
 

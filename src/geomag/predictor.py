@@ -29,7 +29,14 @@ from PIL import Image
 from geomag.errors import GeoMagError
 from geomag.granularity import GranularityClassifier, load_classifier
 from geomag.imaging import Box, ImageSource, nearest_mask, paste_mask
-from geomag.magcrop import GRANULARITIES, VIEW_READ_CAP, MagCrop, MagCropPlan, crop_views, working_size
+from geomag.magcrop import (
+    GRANULARITIES,
+    MagCrop,
+    MagCropPlan,
+    crop_views,
+    read_global_view,
+    working_size,
+)
 from geomag.model.answers import REFSEG_ANSWER, gcg_phrases, seg_phrases
 from geomag.model.geomag import MASK_THRESHOLD, GeoMagModel, mask_view
 from geomag.model.registry import Model
@@ -272,18 +279,13 @@ class GeoMagPredictor:
         gcg = is_gcg_request(prompt, granularity)
         use_magcrop = options.magcrop and not gcg
         skipped: MagCropPlan | None = None
-        # the whole image as the model sees it: the VLM and the mask encoder resize it to their input
-        # side (256-1024 px), so it is read at most at VIEW_READ_CAP, like a crop view; a large
-        # raster or a remote COG is then read from its overviews (issue 35: reading it at the
-        # working scale fetched 98 % of a 4096 px COG for the arbiter's whole-image candidate)
-        size, _ = working_size(source.size, min(options.working_cap, VIEW_READ_CAP))
         read: list[_Option] = []
 
         def whole() -> _Option:
-            """The whole image, read once and only when a choice or a crop view needs it (an image plan
-            or the canvas without the arbiter never does)."""
+            """The whole image as the model sees it (`read_global_view`), read once and only when a
+            choice or a crop view needs it (an image plan or the canvas without the arbiter never does)."""
             if not read:
-                read.append(_Option(source.read(None, size), None, {}))
+                read.append(_Option(read_global_view(source, options.working_cap), None, {}))
             return read[0]
 
         choices: list[_Option] | None = None

